@@ -1,0 +1,64 @@
+"""sklearn-relevance: neural networks trained to look at the right things.
+
+scikit-learn estimators wrapping PyTorch networks (through skorch) that can
+be regularised by their own relevance (deep relevance regularization),
+explained by a batched, differentiable attribution engine, and scored on what
+they look at.
+
+Submodules are imported on first use, so ``import sklearn_relevance`` stays
+light; every public name below is reachable from the package root.
+"""
+
+from ._lazy import attach
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    # estimators
+    "RelevanceNetClassifier": ".estimators",
+    "RelevanceNetRegressor": ".estimators",
+    "RelevancePenalty": ".penalties",
+    "MaskedRelevancePenalty": ".penalties",
+    # explainers
+    "get_explainer": ".explainers",
+    "available_explainers": ".explainers",
+    # transformers and callbacks
+    "RelevanceTransformer": ".transformers",
+    "RegionRelevance": ".transformers",
+    "RelevanceScoring": ".callbacks",
+    # scorers
+    "make_relevance_scorer": ".metrics",
+    "get_relevance_scorer": ".metrics",
+    # model selection
+    "LeaveOneLabOut": ".model_selection",
+    "CrossLabSplit": ".model_selection",
+    # multimodal
+    "modality_importance": ".multimodal",
+    "make_multimodal_cases": ".multimodal",
+    "evaluate_importance": ".multimodal",
+    # evaluation
+    "compare_explainers": ".evaluation",
+}
+
+_SUBMODULES = [
+    "explainers",
+    "metrics",
+    "ims",
+    "modules",
+    "datasets",
+    "multimodal",
+    "evaluation",
+    "model_selection",
+    "transformers",
+    "penalties",
+    "estimators",
+]
+
+_LAZY.update({name: f".{name}" for name in _SUBMODULES})
+__getattr__, _dir = attach(__name__, _LAZY)
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __dir__():
+    return sorted(__all__)

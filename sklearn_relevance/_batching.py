@@ -1,0 +1,87 @@
+"""Chunking helpers shared by explainers, metrics and estimators.
+
+Hot paths (integrated-gradient steps, SmoothGrad samples, perturbation steps)
+expand a batch ``k``-fold. These helpers pick chunk sizes from a memory budget
+so that the expanded batch never exceeds it, and iterate over slices of a
+batch, never over single samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+
+import torch
+
+#: Default memory budget, in bytes, for the *inputs* of one expanded forward pass.
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+
+
+def chunk_size_for(sample_nbytes: int, multiplier: int = 1, *, batch_size=None,
+                   budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+    """Number of samples per chunk so that ``multiplier`` copies fit the budget.
+
+    Parameters
+    ----------
+    sample_nbytes : int
+        Bytes taken by one sample of the input.
+    multiplier : int, default=1
+        How many expanded copies of each sample one forward pass holds (the
+        number of IG steps, SmoothGrad samples, ...).
+    batch_size : int or None
+        Explicit upper bound on the number of *expanded* rows of one forward
+        pass (captum's ``internal_batch_size``). ``None`` uses the budget.
+    budget : int
+        Memory budget in bytes when ``batch_size`` is None.
+
+    Returns
+    -------
+    int
+        Samples (before expansion) per chunk, at least 1.
+    """
+    multiplier = max(int(multiplier), 1)
+    if batch_size is not None:
+        return max(int(batch_size) // multiplier, 1)
+    rows = max(budget // max(int(sample_nbytes), 1), 1)
+    return max(rows // multiplier, 1)
+
+
+def iter_slices(n: int, chunk: int) -> Iterator[slice]:
+    """Yield consecutive slices covering ``range(n)`` in steps of ``chunk``."""
+    chunk = max(int(chunk), 1)
+    for start in range(0, n, chunk):
+        yield slice(start, min(start + chunk, n))
+
+
+def n_chunks(n: int, chunk: int) -> int:
+    """Number of chunks :func:`iter_slices` yields."""
+    return math.ceil(n / max(int(chunk), 1))
+
+
+def sample_nbytes(X) -> int:
+    """Bytes of one sample of a tensor or of a dict of tensors."""
+    if isinstance(X, Mapping):
+        return sum(sample_nbytes(v) for v in X.values())
+    n = X.shape[0]
+    return X.element_size() * (X.numel() // max(n, 1))
+
+
+def index_batch(X, idx):
+    """Index a tensor or every tensor of a dict along the first axis."""
+    if isinstance(X, Mapping):
+        return {k: v[idx] for k, v in X.items()}
+    return X[idx]
+
+
+def batch_len(X) -> int:
+    """Number of samples of a tensor, an array or a dict of them."""
+    if isinstance(X, Mapping):
+        return len(next(iter(X.values())))
+    return len(X)
+
+
+def cat_batches(parts):
+    """Concatenate a list of tensors, or of dicts of tensors, along axis 0."""
+    if parts and isinstance(parts[0], Mapping):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat(parts)

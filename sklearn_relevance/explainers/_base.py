@@ -1,0 +1,366 @@
+"""Base class, shared autograd helpers and the registry of explainers.
+
+Every explainer is a small scikit-learn-style object: its ``__init__`` only
+stores parameters (so ``get_params`` / ``set_params`` / ``clone`` work, and an
+estimator can be tuned with ``set_params(relevance_explainer__n_steps=64)``),
+and :meth:`BaseExplainer.explain` maps ``(module, X, target)`` to a tensor of
+``X``'s shape. ``X`` is a floating tensor or a dict of floating tensors (the
+module is then called as ``module(**X)``, as skorch does); the result has the
+same structure.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+import torch
+from sklearn.base import BaseEstimator
+
+__all__ = [
+    "BaseExplainer",
+    "get_explainer",
+    "register_explainer",
+    "available_explainers",
+    "forward",
+    "select_output",
+    "input_gradient",
+]
+
+
+# --------------------------------------------------------------------------
+# structure helpers: a tensor or a dict of tensors
+# --------------------------------------------------------------------------
+def flatten_inputs(X):
+    """Return ``(tensors, rebuild)`` for a tensor or a dict of tensors."""
+    if isinstance(X, Mapping):
+        keys = list(X.keys())
+
+        def rebuild(parts):
+            return dict(zip(keys, parts))
+
+        return [X[k] for k in keys], rebuild
+    return [X], lambda parts: parts[0]
+
+
+def map_inputs(fn, *Xs):
+    """Apply ``fn`` leaf-wise over tensors or dicts of tensors of one structure."""
+    if isinstance(Xs[0], Mapping):
+        return {k: fn(*(X[k] for X in Xs)) for k in Xs[0]}
+    return fn(*Xs)
+
+
+def forward(module, X):
+    """Call ``module`` on a tensor, or on a dict of tensors as keyword arguments."""
+    if isinstance(X, Mapping):
+        return module(**X)
+    return module(X)
+
+
+def n_outputs_of(out) -> int:
+    """Number of output columns of a module's output (1 for a 1D output)."""
+    if isinstance(out, tuple):
+        out = out[0]
+    return 1 if out.ndim == 1 else int(out.shape[1])
+
+
+def select_output(out, target):
+    """Pick one output per sample: ``out[i, target[i]]``.
+
+    Parameters
+    ----------
+    out : Tensor of shape (n,) or (n, k)
+        Module output (logits). A tuple output uses its first element.
+    target : None, int or LongTensor of shape (n,)
+        Output column per sample. ``None`` is allowed for single-output
+        modules (regression) only.
+
+    Returns
+    -------
+    Tensor of shape (n,)
+    """
+    if isinstance(out, tuple):
+        out = out[0]
+    n = out.shape[0]
+    if out.ndim == 1:
+        if target not in (None, 0) and not (
+            torch.is_tensor(target) and bool((target == 0).all())
+        ):
+            raise ValueError(
+                "The 'target' parameter must be None or 0 for a module with a "
+                f"single output. Got {_describe(target)} instead."
+            )
+        return out
+    out = out.reshape(n, -1)
+    k = out.shape[1]
+    if target is None:
+        if k == 1:
+            return out[:, 0]
+        raise ValueError(
+            f"The 'target' parameter is required for a module with {k} outputs "
+            "(an int or one class index per sample). Got None instead."
+        )
+    if isinstance(target, (int,)) or (torch.is_tensor(target) and target.ndim == 0):
+        t = int(target)
+        if not -k <= t < k:
+            raise ValueError(
+                f"The 'target' parameter must be a class index in [0, {k}). "
+                f"Got {t} instead."
+            )
+        return out[:, t]
+    target = torch.as_tensor(target, device=out.device).long().reshape(-1)
+    if target.shape[0] != n:
+        raise ValueError(
+            f"The 'target' parameter must hold one class index per sample ({n}). "
+            f"Got {target.shape[0]} indices instead."
+        )
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= k):
+        raise ValueError(
+            f"The 'target' parameter must hold class indices in [0, {k}). "
+            f"Got values in [{int(target.min())}, {int(target.max())}] instead."
+        )
+    return out.gather(1, target[:, None])[:, 0]
+
+
+def _describe(value):
+    if torch.is_tensor(value):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return repr(value)
+
+
+def expand_target(target, repeats: int, n: int):
+    """Repeat a per-sample target for ``repeats`` stacked copies of a batch.
+
+    The copies are stacked as ``(repeats, n)`` flattened in C order, i.e. copy
+    ``r`` of sample ``i`` sits at row ``r * n + i``.
+    """
+    if target is None or isinstance(target, int):
+        return target
+    target = torch.as_tensor(target)
+    if target.ndim == 0:
+        return int(target)
+    target = target.reshape(-1)
+    return target.repeat(repeats)
+
+
+def check_inputs(X, name: str = "X"):
+    """Validate that X is a floating tensor (or a dict of them) and return it."""
+    if isinstance(X, Mapping):
+        if not X:
+            raise ValueError(f"The '{name}' parameter must not be an empty dict.")
+        lengths = {k: v.shape[0] for k, v in X.items() if torch.is_tensor(v)}
+        for key, value in X.items():
+            check_inputs(value, name=f"{name}[{key!r}]")
+        if len(set(lengths.values())) > 1:
+            raise ValueError(
+                f"All modalities of '{name}' must hold the same number of samples. "
+                f"Got {lengths} instead."
+            )
+        return X
+    if not torch.is_tensor(X):
+        raise ValueError(
+            f"The '{name}' parameter must be a torch.Tensor. Got "
+            f"{type(X).__name__} instead."
+        )
+    if not torch.is_floating_point(X):
+        raise ValueError(
+            f"The '{name}' parameter must be a floating point tensor. Got dtype "
+            f"{X.dtype} instead."
+        )
+    if X.ndim < 2:
+        raise ValueError(
+            f"The '{name}' parameter must have a batch axis and at least one "
+            f"feature axis. Got shape {tuple(X.shape)} instead."
+        )
+    return X
+
+
+def input_gradient(module, X, target=None, *, create_graph=False):
+    """Gradient of the selected output with respect to the input(s).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    X : Tensor or dict of Tensors
+        Input batch. A tensor that already requires grad is differentiated
+        as is (so the result stays connected to its graph); others are
+        detached and made to require grad.
+    target : None, int or LongTensor
+        See :func:`select_output`.
+    create_graph : bool, default=False
+        Keep the graph of the gradient so it can itself be differentiated
+        (double backpropagation).
+
+    Returns
+    -------
+    Tensor or dict of Tensors, the structure of ``X``.
+    """
+    tensors, rebuild = flatten_inputs(X)
+    tensors = [t if t.requires_grad else t.detach().requires_grad_(True) for t in tensors]
+    with torch.enable_grad():
+        out = forward(module, rebuild(tensors))
+        score = select_output(out, target).sum()
+        grads = torch.autograd.grad(
+            score, tensors, create_graph=create_graph, allow_unused=True
+        )
+    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+    return rebuild(grads)
+
+
+# --------------------------------------------------------------------------
+# base class
+# --------------------------------------------------------------------------
+class BaseExplainer(BaseEstimator):
+    """Base class of all attribution methods.
+
+    Subclasses implement :meth:`_explain`. Class attributes describe what a
+    method can do:
+
+    ``differentiable``
+        Whether ``create_graph=True`` yields relevance that can be trained on
+        (refused as a ``relevance_explainer`` otherwise).
+    ``supports_dict``
+        Whether dict inputs (multimodal) are handled.
+    ``input_ndims``
+        The numbers of spatial axes (after batch and channel) accepted, or
+        ``None`` for any input.
+    """
+
+    differentiable = True
+    supports_dict = True
+    input_ndims = None
+
+    def explain(self, module, X, target=None, *, create_graph=False):
+        """Attribute the selected output of ``module`` to the input ``X``.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network; called as ``module(X)`` or ``module(**X)``.
+        X : Tensor or dict of Tensors
+            Floating point input batch on the module's device.
+        target : None, int or LongTensor of shape (n,)
+            Output column to explain, per sample.
+        create_graph : bool, default=False
+            Keep the graph so the relevance can be differentiated with
+            respect to the module's parameters (training penalties).
+
+        Returns
+        -------
+        Tensor or dict of Tensors
+            Relevance of ``X``'s shape and structure.
+        """
+        check_inputs(X)
+        if isinstance(X, Mapping) and not self.supports_dict:
+            raise ValueError(
+                f"{type(self).__name__} does not support dict (multimodal) inputs. "
+                f"Got a dict with keys {list(X)}."
+            )
+        if self.input_ndims is not None and not isinstance(X, Mapping):
+            spatial = X.ndim - 2
+            if spatial not in self.input_ndims:
+                raise ValueError(
+                    f"{type(self).__name__} applies to inputs with "
+                    f"{' or '.join(map(str, self.input_ndims))} spatial axes "
+                    "(n, channels, ...). Got X of shape "
+                    f"{tuple(X.shape)} instead."
+                )
+        if create_graph and not self.differentiable:
+            raise ValueError(
+                f"{type(self).__name__} is not differentiable and cannot be used "
+                "with create_graph=True (e.g. as a relevance_explainer for training)."
+            )
+        return self._explain(module, X, target, create_graph=create_graph)
+
+    def _explain(self, module, X, target, *, create_graph):  # pragma: no cover
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------
+# name -> (module path relative to this package, class name, keyword arguments)
+_REGISTRY: dict[str, tuple[str, str, dict]] = {
+    "gradient": (".gradient", "Gradient", {}),
+    "saliency": (".gradient", "Gradient", {"absolute": True}),
+    "gradient_x_input": (".gradient", "GradientXInput", {}),
+    "integrated_gradients": (".gradient", "IntegratedGradients", {}),
+    "ig": (".gradient", "IntegratedGradients", {}),
+    "smoothgrad": (".gradient", "SmoothGrad", {}),
+    "smoothgrad_squared": (".gradient", "SmoothGrad", {"squared": True}),
+    "vargrad": (".gradient", "SmoothGrad", {"var": True}),
+    "guided_backprop": (".guided", "GuidedBackprop", {}),
+    "gradcam": (".cam", "GradCAM", {}),
+    "occlusion": (".perturbation", "Occlusion", {}),
+    "lrp": (".lrp", "LRP", {}),
+    "lrp_epsilon": (".lrp", "LRP", {"composite": "epsilon"}),
+    "lrp_alpha1_beta0": (".lrp", "LRP", {"composite": "alpha1_beta0"}),
+    "lrp_epsilon_plus": (".lrp", "LRP", {"composite": "epsilon_plus"}),
+    "xrai": (".xrai", "XRAI", {}),
+}
+
+
+def register_explainer(name: str, cls, **kwargs) -> None:
+    """Register ``cls(**kwargs)`` under ``name`` for :func:`get_explainer`.
+
+    Parameters
+    ----------
+    name : str
+        The string name users pass, e.g. as ``relevance_explainer``.
+    cls : type or str
+        An explainer class, or ``"package.module:ClassName"``.
+    **kwargs
+        Parameters the name stands for.
+    """
+    if isinstance(cls, str):
+        mod, _, clsname = cls.partition(":")
+        _REGISTRY[name] = (mod, clsname, dict(kwargs))
+    else:
+        _REGISTRY[name] = (cls.__module__, cls.__name__, dict(kwargs))
+
+
+def available_explainers() -> list[str]:
+    """Sorted list of the names :func:`get_explainer` accepts."""
+    return sorted(_REGISTRY)
+
+
+def get_explainer(explainer, *, param_name: str = "explainer"):
+    """Return an explainer instance from a name or an instance.
+
+    Parameters
+    ----------
+    explainer : str or explainer object
+        A registered name (see :func:`available_explainers`) or an object
+        with an ``explain(module, X, target, *, create_graph=False)`` method,
+        which is returned unchanged.
+    param_name : str
+        Name used in error messages.
+
+    Returns
+    -------
+    BaseExplainer
+
+    Examples
+    --------
+    >>> from sklearn_relevance.explainers import get_explainer
+    >>> get_explainer("gradient_x_input")
+    GradientXInput()
+    """
+    if isinstance(explainer, str):
+        try:
+            mod, clsname, kwargs = _REGISTRY[explainer]
+        except KeyError:
+            raise ValueError(
+                f"The '{param_name}' parameter must be one of "
+                f"{available_explainers()} or an explainer object. "
+                f"Got {explainer!r} instead."
+            ) from None
+        package = __name__.rsplit(".", 1)[0] if mod.startswith(".") else None
+        cls = getattr(importlib.import_module(mod, package), clsname)
+        return cls(**kwargs)
+    if callable(getattr(explainer, "explain", None)):
+        return explainer
+    raise ValueError(
+        f"The '{param_name}' parameter must be a str among {available_explainers()} "
+        f"or an object with an 'explain' method. Got {type(explainer).__name__} instead."
+    )

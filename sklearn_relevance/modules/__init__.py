@@ -1,0 +1,13 @@
+"""Plain ``torch.nn.Module`` networks used as defaults by the estimators.
+
+Every default network takes ``input_shape`` (one sample's shape, or a dict of
+shapes for :class:`FusionNet`) and ``n_outputs``; the estimators fill both in
+at ``fit``.
+"""
+
+from ._select import default_module
+from .image import ImageCNN
+from .mlp import MLP
+from .spectrum import SpectrumCNN
+
+__all__ = ["MLP", "SpectrumCNN", "ImageCNN", "default_module"]
