@@ -6,57 +6,29 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-
-
-def _to_numpy_float(value, name):
-    if torch.is_tensor(value):
-        value = value.detach().cpu().numpy()
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # ragged lists and the like
-        raise ValueError(
-            f"The '{name}' parameter must be array-like of numbers. Got "
-            f"{type(value).__name__} that numpy cannot convert ({exc})."
-        ) from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
-    ):
-        raise ValueError(
-            f"The '{name}' parameter must hold numbers. Got dtype {arr.dtype} instead."
-        )
-    if np.iscomplexobj(arr):
-        raise ValueError(f"The '{name}' parameter must be real. Got complex data.")
-    return arr
+from scipy.sparse import issparse
+from sklearn.utils import check_array
 
 
 def check_array_nd(X, *, name="X", min_ndim=2, allow_nan=False, dtype=np.float32):
     """Validate an array of shape (n_samples, ...) and cast it to ``dtype``.
 
-    Accepts numpy arrays, torch tensors, lists and pandas objects. Raises a
-    ``ValueError`` naming ``name`` for non-numeric data, too few axes, no
-    samples, or NaN / infinite values.
+    Built on scikit-learn's ``check_array`` (so messages match scikit-learn's:
+    sparse, complex and non-numeric data, empty arrays, NaN and infinity),
+    with any number of axes after the sample axis. Torch tensors are moved to
+    the CPU first.
     """
-    arr = _to_numpy_float(X, name)
+    if torch.is_tensor(X):
+        X = X.detach().cpu().numpy()
+    arr = check_array(
+        X, accept_sparse=False, dtype=dtype, allow_nd=True, ensure_2d=min_ndim >= 2,
+        ensure_all_finite="allow-nan" if allow_nan else True, input_name=name,
+    )
     if arr.ndim < min_ndim:
         raise ValueError(
             f"Expected a {min_ndim}D array or more for '{name}' (n_samples, ...), "
-            f"got a {arr.ndim}D array of shape {arr.shape} instead. Reshape your "
-            "data, e.g. with X.reshape(-1, 1) for a single feature."
+            f"got a {arr.ndim}D array of shape {arr.shape} instead."
         )
-    if arr.shape[0] == 0:
-        raise ValueError(
-            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 "
-            f"is required for '{name}'."
-        )
-    if arr.size and min(arr.shape[1:], default=1) == 0:
-        raise ValueError(
-            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 "
-            f"is required for '{name}'."
-        )
-    arr = arr.astype(dtype, copy=False)
-    if not allow_nan and arr.size and not np.isfinite(arr).all():
-        bad = "NaN" if np.isnan(arr).any() else "infinity"
-        raise ValueError(f"Input {name} contains {bad} or a value too large for {arr.dtype!r}.")
     return arr
 
 
@@ -66,7 +38,7 @@ def check_input(X, *, name="X", min_ndim=2):
     Dict inputs (multimodal) are validated per key and must hold the same
     number of samples in every modality.
     """
-    if isinstance(X, Mapping):
+    if isinstance(X, Mapping) and not issparse(X):
         if not X:
             raise ValueError(f"The '{name}' parameter must not be an empty dict.")
         out = {}

@@ -1,0 +1,487 @@
+"""Shared machinery of the RelevanceNet estimators (a skorch ``NeuralNet``).
+
+Extends skorch by overriding single steps, never by copying its loops:
+
+- ``fit`` validates parameters and data, infers the network's input shape and
+  output size, and seeds torch inside a forked RNG state;
+- ``get_params_for("module")`` hands the inferred sizes to the module;
+- ``train_step_single`` and ``validation_step`` add the relevance penalty
+  (double backpropagation; the validation step re-enables grad for it);
+- ``explain`` runs an explainer over batches on the module's device.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Mapping
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
+from skorch.dataset import Dataset, unpack_data
+from skorch.utils import to_tensor
+from torch.utils.data import DataLoader
+
+from ._batching import batch_len, index_batch, iter_slices
+from ._validation import check_input, check_sample_shape, sample_shape
+from .explainers import available_explainers, get_explainer
+from .modules import default_module
+from .penalties import NORMS, RelevancePenalty
+
+
+class _RelevanceNetBase(NeuralNet):
+    """Common base of :class:`RelevanceNetClassifier` and :class:`RelevanceNetRegressor`."""
+
+    # skorch keeps these as instance attributes set in ``__init__``; scikit-learn
+    # forbids that. Class-level defaults keep skorch working until ``fit``.
+    initialized_ = False
+    history_ = None
+    virtual_params_ = types.MappingProxyType({})
+
+    prefixes_ = NeuralNet.prefixes_ + ["relevance_explainer"]
+
+    _relevance_targets = ("true", "predicted", "all")
+
+    def __init__(self, module=None, *, relevance_penalty=0.0,
+                 relevance_explainer="gradient_x_input", relevance_norm="l1",
+                 relevance_target="true", criterion=None, optimizer=torch.optim.Adam,
+                 lr=0.01, max_epochs=10, batch_size=64, iterator_train=DataLoader,
+                 iterator_valid=DataLoader, dataset=Dataset, train_split=None,
+                 callbacks=None, predict_nonlinearity="auto", warm_start=False,
+                 verbose=0, device="cpu", compile=False, use_caching="auto",
+                 torch_load_kwargs=None, random_state=None, **kwargs):
+        self.module = module
+        self.relevance_penalty = relevance_penalty
+        self.relevance_explainer = relevance_explainer
+        self.relevance_norm = relevance_norm
+        self.relevance_target = relevance_target
+        self.criterion = criterion
+        self.optimizer = optimizer
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.iterator_train = iterator_train
+        self.iterator_valid = iterator_valid
+        self.dataset = dataset
+        self.train_split = train_split
+        self.callbacks = callbacks
+        self.predict_nonlinearity = predict_nonlinearity
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+        self.compile = compile
+        self.use_caching = use_caching
+        self.torch_load_kwargs = torch_load_kwargs
+        self.random_state = random_state
+        self._check_deprecated_params(**kwargs)
+        self._params_to_validate = set(kwargs)
+        vars(self).update(kwargs)
+
+    # ------------------------------------------------------------------ params
+    @classmethod
+    def _relevance_constraints(cls):
+        return {
+            "module": [None, type, callable, HasMethods(["forward"])],
+            "relevance_penalty": [Interval(Real, 0, None, closed="left")],
+            "relevance_explainer": [
+                StrOptions(set(available_explainers())),
+                HasMethods(["explain"]),
+            ],
+            "relevance_norm": [StrOptions(set(NORMS))],
+            "relevance_target": [StrOptions(set(cls._relevance_targets))],
+            "lr": [Interval(Real, 0, None, closed="neither")],
+            "max_epochs": [Interval(Integral, 0, None, closed="left")],
+            "batch_size": [
+                Interval(Integral, 1, None, closed="left"),
+                Options(Integral, {-1}),
+            ],
+            "device": [str, torch.device, None],
+            "random_state": ["random_state"],
+            "verbose": ["verbose"],
+        }
+
+    def _check_relevance_params(self):
+        params = {k: getattr(self, k) for k in self._relevance_constraints()}
+        validate_parameter_constraints(
+            self._relevance_constraints(), params, caller_name=type(self).__name__
+        )
+        explainer = self._make_explainer(self.relevance_explainer, with_params=True)
+        if self.relevance_penalty > 0 and not getattr(explainer, "differentiable", True):
+            raise ValueError(
+                f"The 'relevance_explainer' parameter of {type(self).__name__} must be a "
+                "differentiable explainer when relevance_penalty > 0 (its relevance is "
+                f"trained on by double backpropagation). Got {type(explainer).__name__}, "
+                "which is not differentiable."
+            )
+        return explainer
+
+    def _make_explainer(self, explainer, *, with_params=False):
+        exp = get_explainer(explainer, param_name="explainer")
+        if exp is explainer and hasattr(exp, "get_params"):
+            exp = clone(exp)
+        if with_params:
+            extra = self.get_params_for("relevance_explainer")
+            if extra:
+                exp.set_params(**extra)
+        return exp
+
+    def get_params_for(self, prefix):
+        params = super().get_params_for(prefix)
+        if prefix == "module" and getattr(self, "input_shape_", None) is not None:
+            accepted = _accepted_kwargs(self._module_class())
+            for key, value in (("input_shape", self.input_shape_),
+                               ("n_outputs", self.n_outputs_)):
+                if key not in params and (accepted is None or key in accepted):
+                    params[key] = value
+        return params
+
+    def _module_class(self):
+        module = self.module
+        if module is None:
+            return default_module(self.input_shape_)
+        if isinstance(module, torch.nn.Module):
+            return None
+        return module
+
+    def initialize_module(self):
+        if self.module is None:
+            cls = default_module(self.input_shape_)
+            self.module_ = cls(**self.get_params_for("module"))
+            return self
+        if isinstance(self.module, torch.nn.Module):
+            # an instance is used as is (skorch semantics): no size injection
+            kwargs = super().get_params_for("module")
+            self.module_ = self.initialized_instance(self.module, kwargs)
+            return self
+        return super().initialize_module()
+
+    def initialize_criterion(self):
+        if self.criterion is None:
+            self.criterion_ = self._default_criterion()
+            return self
+        return super().initialize_criterion()
+
+    def set_params(self, **params):
+        """Set parameters; ``relevance_explainer__<name>`` tunes the explainer.
+
+        Returns
+        -------
+        self
+        """
+        if "callbacks" in params:
+            # skorch re-initialises callbacks eagerly here; scikit-learn expects
+            # set_params only to store. They are initialised at ``fit``.
+            self.callbacks = params.pop("callbacks")
+        return super().set_params(**params)
+
+    def initialize_virtual_params(self):
+        self.virtual_params_ = {}
+
+    def get_iterator(self, dataset, training=False):
+        if training and "shuffle" not in self.get_params_for("iterator_train"):
+            kwargs = self.get_params_for("iterator_train")
+            kwargs.setdefault("batch_size", self.batch_size)
+            if kwargs["batch_size"] == -1:
+                kwargs["batch_size"] = len(dataset)
+            return self.iterator_train(dataset, shuffle=True, **kwargs)
+        return super().get_iterator(dataset, training=training)
+
+    @property
+    def _default_callbacks(self):
+        callbacks = [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+        ]
+        if self._penalized():
+            callbacks += [
+                ("train_relevance",
+                 PassthroughScoring(name="train_relevance", on_train=True)),
+                ("valid_relevance", PassthroughScoring(name="valid_relevance")),
+            ]
+        callbacks += self._extra_default_callbacks()
+        callbacks.append(("print_log", PrintLog()))
+        if isinstance(self.verbose, Real) and self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        return callbacks
+
+    def _extra_default_callbacks(self):
+        return []
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y, **fit_params):
+        """Train the network on ``X`` and ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...) or dict of such arrays
+            Training input; float64 is cast to float32. A dict holds one
+            array per modality (multimodal networks).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        **fit_params
+            Passed on to skorch's ``fit`` (and to the module's ``forward``).
+
+        Returns
+        -------
+        self
+        """
+        self.relevance_explainer_ = self._check_relevance_params()
+        X = check_input(X)
+        y = self._prepare_y(y, X)
+        self.input_shape_ = sample_shape(X)
+        if not isinstance(X, Mapping) and X.ndim == 2:
+            self.n_features_in_ = X.shape[1]
+        elif hasattr(self, "n_features_in_"):
+            del self.n_features_in_
+        self._penalty_fn = None
+        seed = None
+        if self.random_state is not None:
+            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        with torch.random.fork_rng(devices=_cuda_devices(self.device)):
+            if seed is not None:
+                torch.manual_seed(seed)
+            # NeuralNet.fit, minus its call of our (validating) partial_fit
+            if not self.warm_start or not self.initialized_:
+                self.initialize()
+            NeuralNet.partial_fit(self, X, y, _routing_method="fit", **fit_params)
+        return self
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train for ``max_epochs`` more epochs without re-initialising.
+
+        Parameters
+        ----------
+        X : array-like or dict of arrays
+        y : array-like
+        classes : ignored
+            Classes are fixed at the first ``fit``.
+        **fit_params
+            Passed on to skorch.
+
+        Returns
+        -------
+        self
+        """
+        if not self.initialized_:
+            return self.fit(X, y, **fit_params)
+        X = check_input(X)
+        check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
+        y = self._prepare_y(y, X, refit=False)
+        return NeuralNet.partial_fit(self, X, y, **fit_params)
+
+    def _get_param_names(self):
+        # skorch takes every public attribute for a parameter; private ones
+        # (``_params_to_validate``, caches) are not
+        return [k for k in super()._get_param_names() if not k.startswith("_")]
+
+    def _penalized(self):
+        penalty = self.relevance_penalty
+        return isinstance(penalty, Real) and penalty > 0
+
+    def _penalty(self):
+        fn = getattr(self, "_penalty_fn", None)
+        if fn is None:
+            explainer = getattr(self, "relevance_explainer_", None)
+            if explainer is None:
+                explainer = self._make_explainer(self.relevance_explainer, with_params=True)
+            fn = RelevancePenalty(explainer, self.relevance_norm, self.relevance_target)
+            self._penalty_fn = fn
+        return fn
+
+    def _grad_input(self, Xi):
+        Xi = to_tensor(Xi, device=self.device)
+        if isinstance(Xi, Mapping):
+            return {k: v.detach().requires_grad_(True) for k, v in Xi.items()}
+        return Xi.detach().requires_grad_(True)
+
+    def _relevance_step(self, batch, training, **fit_params):
+        Xi, yi = unpack_data(batch)
+        Xi = self._grad_input(Xi)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=training)
+        yt = to_tensor(yi, device=self.device) if yi is not None else None
+        rel = self._penalty()(
+            self.module_, Xi, y_pred, yt, create_graph=training,
+            regression=self._is_regressor,
+        )
+        total = loss + self.relevance_penalty * rel
+        self.history.record_batch(
+            ("train" if training else "valid") + "_relevance", float(rel.detach())
+        )
+        return total, y_pred
+
+    def train_step_single(self, batch, **fit_params):
+        if not self._penalized():
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        total, y_pred = self._relevance_step(batch, True, **fit_params)
+        total.backward()
+        return {"loss": total, "y_pred": y_pred}
+
+    def validation_step(self, batch, **fit_params):
+        if not self._penalized():
+            return super().validation_step(batch, **fit_params)
+        # skorch validates under no_grad; the penalty needs input gradients
+        self._set_training(False)
+        with torch.enable_grad():
+            total, y_pred = self._relevance_step(batch, False, **fit_params)
+        return {"loss": total.detach(), "y_pred": y_pred.detach()}
+
+    # ------------------------------------------------------------ prediction
+    def _check_predict_input(self, X):
+        check_is_fitted(self, "module_")
+        X = check_input(X)
+        check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
+        return X
+
+    def forward_output(self, X):
+        """Raw module output (logits for a classifier) as a numpy array."""
+        X = self._check_predict_input(X)
+        return self.forward(X).detach().cpu().numpy()
+
+    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None):
+        """Relevance of each input feature for the network's output.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...) or dict of such arrays
+            Inputs to explain.
+        y : array-like of shape (n_samples,), optional
+            True labels; required for ``target="true"``.
+        explainer : str or explainer object, optional
+            Any name of :func:`~sklearn_relevance.explainers.available_explainers`
+            or an explainer object. ``None`` uses ``relevance_explainer`` (with
+            its ``relevance_explainer__*`` parameters).
+        target : None, "true", int or array-like of int
+            The output explained: ``None`` the predicted class (classifier) or
+            the single output (regressor); ``"true"`` the class in ``y``; an int
+            that class index (or output index) for every sample; an array one
+            index per sample.
+        batch_size : int, optional
+            Samples per explainer call; defaults to the estimator's
+            ``batch_size``. Explainers that expand the batch (IG steps,
+            SmoothGrad samples) chunk further by their own
+            ``internal_batch_size``.
+
+        Returns
+        -------
+        ndarray of X's shape, or a dict of arrays for dict X
+        """
+        X = self._check_predict_input(X)
+        if explainer is None:
+            exp = self._make_explainer(self.relevance_explainer, with_params=True)
+        else:
+            exp = self._make_explainer(explainer)
+        n = batch_len(X)
+        targets = self._explain_targets(target, y, n)
+        bs = batch_size if batch_size is not None else self.batch_size
+        if not isinstance(bs, Integral) or bs == 0 or bs < -1:
+            raise ValueError(
+                "The 'batch_size' parameter of explain must be a positive int or -1. "
+                f"Got {bs!r} instead."
+            )
+        bs = n if bs == -1 else int(bs)
+        module = self.module_
+        was_training = module.training
+        module.eval()
+        parts = []
+        try:
+            for sl in iter_slices(n, bs):
+                Xb = to_tensor(index_batch(X, sl), device=self.device)
+                tb = targets
+                if isinstance(targets, np.ndarray):
+                    tb = torch.as_tensor(targets[sl], device=self.device)
+                elif targets == "predicted":
+                    with torch.no_grad():
+                        out = self.infer(Xb)
+                    out = out[0] if isinstance(out, tuple) else out
+                    tb = out.argmax(1)
+                rel = exp.explain(module, Xb, tb)
+                parts.append(_to_numpy(rel))
+        finally:
+            module.train(was_training)
+        if isinstance(parts[0], Mapping):
+            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return np.concatenate(parts)
+
+    def _n_module_outputs(self):
+        return int(self.n_outputs_)
+
+    def _explain_targets(self, target, y, n):
+        k = self._n_module_outputs()
+        if target is None:
+            return "predicted" if (k > 1 and not self._is_regressor) else None
+        if isinstance(target, str):
+            if target != "true":
+                raise ValueError(
+                    "The 'target' parameter of explain must be None, 'true', an int "
+                    f"or an array of ints. Got {target!r} instead."
+                )
+            if y is None:
+                raise ValueError("target='true' needs the true labels: pass y to explain.")
+            return self._encode_targets(y, n)
+        if isinstance(target, (Integral, np.integer)):
+            if not -k <= int(target) < k:
+                raise ValueError(
+                    f"The 'target' parameter of explain must be an output index in "
+                    f"[0, {k}). Got {int(target)} instead."
+                )
+            return int(target) % k
+        arr = np.asarray(target)
+        if arr.ndim != 1 or arr.shape[0] != n or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(
+                "The 'target' parameter of explain must be None, 'true', an int or an "
+                f"array of {n} ints. Got {type(target).__name__} of shape {arr.shape}."
+            )
+        if arr.size and (arr.min() < 0 or arr.max() >= k):
+            raise ValueError(
+                f"The 'target' parameter of explain must hold indices in [0, {k}). "
+                f"Got values in [{arr.min()}, {arr.max()}]."
+            )
+        return arr.astype(np.int64)
+
+    # -------------------------------------------------------------- pickling
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_penalty_fn", None)
+        return state
+
+
+def _to_numpy(rel):
+    if isinstance(rel, Mapping):
+        return {k: v.detach().cpu().numpy() for k, v in rel.items()}
+    return rel.detach().cpu().numpy()
+
+
+def _cuda_devices(device):
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return []
+    return [device.index if device.index is not None else torch.cuda.current_device()]
+
+
+def _accepted_kwargs(cls):
+    """Keyword names ``cls(...)`` accepts, or None if it takes ``**kwargs``."""
+    if cls is None:
+        return set()
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return set()
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    return set(sig.parameters)
