@@ -63,29 +63,19 @@ class _RelevanceNetBase(NeuralNet):
                  callbacks=None, predict_nonlinearity="auto", warm_start=False,
                  verbose=0, device="cpu", compile=False, use_caching="auto",
                  torch_load_kwargs=None, random_state=None, **kwargs):
-        self.module = module
-        self.relevance_penalty = relevance_penalty
-        self.relevance_explainer = relevance_explainer
-        self.relevance_norm = relevance_norm
-        self.relevance_target = relevance_target
-        self.criterion = criterion
-        self.optimizer = optimizer
-        self.lr = lr
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.iterator_train = iterator_train
-        self.iterator_valid = iterator_valid
-        self.dataset = dataset
-        self.train_split = train_split
-        self.callbacks = callbacks
-        self.predict_nonlinearity = predict_nonlinearity
-        self.warm_start = warm_start
-        self.verbose = verbose
-        self.device = device
-        self.compile = compile
-        self.use_caching = use_caching
-        self.torch_load_kwargs = torch_load_kwargs
-        self.random_state = random_state
+        # assigned through vars(): skorch's __setattr__ refuses torch module
+        # instances outside ``initialize`` once ``initialized_`` exists
+        vars(self).update(
+            module=module, relevance_penalty=relevance_penalty,
+            relevance_explainer=relevance_explainer, relevance_norm=relevance_norm,
+            relevance_target=relevance_target, criterion=criterion, optimizer=optimizer,
+            lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+            iterator_train=iterator_train, iterator_valid=iterator_valid, dataset=dataset,
+            train_split=train_split, callbacks=callbacks,
+            predict_nonlinearity=predict_nonlinearity, warm_start=warm_start,
+            verbose=verbose, device=device, compile=compile, use_caching=use_caching,
+            torch_load_kwargs=torch_load_kwargs, random_state=random_state,
+        )
         self._check_deprecated_params(**kwargs)
         self._params_to_validate = set(kwargs)
         vars(self).update(kwargs)
