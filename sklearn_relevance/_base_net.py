@@ -34,6 +34,7 @@ from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressB
 from skorch.dataset import Dataset, unpack_data
 from skorch.utils import to_tensor
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from ._batching import batch_len, index_batch, iter_slices
 from ._validation import check_input, check_sample_shape, sample_shape
@@ -390,7 +391,11 @@ class _RelevanceNetBase(NeuralNet):
         module.eval()
         parts = []
         try:
-            for sl in iter_slices(n, bs):
+            slices = tqdm(
+                list(iter_slices(n, bs)), desc="explain", unit="batch",
+                disable=not (isinstance(self.verbose, Real) and self.verbose >= 1),
+            )
+            for sl in slices:
                 Xb = to_tensor(index_batch(X, sl), device=self.device)
                 tb = targets
                 if isinstance(targets, np.ndarray):

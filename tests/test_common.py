@@ -1,0 +1,92 @@
+"""scikit-learn's estimator contract over every estimator and transformer exported.
+
+The estimators are discovered from the package's public names, so a new
+export is checked without editing this file. Instances that need arguments
+come from ``CONSTRUCTORS``; checks that cannot pass, with the reason for each,
+are in ``EXPECTED_FAILED_CHECKS`` (the one table of expected failures).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+import pytest
+from sklearn.base import BaseEstimator
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import sklearn_relevance
+from sklearn_relevance.explainers import BaseExplainer
+
+# public namespaces that export estimators or transformers
+NAMESPACES = ["sklearn_relevance", "sklearn_relevance.ims", "sklearn_relevance.transformers"]
+
+
+def _constructors():
+    from sklearn_relevance import RelevanceNetClassifier, RelevanceNetRegressor
+
+    table = {
+        "RelevanceNetClassifier": lambda: RelevanceNetClassifier(max_epochs=5, random_state=0),
+        "RelevanceNetRegressor": lambda: RelevanceNetRegressor(max_epochs=5, random_state=0),
+    }
+    try:
+        from sklearn_relevance.transformers import RegionRelevance, RelevanceTransformer
+
+        table["RelevanceTransformer"] = lambda: RelevanceTransformer(
+            RelevanceNetClassifier(max_epochs=3, random_state=0), prefit=False
+        )
+        table["RegionRelevance"] = lambda: RegionRelevance(atlas=None)
+    except ImportError:
+        pass
+    return table
+
+
+# estimator name -> {check name: reason}; at most four entries in all
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
+
+
+def _exported_estimators():
+    seen = {}
+    for namespace in NAMESPACES:
+        try:
+            module = importlib.import_module(namespace)
+        except ImportError:
+            continue
+        for name in getattr(module, "__all__", []):
+            try:
+                obj = getattr(module, name)
+            except (AttributeError, ImportError):
+                continue
+            if (
+                inspect.isclass(obj)
+                and issubclass(obj, BaseEstimator)
+                and not issubclass(obj, BaseExplainer)
+                and hasattr(obj, "fit")
+                and not inspect.isabstract(obj)
+            ):
+                seen[obj.__name__] = obj
+    constructors = _constructors()
+    return [
+        constructors[name]() if name in constructors else cls()
+        for name, cls in sorted(seen.items())
+    ]
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILED_CHECKS.get(type(estimator).__name__, {})
+
+
+def test_expected_failures_table_is_small():
+    assert sum(len(v) for v in EXPECTED_FAILED_CHECKS.values()) <= 4
+    for checks in EXPECTED_FAILED_CHECKS.values():
+        assert all(reason.strip() for reason in checks.values())
+
+
+def test_every_public_name_resolves():
+    for name in sklearn_relevance.__all__:
+        getattr(sklearn_relevance, name)
+
+
+@parametrize_with_checks(_exported_estimators(), expected_failed_checks=_expected_failed_checks)
+def test_sklearn_contract(estimator, check):
+    check(estimator)
