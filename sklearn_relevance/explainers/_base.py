@@ -250,6 +250,17 @@ class BaseExplainer(BaseEstimator):
         Tensor or dict of Tensors
             Relevance of ``X``'s shape and structure.
         """
+        self._check_explain(X, create_graph)
+        return self._explain(module, X, target, create_graph=create_graph)
+
+    def _check_explain(self, X, create_graph=False):
+        """Check ``X`` and ``create_graph`` against what the method supports.
+
+        Raises ``ValueError`` before any work for non-float or mis-shaped
+        input, dict input to a method without dict support, a number of
+        spatial axes the method does not handle, and ``create_graph=True`` on
+        a non-differentiable method.
+        """
         check_inputs(X)
         if isinstance(X, Mapping) and not self.supports_dict:
             raise ValueError(
@@ -259,10 +270,13 @@ class BaseExplainer(BaseEstimator):
         if self.input_ndims is not None and not isinstance(X, Mapping):
             spatial = X.ndim - 2
             if spatial not in self.input_ndims:
+                shapes = {1: "(n, channels, L)", 2: "(n, channels, H, W)",
+                          3: "(n, channels, D, H, W)"}
+                accepted = " or ".join(
+                    f"{k}D inputs of shape {shapes.get(k, '...')}" for k in self.input_ndims
+                )
                 raise ValueError(
-                    f"{type(self).__name__} applies to inputs with "
-                    f"{' or '.join(map(str, self.input_ndims))} spatial axes "
-                    "(n, channels, ...). Got X of shape "
+                    f"{type(self).__name__} applies to {accepted}. Got X of shape "
                     f"{tuple(X.shape)} instead."
                 )
         if create_graph and not self.differentiable:
@@ -270,7 +284,6 @@ class BaseExplainer(BaseEstimator):
                 f"{type(self).__name__} is not differentiable and cannot be used "
                 "with create_graph=True (e.g. as a relevance_explainer for training)."
             )
-        return self._explain(module, X, target, create_graph=create_graph)
 
     def _explain(self, module, X, target, *, create_graph):  # pragma: no cover
         raise NotImplementedError

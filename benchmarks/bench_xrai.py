@@ -1,0 +1,140 @@
+"""XRAI per-image time against the PAIR ``saliency`` package, same base attribution.
+
+    python benchmarks/bench_xrai.py [--n-images 16] [--size 64] [--repeats 2]
+
+A batch of ``--n-images`` lesion images (1 x size x size, from
+``make_lesion_images``) and a small CNN (``ImageCNN``). The base attribution
+(integrated gradients, black and white baselines, 50 steps) is computed once
+by our batched call and handed to both implementations (PAIR through its
+``base_attribution`` argument), so the table times XRAI itself:
+
+* ours, PAIR-identical regions (default ``segment_shape=(224, 224)``);
+* ours, ``segment_shape=None`` (segments at the image size; other regions);
+* ours with ``n_jobs=2`` worker processes for the segmentation;
+* PAIR ``XRAI.GetMask`` per image.
+
+Then a profile of where the time goes, stage by stage, for both (the same
+label maps fed to each stage). One torch thread throughout (PAIR is single
+threaded numpy); times are the best of ``--repeats`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+
+def best_of(fn, repeats):
+    """Best wall-clock and CPU (this process) seconds of ``repeats`` runs."""
+    wall, cpu, out = float("inf"), float("inf"), None
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        wall = min(wall, time.perf_counter() - t0)
+        cpu = min(cpu, time.process_time() - c0)
+    return (wall, cpu), out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-images", type=int, default=16)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    import saliency.core as saliency
+    from saliency.core import xrai as pair_xrai
+    from skimage.morphology import dilation, disk
+
+    from sklearn_relevance.datasets import make_lesion_images
+    from sklearn_relevance.explainers import XRAI
+    from sklearn_relevance.explainers._segmentation import (
+        dilate_disk, felzenszwalb_labels, labels_to_masks)
+    from sklearn_relevance.explainers.xrai import greedy_regions
+    from sklearn_relevance.modules import ImageCNN
+
+    n, size, reps = args.n_images, args.size, args.repeats
+    X, y, _ = make_lesion_images(n, shape=(size, size), random_state=0)
+    X = torch.as_tensor(X)
+    torch.manual_seed(0)
+    module = ImageCNN((1, size, size), 2).eval()
+    target = torch.as_tensor(y)
+    xrai = XRAI()
+
+    t_base, base = best_of(
+        lambda: xrai._base_attribution(xrai._base_explainer(), module, X, target), 1)
+    images = [X[i].permute(1, 2, 0).double().numpy() for i in range(n)]
+    attrs = [base[i].permute(1, 2, 0).double().numpy() for i in range(n)]
+
+    rows = []
+    t_ours, ours = best_of(lambda: xrai.explain(module, X, target, base_attribution=base), reps)
+    rows.append(("ours, PAIR regions (default)", t_ours))
+    fast = XRAI(segment_shape=None)
+    t_fast, _ = best_of(lambda: fast.explain(module, X, target, base_attribution=base), reps)
+    rows.append(("ours, segment_shape=None", t_fast))
+    par = XRAI(n_jobs=2)
+    par.explain(module, X[:2], target[:2], base_attribution=base[:2])  # start workers
+    t_par, _ = best_of(lambda: par.explain(module, X, target, base_attribution=base), reps)
+    rows.append(("ours, n_jobs=2 (2 shared cores)", t_par))
+
+    def run_pair():
+        return [saliency.XRAI().GetMask(im, None, base_attribution=a)
+                for im, a in zip(images, attrs)]
+
+    t_pair, pair = best_of(run_pair, 1)
+    rows.append(("PAIR saliency XRAI.GetMask", t_pair))
+    err = max(float(np.abs(ours[i, 0].double().numpy() - pair[i]).max() /
+                    np.abs(pair[i]).max()) for i in range(n))
+
+    print(f"XRAI on {n} images 1x{size}x{size}, ImageCNN, torch "
+          f"{torch.__version__}, 1 torch thread")
+    print(f"base attribution (IG, 2 baselines x 50 steps, one batched call): "
+          f"{t_base[0]:.3f} s wall ({1e3 * t_base[1] / n:.1f} ms CPU/image), "
+          "not in the times below")
+    print(f"max relative difference of our map from PAIR's: {err:.1e}")
+    print("CPU = this process only (n_jobs workers not counted)")
+    print(f"{'implementation':34s} {'wall ms/img':>11s} {'CPU ms/img':>10s} "
+          f"{'PAIR/this wall':>14s} {'PAIR/this CPU':>13s}")
+    for name, (wall, cpu) in rows:
+        print(f"{name:34s} {1e3 * wall / n:11.1f} {1e3 * cpu / n:10.1f} "
+              f"{t_pair[0] / wall:14.2f} {t_pair[1] / cpu:13.2f}")
+
+    # ---------------------------------------------------------- profile
+    labels = [felzenszwalb_labels(im) for im in images]
+    stages = []
+    t_seg, _ = best_of(lambda: [felzenszwalb_labels(im) for im in images], 1)
+    stages.append(("resize + Felzenszwalb x6 + resize back (shared code)", t_seg, t_seg))
+
+    def pair_unpack_dilate():
+        out = []
+        for segs in labels:
+            masks = pair_xrai._unpack_segs_to_masks(segs)
+            out.append([dilation(m, footprint=disk(5)) for m in masks])
+        return out
+
+    def ours_unpack_dilate():
+        return [dilate_disk(labels_to_masks(segs), 5) for segs in labels]
+
+    t_pud, pair_masks = best_of(pair_unpack_dilate, 1)
+    t_oud, our_masks = best_of(ours_unpack_dilate, reps)
+    stages.append(("unpack + dilate masks", t_oud, t_pud))
+    attr2d = [a.max(-1) for a in attrs]
+    t_pg, _ = best_of(lambda: [pair_xrai.XRAI._xrai(a, m) for a, m in
+                               zip(attr2d, pair_masks)], 1)
+    attr_t = torch.as_tensor(np.array(attr2d))
+    t_og, _ = best_of(lambda: greedy_regions(our_masks, attr_t), reps)
+    stages.append(("greedy region selection", t_og, t_pg))
+    n_masks = [len(m) for m in pair_masks]
+    print(f"\nprofile, CPU time ({min(n_masks)}-{max(n_masks)} candidate masks per image)")
+    print(f"{'stage':52s} {'ours ms/img':>11s} {'PAIR ms/img':>11s} {'ratio':>7s}")
+    for name, (_, ours_t), (_, pair_t) in stages:
+        print(f"{name:52s} {1e3 * ours_t / n:11.1f} {1e3 * pair_t / n:11.1f} "
+              f"{pair_t / ours_t:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
