@@ -29,6 +29,7 @@ _LAZY = {
     # scorers
     "make_relevance_scorer": ".metrics",
     "get_relevance_scorer": ".metrics",
+    "available_relevance_scorers": ".metrics",
     # model selection
     "LeaveOneLabOut": ".model_selection",
     "CrossLabSplit": ".model_selection",
@@ -50,6 +51,7 @@ _SUBMODULES = [
     "evaluation",
     "model_selection",
     "transformers",
+    "callbacks",
     "penalties",
     "estimators",
 ]

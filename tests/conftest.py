@@ -12,8 +12,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SKLEARN_RELEVANCE_DATA", ROOT.parent / "shared" / "data"))
 
-# 2-core CI: keep torch from oversubscribing next to joblib workers.
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# 2-core CI: one torch thread. Small tensor work runs 5-10x slower with two
+# threads on a busy 2-core machine, and joblib workers need the other core.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -33,9 +33,9 @@ def _constructors():
         from sklearn_relevance.transformers import RegionRelevance, RelevanceTransformer
 
         table["RelevanceTransformer"] = lambda: RelevanceTransformer(
-            RelevanceNetClassifier(max_epochs=3, random_state=0), prefit=False
+            RelevanceNetClassifier(max_epochs=2, random_state=0), prefit=False
         )
-        table["RegionRelevance"] = lambda: RegionRelevance(atlas=None)
+        table["RegionRelevance"] = lambda: RegionRelevance(statistic="gain")
     except ImportError:
         pass
     return table

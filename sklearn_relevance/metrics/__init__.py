@@ -1,0 +1,55 @@
+"""Attribution-quality metrics and scorers (extension point 2).
+
+Every metric is a pure function on batches (numpy arrays or torch tensors)
+that computes in torch on the estimator's (or the input's) device and returns
+one value per sample. :func:`make_relevance_scorer` turns any of them into a
+scikit-learn scorer for ``GridSearchCV`` / ``cross_validate``; masks and
+ground-truth importances reach it through metadata routing.
+
+Families:
+
+- fidelity (:mod:`.fidelity`): :func:`perturbation_curve`,
+  :func:`fidelity_score`, :func:`deletion_auc`, :func:`insertion_auc`;
+- localisation (:mod:`.localization`): :func:`mask_roc_auc`,
+  :func:`mask_dice`, :func:`relevance_mass_accuracy`,
+  :func:`relevance_rank_accuracy`, :func:`pointing_game`;
+- complexity (:mod:`.complexity`): :func:`sparseness`;
+- agreement (:mod:`.agreement`): :func:`importance_ranking`,
+  :func:`rank_biased_overlap`, :func:`importance_rmse`;
+- regions (:mod:`.regions`): :func:`region_relevance`,
+  :func:`fingerprint_similarity`.
+"""
+
+from ._scorer import available_relevance_scorers, get_relevance_scorer, make_relevance_scorer
+from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
+from .complexity import sparseness
+from .fidelity import deletion_auc, fidelity_score, insertion_auc, perturbation_curve
+from .localization import (
+    mask_dice,
+    mask_roc_auc,
+    pointing_game,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+)
+from .regions import fingerprint_similarity, region_relevance
+
+__all__ = [
+    "perturbation_curve",
+    "fidelity_score",
+    "deletion_auc",
+    "insertion_auc",
+    "mask_roc_auc",
+    "mask_dice",
+    "relevance_mass_accuracy",
+    "relevance_rank_accuracy",
+    "pointing_game",
+    "sparseness",
+    "importance_ranking",
+    "rank_biased_overlap",
+    "importance_rmse",
+    "region_relevance",
+    "fingerprint_similarity",
+    "make_relevance_scorer",
+    "get_relevance_scorer",
+    "available_relevance_scorers",
+]

@@ -1,0 +1,221 @@
+"""Input checks and small tensor helpers shared by the metric functions.
+
+Every metric takes batches as numpy arrays or torch tensors. Torch tensors stay
+on their device; numpy inputs are moved to ``device`` (CPU by default). Bad
+input raises a ``ValueError`` naming the problem before any work is done.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import torch
+
+
+
+def to_numpy_numeric(value, name):
+    """Numpy array of real numbers (or bools); ValueError naming ``name`` otherwise."""
+    if torch.is_tensor(value):
+        value = value.detach().cpu().numpy()
+    if hasattr(value, "toarray") and hasattr(value, "nnz"):
+        raise TypeError(
+            f"Sparse data was passed for {name}, but dense data is required. Use "
+            "'.toarray()' to convert to a dense numpy array."
+        )
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(
+            f"The '{name}' parameter must be array-like of numbers. Got "
+            f"{type(value).__name__} that numpy cannot convert ({exc})."
+        ) from None
+    if np.iscomplexobj(arr):
+        raise ValueError(f"Complex data not supported: the '{name}' parameter must be real.")
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except TypeError as exc:
+            raise TypeError(f"The '{name}' parameter must hold numbers ({exc}).") from None
+        except ValueError as exc:
+            raise ValueError(f"The '{name}' parameter must hold numbers ({exc}).") from None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(
+            f"The '{name}' parameter must hold numbers. Got dtype {arr.dtype} instead."
+        )
+    return arr
+
+
+def as_batch(value, name, *, device=None, min_ndim=2, dtype=None):
+    """Finite floating tensor of shape (n_samples, ...) on ``device``.
+
+    Torch tensors keep their device (unless ``device`` is given) and floating
+    dtype; other inputs become float32 (float64 arrays stay float64).
+    """
+    if torch.is_tensor(value):
+        t = value.detach()
+        if t.is_complex():
+            raise ValueError(f"The '{name}' parameter must be real. Got dtype {t.dtype}.")
+        if not torch.is_floating_point(t):
+            t = t.float()
+        finite = t.numel() == 0 or bool(torch.isfinite(t).all())
+    else:
+        arr = to_numpy_numeric(value, name)
+        if arr.dtype != np.float64:
+            arr = arr.astype(np.float32, copy=False)
+        finite = bool(np.isfinite(arr).all())
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if dtype is not None:
+        t = t.to(dtype)
+    if device is not None:
+        t = t.to(device)
+    if t.ndim < min_ndim:
+        raise ValueError(
+            f"The '{name}' parameter must be a batch of shape (n_samples, ...) with at "
+            f"least {min_ndim} axes. Got shape {tuple(t.shape)} instead. Reshape your "
+            "data, e.g. with X.reshape(1, -1) for a single sample."
+        )
+    if t.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={tuple(t.shape)}) while a minimum of 1 "
+            f"is required for '{name}'."
+        )
+    if t.ndim >= 2 and min(t.shape[1:]) == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 "
+            f"is required for '{name}'."
+        )
+    if not finite:
+        bad = "NaN" if bool(torch.isnan(t).any()) else "infinity"
+        raise ValueError(f"The '{name}' parameter contains {bad}; metrics need finite values.")
+    return t
+
+
+def as_mask(value, name, *, device=None):
+    """Boolean tensor of a binary (0/1 or bool) batch."""
+    if isinstance(value, np.ndarray) and value.dtype == bool:
+        value = torch.from_numpy(value)
+    if torch.is_tensor(value) and value.dtype == torch.bool:
+        m = value.detach()
+        if device is not None:
+            m = m.to(device)
+        if m.ndim < 2:
+            raise ValueError(
+                f"The '{name}' parameter must be a batch of shape (n_samples, ...). "
+                f"Got shape {tuple(m.shape)} instead."
+            )
+        return m
+    t = as_batch(value, name, device=device)
+    if not bool(((t == 0) | (t == 1)).all()):
+        raise ValueError(
+            f"The '{name}' parameter must be binary (bool or 0/1 values). Got values "
+            f"in [{float(t.min())}, {float(t.max())}] instead."
+        )
+    return t.bool()
+
+
+def _squeezed(shape):
+    return tuple(s for s in shape if s != 1)
+
+
+def flatten_pair(relevance, other, *, names=("relevance", "masks")):
+    """Flatten two batches of matching per-sample shapes to (n, n_features).
+
+    Shapes match when they are equal after dropping singleton axes, so a
+    relevance map of shape (n, 1, H, W) pairs with masks of shape (n, H, W).
+    """
+    a, b = names
+    if relevance.shape[0] != other.shape[0]:
+        raise ValueError(
+            f"'{a}' and '{b}' must hold the same number of samples. Got "
+            f"{relevance.shape[0]} and {other.shape[0]} instead."
+        )
+    if _squeezed(relevance.shape[1:]) != _squeezed(other.shape[1:]):
+        raise ValueError(
+            f"'{a}' and '{b}' must have the same per-sample shape. Got {a} of shape "
+            f"{tuple(relevance.shape)} and {b} of shape {tuple(other.shape)} instead."
+        )
+    n = relevance.shape[0]
+    return relevance.reshape(n, -1), other.reshape(n, -1)
+
+
+def nan_where(values, bad, metric, reason):
+    """Set ``values[bad]`` to NaN (numpy) and warn how many samples it hit."""
+    bad = np.asarray(bad, dtype=bool)
+    if bad.any():
+        values = np.array(values, dtype=np.float64, copy=True)
+        values[bad] = np.nan
+        warnings.warn(
+            f"{metric} is undefined for {int(bad.sum())} of {bad.size} sample(s) "
+            f"({reason}); returning NaN for them.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return values
+
+
+def check_mask_coverage(mask):
+    """Boolean numpy vectors of the samples whose mask is empty, and full."""
+    count = mask.sum(1)
+    return (count == 0).cpu().numpy(), (count == mask.shape[1]).cpu().numpy()
+
+
+def constant_rows(a):
+    """Boolean numpy vector: rows of ``a`` (n, F) whose values are all equal."""
+    return (a.amax(1) == a.amin(1)).cpu().numpy()
+
+
+def sort_rows(a):
+    """``torch.sort(a, dim=1)`` (not stable); on CPU through numpy's vectorised sort.
+
+    numpy's SIMD sorts are several times faster than ``torch.sort`` on CPU;
+    other devices use ``torch.sort``.
+    """
+    if a.device.type != "cpu":
+        return torch.sort(a, dim=1)
+    arr = a.numpy()
+    order = np.argsort(arr, axis=1)
+    return torch.from_numpy(np.take_along_axis(arr, order, axis=1)), torch.from_numpy(order)
+
+
+def to_numpy(t):
+    """Float64 numpy array of a tensor."""
+    return t.detach().cpu().double().numpy()
+
+
+def check_choice(value, name, owner, choices):
+    """Raise a ValueError unless ``value`` is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must be a str among {sorted(choices)}. "
+            f"Got {value!r} instead."
+        )
+    return value
+
+
+def check_int(value, name, owner, *, low=1):
+    """Raise a ValueError unless ``value`` is an int >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must be an int in the range "
+            f"[{low}, inf). Got {value!r} instead."
+        )
+    return int(value)
+
+
+def check_interval(value, name, owner, low, high, *, closed="neither"):
+    """Raise a ValueError unless ``value`` is a real number in the interval."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        lo_ok = value >= low if closed in ("left", "both") else value > low
+        hi_ok = value <= high if closed in ("right", "both") else value < high
+        ok = lo_ok and hi_ok
+    if not ok:
+        lb = "[" if closed in ("left", "both") else "("
+        rb = "]" if closed in ("right", "both") else ")"
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must be a float in the range "
+            f"{lb}{low}, {high}{rb}. Got {value!r} instead."
+        )
+    return float(value)

@@ -1,0 +1,302 @@
+"""Scorers: attribution-quality metrics as scikit-learn scorers.
+
+A relevance scorer is called as ``scorer(estimator, X, y, **metadata)``: it
+computes the relevance with ``estimator.explain(X, y, explainer=...)`` and
+averages the metric over the samples. Masks and ground-truth importances are
+metadata: with ``sklearn.set_config(enable_metadata_routing=True)`` and
+``scorer.set_score_request(masks=True)``, ``GridSearchCV.fit(X, y,
+masks=masks)`` hands each fold's masks to the scorer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from functools import partial
+
+import numpy as np
+from sklearn.metrics._scorer import _BaseScorer
+from sklearn.utils._metadata_requests import (
+    MetadataRequest,
+    MethodMetadataRequest,
+    get_routing_for_object,
+)
+
+from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
+from .complexity import sparseness
+from .fidelity import deletion_auc, fidelity_score, insertion_auc
+from .localization import (
+    mask_dice,
+    mask_roc_auc,
+    pointing_game,
+    relevance_mass_accuracy,
+    relevance_rank_accuracy,
+)
+from ._models import final_input
+
+__all__ = [
+    "make_relevance_scorer",
+    "get_relevance_scorer",
+    "available_relevance_scorers",
+    "relevance_of",
+]
+
+#: Arguments the scorer itself supplies to a metric (never metadata).
+SUPPLIED = {"estimator", "X", "y", "relevance"}
+
+
+def relevance_of(estimator, X, y=None, *, explainer=None, target=None, batch_size=None):
+    """``(final_estimator, X_final, relevance)`` for an estimator or a Pipeline.
+
+    For a Pipeline, X is transformed by every step but the last and the final
+    step's ``explain`` runs on the result; the relevance refers to that input.
+    """
+    final, Xt = final_input(estimator, X)
+    if not callable(getattr(final, "explain", None)):
+        raise ValueError(
+            "Relevance scorers need an estimator with an 'explain' method (a "
+            "RelevanceNet estimator, or a Pipeline ending in one). Got "
+            f"{type(final).__name__} instead."
+        )
+    rel = final.explain(Xt, y, explainer=explainer, target=target, batch_size=batch_size)
+    return final, Xt, rel
+
+
+def _rbo_metric(relevance, importances, *, p=0.9, extrapolated=True, top_k=None,
+                absolute=True):
+    """Rank-biased overlap between relevance and true importances, per sample."""
+    a = importance_ranking(relevance, absolute=absolute, top_k=top_k)
+    b = importance_ranking(importances, absolute=absolute, top_k=top_k)
+    return rank_biased_overlap(np.atleast_2d(a), np.atleast_2d(b), p=p,
+                               extrapolated=extrapolated)
+
+
+def _rmse_metric(relevance, importances, *, normalize="l1"):
+    """RMSE between relevance and true importances, per sample."""
+    return importance_rmse(relevance, importances, normalize=normalize)
+
+
+_rbo_metric.__name__ = "rank_biased_overlap"
+_rmse_metric.__name__ = "importance_rmse"
+
+#: name -> (metric, greater_is_better)
+_SCORERS = {
+    "fidelity": (fidelity_score, True),
+    "neg_deletion_auc": (deletion_auc, False),
+    "insertion_auc": (insertion_auc, True),
+    "sparseness": (sparseness, True),
+    "mask_roc_auc": (mask_roc_auc, True),
+    "mask_dice": (mask_dice, True),
+    "relevance_mass_accuracy": (relevance_mass_accuracy, True),
+    "relevance_rank_accuracy": (relevance_rank_accuracy, True),
+    "pointing_game": (pointing_game, True),
+    "rank_biased_overlap": (_rbo_metric, True),
+    "neg_importance_rmse": (_rmse_metric, False),
+}
+
+
+def available_relevance_scorers():
+    """Sorted names accepted by :func:`get_relevance_scorer`.
+
+    Examples
+    --------
+    >>> from sklearn_relevance.metrics import available_relevance_scorers
+    >>> "mask_roc_auc" in available_relevance_scorers()
+    True
+    """
+    return sorted(_SCORERS)
+
+
+def _cache_of(method_caller):
+    """The per-call cache dict of scikit-learn's multimetric scoring, if any."""
+    if isinstance(method_caller, partial) and method_caller.args:
+        cache = method_caller.args[0]
+        if isinstance(cache, dict):
+            return cache
+    return None
+
+
+class _RelevanceScorer(_BaseScorer):
+    """Scorer computing relevance with ``explain`` and averaging a metric."""
+
+    def __init__(self, metric, sign, kwargs, explainer=None, target=None, batch_size=None):
+        super().__init__(score_func=metric, sign=sign, kwargs=kwargs,
+                         response_method="explain")
+        self._explainer = explainer
+        self._target = target
+        self._batch_size = batch_size
+        self._params = set(inspect.signature(metric).parameters)
+
+    def __repr__(self):
+        sign = "" if self._sign > 0 else ", greater_is_better=False"
+        extra = "" if self._explainer is None else f", explainer={self._explainer!r}"
+        if self._target is not None:
+            extra += f", target={self._target!r}"
+        kwargs = "".join(f", {k}={v!r}" for k, v in self._kwargs.items())
+        name = getattr(self._score_func, "__name__", repr(self._score_func))
+        return f"make_relevance_scorer({name}{sign}{extra}{kwargs})"
+
+    def __call__(self, estimator, X, y_true=None, **metadata):
+        """Score ``estimator`` on ``X``: the metric's mean over the samples.
+
+        Metadata (``masks``, ``importances``, ``sample_weight``) may be
+        passed directly; inside ``GridSearchCV`` it arrives through
+        metadata routing.
+        """
+        return self._score(None, estimator, X, y_true, **metadata)
+
+    def _relevance(self, method_caller, estimator, X, y):
+        cache = _cache_of(method_caller)
+        key = ("sklearn_relevance.explain", repr(self._explainer), repr(self._target))
+        if cache is not None and key in cache:
+            return cache[key]
+        result = relevance_of(estimator, X, y, explainer=self._explainer,
+                              target=self._target, batch_size=self._batch_size)
+        if cache is not None:
+            cache[key] = result
+        return result
+
+    def _score(self, method_caller, estimator, X, y_true, **kwargs):
+        sample_weight = kwargs.pop("sample_weight", None)
+        final, Xt, rel = self._relevance(method_caller, estimator, X, y_true)
+        supplied = {"estimator": final, "X": Xt, "y": y_true, "relevance": rel}
+        args = {k: v for k, v in supplied.items() if k in self._params}
+        call_kwargs = {**self._kwargs, **kwargs}
+        if "target" in self._params and "target" not in call_kwargs:
+            # follow the output that was explained
+            call_kwargs["target"] = "predicted" if self._target is None else self._target
+        values = np.asarray(self._score_func(**args, **call_kwargs), dtype=np.float64)
+        return self._sign * _nan_average(values, sample_weight)
+
+    def _get_metadata_request(self):
+        if hasattr(self, "_metadata_request"):
+            return get_routing_for_object(self._metadata_request)
+        requests = MetadataRequest(owner=self)
+        values = self._get_class_level_metadata_request_values(
+            method_name="score", method=self._score_func, ignore_params=SUPPLIED
+        ) if hasattr(self, "_get_class_level_metadata_request_values") else {}
+        requests.score = MethodMetadataRequest(owner=self, method="score",
+                                               requests=values)
+        return requests
+
+
+def _nan_average(values, sample_weight=None):
+    """Mean (weighted) over the samples where the metric is defined."""
+    values = np.ravel(values)
+    ok = ~np.isnan(values)
+    if not ok.any():
+        return float("nan")
+    if sample_weight is None:
+        return float(values[ok].mean())
+    w = np.ravel(np.asarray(sample_weight, dtype=np.float64))
+    if w.shape != values.shape:
+        raise ValueError(
+            f"sample_weight must hold one weight per sample ({values.size}). Got "
+            f"{w.size} instead."
+        )
+    return float(np.average(values[ok], weights=w[ok]))
+
+
+def make_relevance_scorer(metric, *, explainer=None, greater_is_better=True, target=None,
+                          batch_size=None, **kwargs):
+    """Make a scorer from an attribution-quality metric.
+
+    The scorer, called as ``scorer(estimator, X, y, **metadata)``, computes
+    the relevance with ``estimator.explain(X, y, explainer=explainer,
+    target=target)`` (for a Pipeline: X transformed by all steps but the
+    last, then the last step's ``explain``), calls the metric and returns
+    its mean over the samples where it is defined (NaN values are skipped;
+    ``sample_weight`` metadata weights the mean). It works in
+    ``GridSearchCV`` / ``cross_validate`` scoring dicts; several relevance
+    scorers with the same explainer share one ``explain`` call per fold.
+
+    The metric is called with the arguments it names among ``estimator``
+    (the final estimator), ``X`` (its input), ``y`` and ``relevance``, plus
+    ``kwargs`` and the routed metadata. A metric with a ``target`` parameter
+    follows the explained output.
+
+    Parameters
+    ----------
+    metric : str or callable
+        A name of :func:`available_relevance_scorers` (its direction is then
+        known) or a function such as :func:`~sklearn_relevance.metrics.mask_dice`
+        returning one value per sample (or a float).
+    explainer : str or explainer object, optional
+        Passed to ``explain``; ``None`` uses the estimator's own
+        ``relevance_explainer``.
+    greater_is_better : bool, default=True
+        ``False`` negates the score (as scikit-learn's ``neg_*`` scorers).
+        Ignored for a metric name.
+    target : None, "true" or int, default=None
+        The output explained (``None``: the predicted class).
+    batch_size : int, optional
+        Samples per ``explain`` call.
+    **kwargs
+        Fixed keyword arguments of the metric (e.g. ``steps=10``).
+
+    Returns
+    -------
+    scorer : callable
+        Supports ``set_score_request`` for metadata routing (``masks``,
+        ``importances``, ``sample_weight``).
+
+    Examples
+    --------
+    >>> from sklearn_relevance.metrics import make_relevance_scorer, mask_dice
+    >>> scorer = make_relevance_scorer(mask_dice, fraction=0.1)
+    >>> scorer
+    make_relevance_scorer(mask_dice, fraction=0.1)
+    >>> make_relevance_scorer("neg_deletion_auc", explainer="gradient", steps=10)
+    make_relevance_scorer(deletion_auc, greater_is_better=False, explainer='gradient', steps=10)
+    """
+    if isinstance(metric, str):
+        try:
+            metric, greater_is_better = _SCORERS[metric]
+        except KeyError:
+            raise ValueError(
+                "The 'metric' parameter of make_relevance_scorer must be a callable or "
+                f"a str among {available_relevance_scorers()}. Got {metric!r} instead."
+            ) from None
+    elif not callable(metric):
+        raise ValueError(
+            "The 'metric' parameter of make_relevance_scorer must be a callable or a "
+            f"str. Got {type(metric).__name__} instead."
+        )
+    sign = 1 if greater_is_better else -1
+    return _RelevanceScorer(metric, sign, kwargs, explainer=explainer, target=target,
+                            batch_size=batch_size)
+
+
+def get_relevance_scorer(scoring, **kwargs):
+    """Return a relevance scorer from its name (or a scorer, unchanged).
+
+    Parameters
+    ----------
+    scoring : str or callable
+        One of :func:`available_relevance_scorers`: ``"fidelity"``,
+        ``"neg_deletion_auc"``, ``"insertion_auc"``, ``"sparseness"``,
+        ``"mask_roc_auc"``, ``"mask_dice"``, ``"relevance_mass_accuracy"``,
+        ``"relevance_rank_accuracy"``, ``"pointing_game"`` (these need
+        ``masks`` metadata), ``"rank_biased_overlap"``,
+        ``"neg_importance_rmse"`` (these need ``importances`` metadata).
+    **kwargs
+        ``explainer``, ``target``, ``batch_size`` and metric options, as in
+        :func:`make_relevance_scorer`.
+
+    Returns
+    -------
+    scorer : callable
+
+    Examples
+    --------
+    >>> from sklearn_relevance.metrics import get_relevance_scorer
+    >>> get_relevance_scorer("sparseness", explainer="gradient_x_input")
+    make_relevance_scorer(sparseness, explainer='gradient_x_input')
+    """
+    if callable(scoring) and not isinstance(scoring, str):
+        return scoring
+    if not isinstance(scoring, str) or scoring not in _SCORERS:
+        raise ValueError(
+            "The 'scoring' parameter of get_relevance_scorer must be a str among "
+            f"{available_relevance_scorers()} or a callable. Got {scoring!r} instead."
+        )
+    return make_relevance_scorer(scoring, **kwargs)

@@ -1,0 +1,154 @@
+"""Relevance scorers: values, metadata routing, GridSearchCV, shared explain calls."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.metrics._scorer import _MultimetricScorer
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_relevance.metrics import (
+    available_relevance_scorers,
+    deletion_auc,
+    fidelity_score,
+    get_relevance_scorer,
+    make_relevance_scorer,
+    mask_roc_auc,
+    rank_biased_overlap,
+    importance_ranking,
+    sparseness,
+)
+
+estimators = pytest.importorskip("sklearn_relevance.estimators")
+datasets = pytest.importorskip("sklearn_relevance.datasets")
+
+
+@pytest.fixture(scope="module")
+def lesions():
+    X, y, masks = datasets.make_lesion_images(48, shape=(12, 12), random_state=0)
+    return X, y, masks
+
+
+@pytest.fixture(scope="module")
+def fitted(lesions):
+    X, y, _ = lesions
+    return estimators.RelevanceNetClassifier(max_epochs=2, random_state=0).fit(X, y)
+
+
+def test_scorer_values_equal_metric_means(lesions, fitted):
+    X, y, masks = lesions
+    rel = fitted.explain(X)
+    pos = y == 1
+    scorer = get_relevance_scorer("mask_roc_auc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # class-0 images have empty masks
+        ref = np.nanmean(mask_roc_auc(rel, masks))
+        assert scorer(fitted, X, y, masks=masks) == pytest.approx(ref)
+    assert get_relevance_scorer("sparseness")(fitted, X, y) == pytest.approx(
+        sparseness(rel).mean())
+    fid = fidelity_score(fitted, X, y, rel, target="predicted")
+    assert get_relevance_scorer("fidelity")(fitted, X, y) == pytest.approx(fid.mean())
+    neg = get_relevance_scorer("neg_deletion_auc", steps=10)(fitted, X, y)
+    assert neg == pytest.approx(-deletion_auc(fitted, X, rel, steps=10,
+                                              target="predicted").mean())
+    # sample weights weight the per-sample values
+    w = np.where(pos, 3.0, 1.0)
+    sw = get_relevance_scorer("sparseness")(fitted, X, y, sample_weight=w)
+    assert sw == pytest.approx(np.average(sparseness(rel), weights=w))
+
+
+def test_scorer_explainer_and_pipeline(lesions):
+    X, y, _ = lesions
+    flat = X.reshape(len(X), -1) * 5.0 + 2.0
+    pipe = make_pipeline(StandardScaler(), estimators.RelevanceNetClassifier(
+        max_epochs=2, random_state=0)).fit(flat, y)
+    scorer = make_relevance_scorer(sparseness, explainer="gradient")
+    Xt = pipe[0].transform(flat)
+    ref = sparseness(pipe[-1].explain(Xt, explainer="gradient")).mean()
+    assert scorer(pipe, flat, y) == pytest.approx(ref)
+
+
+def test_multimetric_scoring_shares_one_explain_call(lesions, fitted, monkeypatch):
+    X, y, masks = lesions
+    calls = []
+    original = type(fitted).explain
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("explainer"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(fitted), "explain", counting)
+    multi = _MultimetricScorer(scorers={
+        "sparse": get_relevance_scorer("sparseness"),
+        "fid": get_relevance_scorer("fidelity", steps=5),
+        "grad": get_relevance_scorer("sparseness", explainer="gradient"),
+    })
+    scores = multi(fitted, X, y)
+    assert set(scores) == {"sparse", "fid", "grad"}
+    assert all(isinstance(v, float) for v in scores.values())
+    assert sorted(map(str, calls)) == ["None", "gradient"]
+
+
+def test_grid_search_with_routed_masks(lesions):
+    X, y, masks = lesions
+    with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # empty masks of class 0
+        scoring = {
+            "accuracy": "accuracy",
+            "fidelity": get_relevance_scorer("fidelity", steps=8),
+            "sparseness": get_relevance_scorer("sparseness"),
+            "mask_roc_auc": get_relevance_scorer("mask_roc_auc").set_score_request(
+                masks=True),
+        }
+        search = GridSearchCV(
+            estimators.RelevanceNetClassifier(max_epochs=2, random_state=0),
+            {"relevance_penalty": [0.0, 0.1]}, scoring=scoring, refit="accuracy", cv=2,
+        )
+        search.fit(X, y, masks=masks)
+    res = search.cv_results_
+    for name in scoring:
+        values = res[f"mean_test_{name}"]
+        assert values.shape == (2,) and np.isfinite(values).all(), name
+    assert np.all((res["mean_test_mask_roc_auc"] >= 0) & (res["mean_test_mask_roc_auc"] <= 1))
+    assert search.best_index_ == int(np.argmax(res["mean_test_accuracy"]))
+    assert hasattr(search.best_estimator_, "module_")
+
+
+def test_routing_requires_request(lesions):
+    X, y, masks = lesions
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = get_relevance_scorer("mask_roc_auc")
+        with pytest.raises(Exception, match="masks"):
+            cross_validate(estimators.RelevanceNetClassifier(max_epochs=1, random_state=0),
+                           X, y, cv=2, scoring={"auc": scorer}, params={"masks": masks})
+        routing = scorer.set_score_request(masks=True).get_metadata_routing()
+        assert routing.score.requests["masks"] is True
+
+
+def test_importances_metadata_rbo(rng):
+    X = rng.normal(size=(60, 6)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1] > 0).astype(int)
+    est = estimators.RelevanceNetClassifier(max_epochs=3, random_state=0).fit(X, y)
+    truth = np.tile([3.0, 2.0, 0.1, 0.1, 0.1, 0.1], (60, 1))
+    got = get_relevance_scorer("rank_biased_overlap", p=0.8)(est, X, y, importances=truth)
+    rel = est.explain(X)
+    ref = rank_biased_overlap(importance_ranking(rel, absolute=True),
+                              importance_ranking(truth, absolute=True), p=0.8).mean()
+    assert got == pytest.approx(ref)
+
+
+def test_scorer_errors_and_repr():
+    with pytest.raises(ValueError, match="'metric' parameter of make_relevance_scorer"):
+        make_relevance_scorer("nope")
+    with pytest.raises(ValueError, match="'scoring' parameter of get_relevance_scorer"):
+        get_relevance_scorer("accuracy")
+    with pytest.raises(ValueError, match="'explain' method"):
+        get_relevance_scorer("sparseness")(StandardScaler().fit([[0.0], [1.0]]), [[0.0]], None)
+    assert "neg_deletion_auc" in available_relevance_scorers()
+    assert repr(get_relevance_scorer("neg_importance_rmse")) == (
+        "make_relevance_scorer(importance_rmse, greater_is_better=False)")
