@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import torch
 
 from .explainers import get_explainer
-from .explainers._base import flatten_inputs, select_output
+from .explainers._base import flatten_inputs, frozen_batchnorm_stats, select_output
 from .explainers.gradient import Gradient, GradientXInput
 
 __all__ = ["RelevancePenalty", "relevance_norm"]
@@ -143,7 +143,8 @@ class RelevancePenalty:
                     retain_graph=retain,
                 )
             else:
-                rel = explainer.explain(module, X, target, create_graph=create_graph)
+                with frozen_batchnorm_stats(module):
+                    rel = explainer.explain(module, X, target, create_graph=create_graph)
             total = total + relevance_norm(rel, self.norm)
         return total
 

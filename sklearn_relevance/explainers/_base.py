@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from contextlib import contextmanager
 
 import torch
 from sklearn.base import BaseEstimator
 
 __all__ = [
     "BaseExplainer",
-    "get_explainer",
-    "register_explainer",
     "available_explainers",
     "forward",
-    "select_output",
+    "get_explainer",
     "input_gradient",
+    "register_explainer",
+    "select_output",
 ]
 
 
@@ -205,6 +206,31 @@ def input_gradient(module, X, target=None, *, create_graph=False):
         )
     grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
     return rebuild(grads)
+
+
+@contextmanager
+def frozen_batchnorm_stats(module):
+    """Keep training-mode BatchNorms from updating their running statistics.
+
+    Explanations that run extra forward passes of a network in training mode
+    (a training penalty with IG or LRP, say) must not write BatchNorm
+    buffers: the write bumps their version and breaks the pending backward
+    of the training forward, and it would count the extra passes in the
+    running statistics. Inside this context, training-mode BatchNorms still
+    normalise with batch statistics but leave their buffers alone.
+    """
+    changed = [
+        m for m in module.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        and m.training and m.track_running_stats
+    ]
+    for m in changed:
+        m.track_running_stats = False
+    try:
+        yield module
+    finally:
+        for m in changed:
+            m.track_running_stats = True
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,260 @@
+"""The LRP explainer: rules attached by forward hooks, relevance by autograd."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import ExitStack
+
+import torch
+
+from .._base import (
+    BaseExplainer,
+    flatten_inputs,
+    forward,
+    frozen_batchnorm_stats,
+    select_output,
+)
+from ._layers import LayerView
+from ._relay import relay, shares
+from .canonizers import Canonizer, MergeBatchNorm
+from .composites import Composite, composite_error, composite_from_dict, make_composite
+from .rules import _check_real
+
+__all__ = ["LRP"]
+
+
+class _Session:
+    """Hooks of one explanation: rules per layer, input leaves, canonizers.
+
+    In ``"record"`` mode (first pass of ``create_graph=True``) the hooks keep
+    each ruled call's relevance shares computed on the ordinary forward graph
+    and change nothing; in ``"relay"`` mode they replace ruled outputs by
+    relays, using recorded shares when there are some (so the relevance is
+    exactly differentiable), or shares of this pass, detached, otherwise.
+    """
+
+    def __init__(self, plan, sources, handles):
+        self.plan = plan
+        self.sources = sources
+        self.handles = handles
+        self.leaves = []  # (source index, leaf)
+        self.mode = "relay"
+        self.records = {}
+
+    def _source_of(self, x):
+        for k, src in enumerate(self.sources):
+            if x is src or (torch.is_tensor(x) and x._base is src):
+                return k
+        return None
+
+    def input_leaf(self, x, fill):
+        """A constant of ``x``'s shape whose relevance is added to ``X``'s."""
+        k = self._source_of(x)
+        src = self.sources[k].detach()
+        if isinstance(fill, str):
+            reduce = torch.amin if fill == "min" else torch.amax
+            value = reduce(src, dim=tuple(range(1, src.ndim)), keepdim=True)
+        else:
+            value = torch.as_tensor(fill, dtype=src.dtype, device=src.device)
+        value = torch.broadcast_to(value, src.shape).reshape(x.shape)
+        if self.mode == "record":
+            return value
+        leaf = value.clone().requires_grad_(True)
+        self.leaves.append((k, leaf))
+        return leaf
+
+    def _rule(self, name, module, inputs):
+        rule, first = self.plan[module]
+        is_input = any(self._source_of(x) is not None for x in inputs)
+        if first is not None and is_input:
+            rule = first
+        if rule is not None and rule.input_layer_only and not is_input:
+            raise ValueError(
+                f"The {type(rule).__name__} rule applies only to layers that "
+                f"receive the explained input X; layer {name!r} "
+                f"({type(module).__name__}) does not."
+            )
+        return rule
+
+    def hook(self, name):
+        def _hook(module, inputs, output):
+            if any(h.absorbs(module) for h in self.handles):
+                return None
+            rule = self._rule(name, module, inputs)
+            if rule is None:
+                return None
+            params = next(
+                (p for h in self.handles if (p := h.params(module)) is not None), None
+            )
+            layer = LayerView(module, inputs, output, params)
+            if rule.needs_weight and layer.weight is None:
+                raise ValueError(
+                    f"The {type(rule).__name__} rule needs a layer with weights; "
+                    f"layer {name!r} is a {type(module).__name__}."
+                )
+            terms = rule.terms(layer, self)
+            if terms is None:
+                return None
+            queue = self.records.setdefault(module, [])
+            if self.mode == "record":
+                queue.append(shares(output, terms))
+                return None
+            if queue:
+                cs = queue.pop(0)
+            else:
+                cs = shares(output.detach(), [(c, z.detach(), e) for c, z, e in terms])
+            return relay(output, cs, [z for _, z, _ in terms])
+
+        return _hook
+
+    def attach(self, module, stack):
+        names = {sub: name for name, sub in module.named_modules()}
+        for sub in self.plan:
+            handle = sub.register_forward_hook(self.hook(names[sub]))
+            stack.callback(handle.remove)
+
+
+def _rng_states(devices):
+    states = [("cpu", torch.get_rng_state())]
+    for device in devices:
+        if device.type == "cuda":
+            states.append((device, torch.cuda.get_rng_state(device)))
+    return states
+
+
+def _set_rng_states(states):
+    for device, state in states:
+        if device == "cpu":
+            torch.set_rng_state(state)
+        else:
+            torch.cuda.set_rng_state(state, device)
+
+
+class LRP(BaseExplainer):
+    r"""Layer-wise relevance propagation, native and differentiable.
+
+    Rules (:mod:`~sklearn_relevance.explainers.lrp.rules`) are attached to
+    layers by a composite and implemented as modified gradients: each ruled
+    layer's output is replaced in the forward pass by an identity whose
+    backward distributes the layer's relevance as its rule prescribes, and
+    relevance is read off as ``X * grad``. The whole batch runs in one
+    forward and one backward pass on the module's device; hooks and
+    canonizers are removed afterwards (also on error), parameters are
+    never written and BatchNorms in training mode do not update their running
+    statistics. With ``create_graph=True`` the relevance can be
+    differentiated with respect to the module's parameters.
+
+    The relevance of each sample sums to its explained output (the logit of
+    ``target``) up to what biases, stabilisers and dead neurons absorb:
+    exactly on bias-free ReLU networks with ``epsilon -> 0``, and with
+    ``alpha1_beta0`` / ``epsilon_plus`` also with biases wherever neurons
+    have positive contributions.
+
+    Parameters
+    ----------
+    composite : str, dict or Composite, default="epsilon_plus"
+        ``"epsilon"``, ``"alpha1_beta0"``, ``"epsilon_plus"`` (epsilon on
+        dense layers, z+ on convolutions; the default, as recommended by
+        Kohlbrenner et al. 2020 for CNNs), ``"epsilon_alpha2_beta1"``,
+        ``"epsilon_gamma_box"``; a dict ``{module name or layer type: rule}``
+        (layers not covered keep their plain gradient, i.e. LRP-0); or a
+        :class:`Composite`.
+    epsilon : float, default=1e-6
+        Stabiliser of the epsilon rule in named composites and dicts.
+    gamma : float, default=0.25
+        Parameter of the gamma rule (``"epsilon_gamma_box"``).
+    low, high : float, array-like or None, default=None
+        Input bounds of the box rule (``"epsilon_gamma_box"``); None takes
+        each sample's minimum / maximum.
+    canonizers : "auto", list of Canonizer or None, default="auto"
+        ``"auto"`` merges BatchNorm into the preceding Linear / Conv layer
+        of ``nn.Sequential`` containers (eval mode) with
+        :class:`MergeBatchNorm`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers import LRP
+    >>> from sklearn_relevance.modules import ImageCNN
+    >>> net = ImageCNN((1, 8, 8, 8), 2, channels=(4, 8)).eval()
+    >>> X = torch.rand(3, 1, 8, 8, 8)
+    >>> R = LRP(composite="alpha1_beta0").explain(net, X, target=1)
+    >>> R.shape
+    torch.Size([3, 1, 8, 8, 8])
+    """
+
+    def __init__(self, composite="epsilon_plus", *, epsilon=1e-6, gamma=0.25,
+                 low=None, high=None, canonizers="auto"):
+        self.composite = composite
+        self.epsilon = epsilon
+        self.gamma = gamma
+        self.low = low
+        self.high = high
+        self.canonizers = canonizers
+
+    def _make_composite(self):
+        _check_real("LRP", "epsilon", self.epsilon, low=0)
+        _check_real("LRP", "gamma", self.gamma, low=0, strict=False)
+        composite = self.composite
+        if isinstance(composite, str):
+            return make_composite(composite, epsilon=self.epsilon, gamma=self.gamma,
+                                  low=self.low, high=self.high)
+        if isinstance(composite, Mapping):
+            return composite_from_dict(composite, epsilon=self.epsilon)
+        if isinstance(composite, Composite):
+            return composite
+        raise composite_error(type(composite).__name__)
+
+    def _make_canonizers(self):
+        value = self.canonizers
+        if value is None:
+            return []
+        if isinstance(value, str) and value == "auto":
+            return [MergeBatchNorm()]
+        if isinstance(value, (list, tuple)) and all(
+            isinstance(c, Canonizer) for c in value
+        ):
+            return list(value)
+        raise ValueError(
+            "The 'canonizers' parameter of LRP must be 'auto', None or a list of "
+            f"Canonizer objects. Got {value!r} instead."
+        )
+
+    def _explain(self, module, X, target, *, create_graph):
+        plan = self._make_composite().resolve(module)
+        canonizers = self._make_canonizers()
+        tensors, rebuild = flatten_inputs(X)
+        sources = [
+            t if t.requires_grad else t.detach().requires_grad_(True) for t in tensors
+        ]
+        with ExitStack() as stack:
+            stack.enter_context(frozen_batchnorm_stats(module))
+            handles = [stack.enter_context(c.apply(module)) for c in canonizers]
+            session = _Session(plan, sources, handles)
+            session.attach(module, stack)
+            with torch.enable_grad():
+                if create_graph:
+                    # first pass: shares on the ordinary graph (same dropout masks)
+                    states = _rng_states({t.device for t in sources})
+                    session.mode = "record"
+                    forward(module, rebuild(sources))
+                    _set_rng_states(states)
+                    session.mode = "relay"
+                out = forward(module, rebuild(sources))
+                score = select_output(out, target).sum()
+                leaves = [leaf for _, leaf in session.leaves]
+                grads = torch.autograd.grad(
+                    score, sources + leaves, create_graph=create_graph,
+                    allow_unused=True,
+                )
+        n = len(sources)
+        relevance = [
+            torch.zeros_like(t) if g is None else t * g
+            for t, g in zip(tensors, grads[:n])
+        ]
+        for (k, leaf), g in zip(session.leaves, grads[n:]):
+            if g is not None:
+                relevance[k] = relevance[k] + (leaf.detach() * g).reshape(
+                    tensors[k].shape
+                )
+        return rebuild(relevance)

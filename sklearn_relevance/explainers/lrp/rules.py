@@ -1,0 +1,463 @@
+r"""LRP rules: how one layer hands its output relevance to its input.
+
+A rule is a small scikit-learn-style object (parameters in ``__init__``)
+with one method, :meth:`Rule.terms`, returning *modified forwards* of the
+layer: ``[(coef, z, stabilizer), ...]``. The engine (:class:`LRP`) turns them
+into relevance with autograd: for a layer ``y = f(x)`` with output relevance
+``R``, the input receives
+
+.. math:: R_i = x_i \sum_k \mathrm{coef}_k \sum_j
+          \frac{\partial z_{k,j}}{\partial x_i} \frac{R_j}{z_{k,j} \pm \varepsilon}
+
+which is the rule's formula when ``z_k`` is the layer with modified weights.
+Rules that give relevance independent of ``x`` (:class:`Flat`,
+:class:`WSquare`, the bound terms of :class:`ZBox`) compute ``z`` from
+constant "input leaves" that the engine adds to the relevance of ``X``; they
+apply to layers that receive the explained input only.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from sklearn.base import BaseEstimator
+from torch import nn
+
+__all__ = [
+    "Rule",
+    "Epsilon",
+    "ZPlus",
+    "AlphaBeta",
+    "Gamma",
+    "Flat",
+    "WSquare",
+    "ZBox",
+    "Pass",
+    "Norm",
+]
+
+#: Layers whose ordinary gradient already passes relevance unchanged in the
+#: gradient x activation form (``y = x * f'(x)``): positively homogeneous
+#: activations, dropout, reshapes, and max pooling (winner takes all).
+HOMOGENEOUS = (
+    nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.Identity, nn.Flatten, nn.Unflatten,
+    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)
+
+
+def _check_real(owner, name, value, *, low=None, strict=True):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok and low is not None:
+        ok = value > low if strict else value >= low
+    if not ok:
+        bound = "" if low is None else f" {'>' if strict else '>='} {low}"
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must be a real number{bound}. "
+            f"Got {value!r} instead."
+        )
+
+
+class Rule(BaseEstimator):
+    """Base class of LRP rules.
+
+    Subclasses implement :meth:`terms`. Class attributes:
+
+    ``needs_weight``
+        The rule modifies weights, so it applies to Linear, Conv and
+        BatchNorm layers only.
+    ``input_layer_only``
+        The rule's relevance does not scale with the layer's input
+        (Flat, WSquare, ZBox), so it applies to layers that receive the
+        explained input ``X`` (or a view of it).
+    """
+
+    needs_weight = True
+    input_layer_only = False
+
+    def _validate(self):
+        """Raise ``ValueError`` for invalid parameters."""
+
+    def terms(self, layer, session):
+        """Modified forwards of ``layer`` as ``[(coef, z, stabilizer), ...]``.
+
+        Parameters
+        ----------
+        layer : LayerView
+            The call being explained: ``layer.x`` (input), ``layer.output``,
+            ``layer.weight`` / ``layer.bias`` (effective parameters) and
+            ``layer.forward(x, weight, bias)``.
+        session : object
+            Gives ``session.input_leaf(x, fill)``: a constant tensor of
+            ``x``'s shape whose relevance is added to that of ``X``.
+
+        Returns
+        -------
+        list of tuple, or None
+            ``None`` keeps the layer's ordinary gradient.
+        """
+        raise NotImplementedError
+
+
+class _Stabilized(Rule):
+    """A rule whose only common parameter is the denominator's stabiliser."""
+
+    def __init__(self, stabilizer=1e-9):
+        self.stabilizer = stabilizer
+
+    def _validate(self):
+        _check_real(type(self).__name__, "stabilizer", self.stabilizer, low=0)
+
+
+def _split(layer, x, w_for_pos, w_for_neg):
+    """``f(x+, w_for_pos) + f(x-, w_for_neg)`` without bias."""
+    return layer.forward(x.clamp(min=0), w_for_pos, None) + layer.forward(
+        x.clamp(max=0), w_for_neg, None
+    )
+
+
+class Epsilon(Rule):
+    r"""LRP-epsilon: :math:`R_i = \sum_j \frac{x_i w_{ij}}{z_j + \varepsilon\,
+    \mathrm{sign}(z_j)} R_j` with :math:`z_j = \sum_i x_i w_{ij} + b_j`.
+
+    The bias takes its share of relevance (so relevance is conserved only
+    up to the bias and ``epsilon`` terms); ``epsilon`` absorbs the
+    relevance of weak, contradictory activations. ``epsilon -> 0`` is LRP-0
+    (gradient x input on ReLU networks). Applies to any linear layer,
+    parameter-free ones (pooling, Add) included.
+
+    Parameters
+    ----------
+    epsilon : float, default=1e-6
+        Stabiliser added to the denominators (> 0).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, Epsilon
+    >>> layer = torch.nn.Linear(2, 1)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[1.0, 3.0]])), layer.bias.zero_()
+    >>> LRP(composite={torch.nn.Linear: Epsilon(1e-9)}).explain(layer, torch.ones(1, 2))
+    tensor([[1., 3.]])
+    """
+
+    needs_weight = False
+
+    def __init__(self, epsilon=1e-6):
+        self.epsilon = epsilon
+
+    def _validate(self):
+        _check_real("Epsilon", "epsilon", self.epsilon, low=0)
+
+    def terms(self, layer, session):
+        return [(1.0, layer.z(), self.epsilon)]
+
+
+class Norm(_Stabilized):
+    r"""Proportional split for parameter-free linear layers (average
+    pooling, the residual ``Add``):
+    :math:`R_i = \frac{z_{ij}}{z_j} R_j`, the epsilon rule with a tiny
+    stabiliser.
+
+    Parameters
+    ----------
+    stabilizer : float, default=1e-9
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, Norm
+    >>> pool = torch.nn.Sequential(torch.nn.AvgPool1d(2), torch.nn.Flatten())
+    >>> LRP(composite={torch.nn.AvgPool1d: Norm()}).explain(
+    ...     pool, torch.tensor([[[1.0, 3.0]]]))
+    tensor([[[0.5000, 1.5000]]])
+    """
+
+    needs_weight = False
+
+    def terms(self, layer, session):
+        return [(1.0, layer.z(), self.stabilizer)]
+
+
+class ZPlus(_Stabilized):
+    r"""LRP-z+ (Montavon et al. 2017): only positive contributions,
+    :math:`R_i = \sum_j \frac{(x_i w_{ij})^+}{\sum_{i'} (x_{i'} w_{i'j})^+} R_j`.
+
+    The bias is ignored, so relevance is conserved exactly wherever a neuron
+    has a positive contribution. Equal to ``AlphaBeta(1, 0)``.
+
+    Parameters
+    ----------
+    stabilizer : float, default=1e-9
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, ZPlus
+    >>> layer = torch.nn.Linear(3, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[1.0, -1.0, 2.0]]))
+    >>> LRP(composite={torch.nn.Linear: ZPlus()}).explain(layer, torch.ones(1, 3))
+    tensor([[0.6667, 0.0000, 1.3333]])
+    """
+
+    def terms(self, layer, session):
+        w = layer.weight
+        z = _split(layer, layer.x, w.clamp(min=0), w.clamp(max=0))
+        return [(1.0, z, self.stabilizer)]
+
+
+class AlphaBeta(_Stabilized):
+    r"""LRP-alpha-beta (Bach et al. 2015): positive and negative
+    contributions weighted separately,
+
+    .. math:: R_i = \sum_j \Big(\alpha \frac{(x_i w_{ij})^+}{\sum_{i'}
+              (x_{i'} w_{i'j})^+} - \beta \frac{(x_i w_{ij})^-}{\sum_{i'}
+              (x_{i'} w_{i'j})^-}\Big) R_j, \qquad \alpha - \beta = 1.
+
+    Biases are ignored. ``AlphaBeta(1, 0)`` is the rule of the MRI
+    (Alzheimer's) study; ``AlphaBeta(2, 1)`` keeps some negative evidence.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+    beta : float, default=0.0
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, AlphaBeta
+    >>> layer = torch.nn.Linear(3, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[1.0, -1.0, 2.0]]))
+    >>> LRP(composite={torch.nn.Linear: AlphaBeta(2, 1)}).explain(layer, torch.ones(1, 3))
+    tensor([[ 1.3333, -2.0000,  2.6667]])
+    """
+
+    def __init__(self, alpha=1.0, beta=0.0, *, stabilizer=1e-9):
+        self.alpha = alpha
+        self.beta = beta
+        self.stabilizer = stabilizer
+
+    def _validate(self):
+        _check_real("AlphaBeta", "alpha", self.alpha, low=1, strict=False)
+        _check_real("AlphaBeta", "beta", self.beta, low=0, strict=False)
+        super()._validate()
+        if abs(self.alpha - self.beta - 1) > 1e-9:
+            raise ValueError(
+                "The 'alpha' and 'beta' parameters of AlphaBeta must satisfy "
+                f"alpha - beta = 1. Got alpha={self.alpha!r}, beta={self.beta!r} instead."
+            )
+
+    def terms(self, layer, session):
+        w, x = layer.weight, layer.x
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        out = [(self.alpha, _split(layer, x, wp, wn), self.stabilizer)]
+        if self.beta:
+            out.append((-self.beta, _split(layer, x, wn, wp), self.stabilizer))
+        return out
+
+
+class Gamma(_Stabilized):
+    r"""LRP-gamma (Montavon et al. 2019): positive weights favoured,
+    :math:`R_i = \sum_j \frac{x_i (w_{ij} + \gamma w_{ij}^+)}{\sum_{i'} x_{i'}
+    (w_{i'j} + \gamma w_{i'j}^+) + b_j + \gamma b_j^+} R_j`.
+
+    Meant for non-negative inputs (after ReLU). ``gamma=0`` is LRP-0,
+    ``gamma -> inf`` tends to z+.
+
+    Parameters
+    ----------
+    gamma : float, default=0.25
+    stabilizer : float, default=1e-9
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, Gamma
+    >>> layer = torch.nn.Linear(2, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[2.0, -1.0]]))
+    >>> LRP(composite={torch.nn.Linear: Gamma(1.0)}).explain(layer, torch.ones(1, 2))
+    tensor([[ 1.3333, -0.3333]])
+    """
+
+    def __init__(self, gamma=0.25, *, stabilizer=1e-9):
+        self.gamma = gamma
+        self.stabilizer = stabilizer
+
+    def _validate(self):
+        _check_real("Gamma", "gamma", self.gamma, low=0, strict=False)
+        super()._validate()
+
+    def terms(self, layer, session):
+        w, b, g = layer.weight, layer.bias, self.gamma
+        bias = None if b is None else b + g * b.clamp(min=0)
+        z = layer.forward(layer.x, w + g * w.clamp(min=0), bias)
+        return [(1.0, z, self.stabilizer)]
+
+
+class Flat(_Stabilized):
+    r"""Flat rule: relevance spread uniformly over the receptive field,
+    :math:`R_i = \sum_j \frac{1}{\sum_{i'} 1} R_j` (sums over the inputs
+    connected to ``j``). For the input layer only.
+
+    Parameters
+    ----------
+    stabilizer : float, default=1e-9
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, Flat
+    >>> layer = torch.nn.Linear(4, 1, bias=False)
+    >>> LRP(composite={torch.nn.Linear: Flat()}).explain(layer, torch.ones(1, 4)).shape
+    torch.Size([1, 4])
+    """
+
+    input_layer_only = True
+
+    def terms(self, layer, session):
+        ones = session.input_leaf(layer.x, 1.0)
+        z = layer.forward(ones, torch.ones_like(layer.weight), None)
+        return [(1.0, z, self.stabilizer)]
+
+
+class WSquare(_Stabilized):
+    r"""w^2 rule (Montavon et al. 2017): :math:`R_i = \sum_j
+    \frac{w_{ij}^2}{\sum_{i'} w_{i'j}^2} R_j`, independent of the input.
+    For the input layer only.
+
+    Parameters
+    ----------
+    stabilizer : float, default=1e-9
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, WSquare
+    >>> layer = torch.nn.Linear(2, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[1.0, 2.0]]))
+    >>> LRP(composite={torch.nn.Linear: WSquare()}).explain(layer, torch.ones(1, 2))
+    tensor([[0.6000, 2.4000]])
+    """
+
+    input_layer_only = True
+
+    def terms(self, layer, session):
+        ones = session.input_leaf(layer.x, 1.0)
+        z = layer.forward(ones, layer.weight.square(), None)
+        return [(1.0, z, self.stabilizer)]
+
+
+class ZBox(_Stabilized):
+    r"""z^B rule for bounded inputs :math:`l_i \le x_i \le h_i` (Montavon
+    et al. 2017), for the input layer:
+
+    .. math:: R_i = \sum_j \frac{x_i w_{ij} - l_i w_{ij}^+ - h_i w_{ij}^-}
+              {\sum_{i'} (x_{i'} w_{i'j} - l_{i'} w_{i'j}^+ - h_{i'} w_{i'j}^-)} R_j
+
+    Parameters
+    ----------
+    low, high : float, array-like or None, default=None
+        Bounds of the input, scalars or broadcastable to one sample's shape
+        (or ``X``'s). ``None`` takes each sample's minimum / maximum.
+    stabilizer : float, default=1e-9
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, ZBox
+    >>> layer = torch.nn.Linear(2, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[1.0, -1.0]]))
+    >>> lrp = LRP(composite={torch.nn.Linear: ZBox(low=-1.0, high=1.0)})
+    >>> lrp.explain(layer, torch.tensor([[0.5, 0.0]]))
+    tensor([[0.3000, 0.2000]])
+    """
+
+    input_layer_only = True
+
+    def __init__(self, low=None, high=None, *, stabilizer=1e-9):
+        self.low = low
+        self.high = high
+        self.stabilizer = stabilizer
+
+    def _validate(self):
+        super()._validate()
+        for name in ("low", "high"):
+            value = getattr(self, name)
+            if value is None or isinstance(value, numbers.Real) and not isinstance(
+                value, bool
+            ):
+                continue
+            try:
+                arr = torch.as_tensor(value)
+            except Exception:
+                arr = None
+            if arr is None or not (torch.is_floating_point(arr) or arr.dtype in (
+                torch.int32, torch.int64
+            )):
+                raise ValueError(
+                    f"The '{name}' parameter of ZBox must be None, a real number or "
+                    f"an array of bounds. Got {type(value).__name__} instead."
+                )
+        if isinstance(self.low, numbers.Real) and isinstance(self.high, numbers.Real):
+            if not self.low < self.high:
+                raise ValueError(
+                    "The 'low' parameter of ZBox must be smaller than 'high'. Got "
+                    f"low={self.low!r}, high={self.high!r} instead."
+                )
+
+    def terms(self, layer, session):
+        w, x = layer.weight, layer.x
+        low = session.input_leaf(x, "min" if self.low is None else self.low)
+        high = session.input_leaf(x, "max" if self.high is None else self.high)
+        z = (
+            layer.forward(x, w, None)
+            - layer.forward(low, w.clamp(min=0), None)
+            - layer.forward(high, w.clamp(max=0), None)
+        )
+        return [(1.0, z, self.stabilizer)]
+
+
+class Pass(_Stabilized):
+    """Pass relevance through unchanged (activations, dropout, reshapes).
+
+    For positively homogeneous layers (ReLU, LeakyReLU, dropout, flatten,
+    max pooling) the ordinary gradient already does so, and nothing is
+    changed; other element-wise activations (tanh, sigmoid, GELU, ...) get
+    :math:`R_x = x \\cdot R_y / (x \\pm \\varepsilon)`.
+
+    Parameters
+    ----------
+    stabilizer : float, default=1e-9
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.lrp import LRP, Pass
+    >>> net = torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(2, 1, bias=False))
+    >>> with torch.no_grad():
+    ...     _ = net[1].weight.fill_(1.0)
+    >>> R = LRP(composite="epsilon").explain(net, torch.tensor([[1.0, 2.0]]))
+    >>> bool(torch.isclose(R.sum(), torch.tanh(torch.tensor([1.0, 2.0])).sum()))
+    True
+    """
+
+    needs_weight = False
+
+    def terms(self, layer, session):
+        if isinstance(layer.module, HOMOGENEOUS):
+            return None
+        if len(layer.inputs) != 1 or layer.x.shape != layer.output.shape:
+            raise ValueError(
+                f"The Pass rule applies to element-wise layers; "
+                f"{type(layer.module).__name__} maps shape "
+                f"{tuple(layer.inputs[0].shape)} to {tuple(layer.output.shape)}."
+            )
+        return [(1.0, layer.x, self.stabilizer)]
