@@ -18,7 +18,6 @@ _LAZY = {
     "RelevanceNetClassifier": ".estimators",
     "RelevanceNetRegressor": ".estimators",
     "RelevancePenalty": ".penalties",
-    "MaskedRelevancePenalty": ".penalties",
     # explainers
     "get_explainer": ".explainers",
     "available_explainers": ".explainers",
@@ -37,8 +36,10 @@ _LAZY = {
     "modality_importance": ".multimodal",
     "make_multimodal_cases": ".multimodal",
     "evaluate_importance": ".multimodal",
-    # evaluation
+    # evaluation, data, figures
     "compare_explainers": ".evaluation",
+    "make_lesion_images": ".datasets",
+    "plot_comparison": ".plotting",
 }
 
 _SUBMODULES = [
@@ -52,6 +53,7 @@ _SUBMODULES = [
     "model_selection",
     "transformers",
     "callbacks",
+    "plotting",
     "penalties",
     "estimators",
 ]

@@ -17,7 +17,7 @@ def as_shape(input_shape, name="input_shape"):
         input_shape = (input_shape,)
     try:
         shape = tuple(int(s) for s in input_shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise ValueError(
             f"The '{name}' parameter must be a tuple of positive ints. "
             f"Got {input_shape!r} instead."

@@ -1,0 +1,530 @@
+"""Compare attribution methods on one model: the CT evaluation study in one call.
+
+:func:`compare_explainers` explains a batch with several explainers and scores
+every map with several attribution-quality metrics (faithfulness to the model,
+agreement with expert masks, sparseness), returning one row per explainer with
+the mean of each metric and a bootstrap 95% interval.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from ._batching import chunk_size_for, iter_slices, sample_nbytes
+from ._nets import module_and_device
+from ._validation import check_input
+from .explainers import get_explainer
+
+__all__ = ["compare_explainers", "DEFAULT_EXPLAINERS", "available_metrics"]
+
+#: Explainers compared by default (the CT study's set, plus occlusion).
+DEFAULT_EXPLAINERS = (
+    "gradient",
+    "gradient_x_input",
+    "integrated_gradients",
+    "smoothgrad",
+    "guided_backprop",
+    "gradcam",
+    "occlusion",
+)
+
+
+# --------------------------------------------------------------------------
+# metric adapters: (relevance, context) -> per-sample scores
+# --------------------------------------------------------------------------
+def _metrics_module():
+    from . import metrics
+
+    return metrics
+
+
+def _target_array(ctx):
+    t = ctx["target"]
+    return None if t is None else t.detach().cpu().numpy()
+
+
+def _fidelity(rel, ctx, **params):
+    # perturbation_curve's batch_size counts rows per forward (samples x steps)
+    # and defaults to a memory budget; the study's batch_size counts samples
+    return _metrics_module().fidelity_score(
+        ctx["module"], ctx["X"], None, rel, target=_target_array(ctx), **params
+    )
+
+
+def _mask_metric(name):
+    def metric(rel, ctx, **params):
+        fn = getattr(_metrics_module(), name)
+        return fn(rel.abs() if ctx["absolute"] else rel, ctx["masks"], **params)
+
+    metric.__name__ = name
+    return metric
+
+
+def _sparseness(rel, ctx, **params):
+    return _metrics_module().sparseness(rel, **params)
+
+
+def _xrai_dice(rel, ctx, **params):
+    """Dice of XRAI's top regions, grown from this map, against the mask."""
+    from .explainers import XRAI
+
+    base = rel.abs() if ctx["absolute"] else rel
+    regions = XRAI(**params).explain(ctx["module"], ctx["X"], ctx["target"],
+                                     base_attribution=base)
+    return _metrics_module().mask_dice(regions, ctx["masks"])
+
+
+# name -> (function, needs masks, spatial dimensionalities it applies to)
+_METRICS = {
+    "fidelity": (_fidelity, False, None),
+    "mask_roc_auc": (_mask_metric("mask_roc_auc"), True, None),
+    "mask_dice": (_mask_metric("mask_dice"), True, None),
+    "xrai_dice": (_xrai_dice, True, (2,)),
+    "relevance_mass_accuracy": (_mask_metric("relevance_mass_accuracy"), True, None),
+    "relevance_rank_accuracy": (_mask_metric("relevance_rank_accuracy"), True, None),
+    "pointing_game": (_mask_metric("pointing_game"), True, None),
+    "sparseness": (_sparseness, False, None),
+}
+
+
+def available_metrics():
+    """Names of the metrics :func:`compare_explainers` accepts as strings.
+
+    Examples
+    --------
+    >>> from sklearn_relevance.evaluation import available_metrics
+    >>> "fidelity" in available_metrics()
+    True
+    """
+    return sorted(_METRICS)
+
+
+# --------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------
+def _resolve_explainers(explainers, n_spatial):
+    if isinstance(explainers, (str, bytes)) or not isinstance(explainers, (Mapping, list, tuple)):
+        explainers = [explainers]
+    items = explainers.items() if isinstance(explainers, Mapping) else [
+        (e if isinstance(e, str) else type(e).__name__, e) for e in explainers
+    ]
+    resolved = {}
+    for label, spec in items:
+        explainer = get_explainer(spec, param_name="explainers")
+        ndims = getattr(explainer, "input_ndims", None)
+        if ndims is not None and n_spatial not in ndims:
+            raise ValueError(
+                f"The explainer {label!r} ({type(explainer).__name__}) applies to inputs "
+                f"with {' or '.join(map(str, ndims))} spatial axes; X has {n_spatial}. "
+                "Remove it from 'explainers'."
+            )
+        if label in resolved:
+            raise ValueError(
+                f"The 'explainers' parameter of compare_explainers holds {label!r} "
+                "twice; pass a dict {label: explainer} to compare variants."
+            )
+        resolved[str(label)] = explainer
+    if not resolved:
+        raise ValueError("The 'explainers' parameter of compare_explainers must not be empty.")
+    return resolved
+
+
+def _resolve_metrics(metrics, has_masks, n_spatial, metric_params):
+    if metrics is None:
+        metrics = (["fidelity", "mask_roc_auc", "mask_dice", "sparseness"] if has_masks
+                   else ["fidelity", "sparseness"])
+    if isinstance(metrics, str) or callable(metrics):
+        metrics = [metrics]
+    items = metrics.items() if isinstance(metrics, Mapping) else [
+        (m if isinstance(m, str) else getattr(m, "__name__", type(m).__name__), m)
+        for m in metrics
+    ]
+    resolved = {}
+    for label, spec in items:
+        if isinstance(spec, str):
+            if spec not in _METRICS:
+                raise ValueError(
+                    "The 'metrics' parameter of compare_explainers must hold names among "
+                    f"{available_metrics()} or callables. Got {spec!r} instead."
+                )
+            fn, needs_masks, ndims = _METRICS[spec]
+            if ndims is not None and n_spatial not in ndims:
+                raise ValueError(
+                    f"The metric {spec!r} applies to inputs with "
+                    f"{' or '.join(map(str, ndims))} spatial axes; X has {n_spatial}. "
+                    "Remove it from 'metrics'."
+                )
+        elif callable(spec):
+            fn, needs_masks = _custom_metric(spec), False
+        else:
+            raise ValueError(
+                "The 'metrics' parameter of compare_explainers must hold names among "
+                f"{available_metrics()} or callables. Got {type(spec).__name__} instead."
+            )
+        if needs_masks and not has_masks:
+            raise ValueError(
+                f"The metric {label!r} compares relevance with masks: pass "
+                "'masks' to compare_explainers, or drop the metric."
+            )
+        resolved[str(label)] = (fn, needs_masks)
+    if not resolved:
+        raise ValueError("The 'metrics' parameter of compare_explainers must not be empty.")
+    metric_params = {} if metric_params is None else dict(metric_params)
+    unknown = sorted(set(metric_params) - set(resolved))
+    if unknown or not all(isinstance(v, Mapping) for v in metric_params.values()):
+        raise ValueError(
+            "The 'metric_params' parameter of compare_explainers must map metric "
+            f"labels among {sorted(resolved)} to dicts of keyword arguments. Got "
+            f"{metric_params!r} instead."
+        )
+    return {label: (functools.partial(fn, **metric_params.get(label, {})), needs)
+            for label, (fn, needs) in resolved.items()}
+
+
+def _custom_metric(fn):
+    def metric(rel, ctx, **params):
+        return fn(rel, module=ctx["module"], X=ctx["X"], target=ctx["target"],
+                  masks=ctx["masks"], **params)
+
+    return metric
+
+
+def _check_masks(masks, X):
+    if masks is None:
+        return None
+    masks = np.asarray(masks.detach().cpu() if torch.is_tensor(masks) else masks)
+    if masks.dtype != bool:
+        if not np.isin(masks, (0, 1)).all():
+            raise ValueError(
+                "The 'masks' parameter of compare_explainers must be binary (bool or "
+                "0/1). Got other values instead."
+            )
+        masks = masks.astype(bool)
+    if masks.shape == X.shape[:1] + X.shape[2:]:  # (n, *spatial): add the channel axis
+        masks = masks[:, None]
+    if masks.ndim != X.ndim or masks.shape[0] != X.shape[0] or any(
+        m not in (1, x) for m, x in zip(masks.shape[1:], X.shape[1:])
+    ) or masks.shape[2:] != X.shape[2:]:
+        raise ValueError(
+            "The 'masks' parameter of compare_explainers must have X's shape "
+            f"{X.shape} (or {X.shape[:1] + X.shape[2:]}). Got {masks.shape} instead."
+        )
+    return np.broadcast_to(masks, X.shape)
+
+
+def _encode_target(estimator, target, y, n, n_outputs):
+    """Per-sample output index (LongTensor) or None for single-output modules."""
+    if target is None:
+        target = "true" if y is not None else "predicted"
+    if isinstance(target, str) and target not in ("true", "predicted"):
+        raise ValueError(
+            "The 'target' parameter of compare_explainers must be None, 'true', "
+            f"'predicted' or an int class index. Got {target!r} instead."
+        )
+    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
+        if not 0 <= target < n_outputs:
+            raise ValueError(
+                "The 'target' parameter of compare_explainers must be a class index "
+                f"in [0, {n_outputs}). Got {target} instead."
+            )
+        return ("index", int(target))
+    if target == "true":
+        if y is None:
+            raise ValueError("target='true' needs 'y'; pass y or target='predicted'.")
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != n:
+            raise ValueError(
+                f"The 'y' parameter of compare_explainers must hold one label per "
+                f"sample ({n}). Got shape {y.shape} instead."
+            )
+        if n_outputs == 1:
+            return ("none", None)
+        classes = getattr(estimator, "classes_", None)
+        if classes is None:
+            classes = np.arange(n_outputs)
+        idx = np.searchsorted(classes, y)
+        idx = np.clip(idx, 0, len(classes) - 1)
+        if not np.array_equal(np.asarray(classes)[idx], y):
+            raise ValueError(
+                "The 'y' parameter of compare_explainers holds labels that are not "
+                f"among the model's classes {list(classes)}."
+            )
+        return ("index", idx)
+    if n_outputs == 1:
+        return ("none", None)
+    return ("predicted", None)
+
+
+def _check_int(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(
+            f"The '{name}' parameter of compare_explainers must be an int >= {low}. "
+            f"Got {value!r} instead."
+        )
+    return int(value)
+
+
+# --------------------------------------------------------------------------
+# work
+# --------------------------------------------------------------------------
+def _relevance(explainer, module, X, target, chunk):
+    parts = []
+    for sl in iter_slices(X.shape[0], chunk):
+        t = target[sl] if torch.is_tensor(target) and target.ndim else target
+        parts.append(explainer.explain(module, X[sl], t).detach())
+    return torch.cat(parts)
+
+
+def _seeded(explainer, seed):
+    """A copy of a stochastic explainer with a fixed seed (if it has none)."""
+    params = explainer.get_params(deep=False) if hasattr(explainer, "get_params") else {}
+    if "random_state" in params and params["random_state"] is None:
+        from sklearn.base import clone
+
+        explainer = clone(explainer).set_params(random_state=int(seed))
+    return explainer
+
+
+def _scores_on_valid(fn, rel, ctx, valid):
+    """Per-sample scores, NaN where the mask is empty or full (undefined)."""
+    out = np.full(rel.shape[0], np.nan)
+    if valid is None:
+        out[:] = _as_scores(fn(rel, ctx), rel.shape[0])
+        return out
+    if not valid.any():
+        return out
+    idx = torch.as_tensor(np.flatnonzero(valid), device=rel.device)
+    sub = dict(ctx, masks=ctx["masks"][idx], X=ctx["X"][idx])
+    sub["target"] = ctx["target"][idx] if torch.is_tensor(ctx["target"]) else ctx["target"]
+    out[valid] = _as_scores(fn(rel[idx], sub), int(valid.sum()))
+    return out
+
+
+def _as_scores(values, n):
+    if torch.is_tensor(values):
+        values = values.detach().cpu().numpy()
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.shape[0] != n:
+        raise ValueError(
+            f"A metric returned {values.shape[0]} scores for {n} samples; metrics "
+            "must return one score per sample."
+        )
+    return values
+
+
+def _summarise(scores, n_bootstrap, confidence, rs):
+    """Mean and interval per column of ``scores`` (n, k), NaNs ignored."""
+    n = scores.shape[0]
+    mean = np.array([np.nanmean(c) if np.isfinite(c).any() else np.nan for c in scores.T])
+    alpha = (1.0 - confidence) / 2
+    if n_bootstrap:
+        idx = rs.randint(0, n, size=(n_bootstrap, n))
+        finite = np.isfinite(scores)
+        vals = np.where(finite, scores, 0.0)[idx]  # (B, n, k)
+        counts = finite[idx].sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot = vals.sum(1) / counts  # (B, k)
+        low = np.array([np.nanquantile(b, alpha) if np.isfinite(b).any() else np.nan
+                        for b in boot.T])
+        high = np.array([np.nanquantile(b, 1 - alpha) if np.isfinite(b).any() else np.nan
+                         for b in boot.T])
+        return mean, low, high
+    from scipy.stats import norm
+
+    count = np.isfinite(scores).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sem = np.nanstd(scores, axis=0, ddof=1) / np.sqrt(count)
+    half = norm.ppf(1 - alpha) * sem
+    return mean, mean - half, mean + half
+
+
+def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_EXPLAINERS,
+                       metrics=None, metric_params=None, target=None, absolute=True,
+                       batch_size=None,
+                       n_bootstrap=1000, confidence=0.95, return_scores=False,
+                       random_state=None):
+    """Score several explainers on one model with several metrics.
+
+    Every explainer explains ``X`` (in chunks, on the model's device); every
+    map is scored per sample by every metric; the table holds the mean and a
+    bootstrap interval of each metric per explainer. All inputs are validated
+    before any explanation runs.
+
+    Parameters
+    ----------
+    estimator : fitted RelevanceNet estimator, Pipeline ending in one, or torch.nn.Module
+        The model; a module must return logits (or one regression output).
+        For a Pipeline, X goes through all steps but the last and the final
+        step's network is explained on the result.
+    X : array-like or Tensor of shape (n_samples, channels, *spatial)
+        Inputs.
+    y : array-like of shape (n_samples,), default=None
+        Labels, in the estimator's ``classes_`` (class indices for a module).
+    masks : array-like of bool, shape of X or (n_samples, *spatial), default=None
+        Ground-truth regions (lesions, organs) for the localisation metrics.
+        Samples whose mask is empty or full get NaN for those metrics (e.g.
+        the class-0 images of :func:`~sklearn_relevance.datasets.make_lesion_images`)
+        and are left out of their means.
+    explainers : list or dict, default=DEFAULT_EXPLAINERS
+        Registered names (see :func:`~sklearn_relevance.explainers.available_explainers`),
+        explainer objects, or a dict ``{label: name or object}``. An explainer
+        that does not apply to X's dimensionality (XRAI on 3D) raises a
+        ``ValueError``.
+    metrics : list, dict or None, default=None
+        Names among :func:`available_metrics` or callables
+        ``metric(relevance, *, module, X, target, masks) -> (n_samples,)``
+        (tensors on the model's device; ``target`` a LongTensor of class
+        indices or None). ``None`` means fidelity, mask ROC-AUC, mask Dice and
+        sparseness with masks, fidelity and sparseness without. ``"xrai_dice"``
+        (2D only) grows XRAI regions from each explainer's map
+        (``base_attribution``) and scores their top (as many pixels as the
+        mask) with Dice, the CT study's "XRAI Dice".
+    metric_params : dict or None, default=None
+        Keyword arguments per metric label, e.g. ``{"fidelity": {"steps": 10}}``
+        (:func:`~sklearn_relevance.metrics.fidelity_score`), ``{"mask_dice":
+        {"fraction": 0.05}}``, ``{"xrai_dice": {...}}`` (XRAI parameters).
+    target : None, "true", "predicted" or int, default=None
+        Output explained: ``"true"`` the label ``y`` (the default when y is
+        given), ``"predicted"`` the predicted class (the default without y),
+        or one class index for all samples.
+    absolute : bool, default=True
+        Score ``|relevance|`` in the mask metrics (ROC-AUC, Dice, mass, rank,
+        pointing game), as the CT study did; fidelity ranks signed relevance
+        (positive evidence first) and sparseness takes ``|relevance|`` itself.
+    batch_size : int or None, default=None
+        Samples per explanation chunk and per metric forward pass; ``None``
+        picks it from a memory budget.
+    n_bootstrap : int, default=1000
+        Bootstrap resamples of the samples for the intervals (the same
+        resamples for every explainer and metric, so intervals are paired);
+        0 gives normal-approximation intervals (mean +- z * sem).
+    confidence : float, default=0.95
+        Coverage of the intervals.
+    return_scores : bool, default=False
+        Also return the per-sample scores (long format).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the bootstrap and stochastic explainers without their own seed
+        (SmoothGrad); the same seed gives the same table.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Indexed by explainer label; for every metric ``m`` the columns ``m``,
+        ``m_ci_low`` and ``m_ci_high``. ``table.attrs["time_s"]`` holds the
+        seconds each explainer took (explanation and metrics).
+    scores : pandas.DataFrame, only if ``return_scores``
+        Columns ``explainer``, ``sample`` and one per metric.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.datasets import make_lesion_images
+    >>> from sklearn_relevance.evaluation import compare_explainers
+    >>> X, y, masks = make_lesion_images(8, shape=(16, 16), random_state=0)
+    >>> module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(256, 2))
+    >>> def energy_in_mask(relevance, *, module, X, target, masks):
+    ...     r = relevance.abs().flatten(1)
+    ...     return (r * masks.flatten(1)).sum(1) / r.sum(1)
+    >>> table = compare_explainers(module, X, y, masks=masks,
+    ...                            explainers=["gradient", "gradient_x_input"],
+    ...                            metrics={"energy": energy_in_mask}, random_state=0)
+    >>> list(table.columns)
+    ['energy', 'energy_ci_low', 'energy_ci_high']
+    """
+    import pandas as pd
+
+    # ---- validate everything before any work ------------------------------
+    if hasattr(estimator, "steps") and hasattr(estimator, "_final_estimator"):
+        # a Pipeline: explain its final step on the transformed input
+        X, estimator = estimator[:-1].transform(X), estimator._final_estimator
+    module, device = module_and_device(estimator)
+    X_np = check_input(X, name="X", min_ndim=3)
+    if isinstance(X_np, Mapping):
+        raise ValueError(
+            "compare_explainers compares explainers on images or signals; dict "
+            "(multimodal) X is not supported. Use sklearn_relevance.multimodal."
+        )
+    n = X_np.shape[0]
+    masks = _check_masks(masks, X_np)
+    resolved = _resolve_explainers(explainers, X_np.ndim - 2)
+    metric_fns = _resolve_metrics(metrics, masks is not None, X_np.ndim - 2, metric_params)
+    _check_int(n_bootstrap, "n_bootstrap", 0)
+    if not (isinstance(confidence, numbers.Real) and 0 < confidence < 1):
+        raise ValueError(
+            "The 'confidence' parameter of compare_explainers must be a float in "
+            f"(0, 1). Got {confidence!r} instead."
+        )
+    if batch_size is not None:
+        _check_int(batch_size, "batch_size", 1)
+    rs = check_random_state(random_state)
+    explainer_seed = rs.randint(np.iinfo(np.int32).max)
+    Xt = torch.as_tensor(X_np, device=device)
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(Xt[:1])
+        n_outputs = 1 if out.ndim == 1 else int(out.reshape(1, -1).shape[1])
+        kind, value = _encode_target(estimator, target, y, n, n_outputs)
+        chunk = batch_size or chunk_size_for(sample_nbytes(Xt) * 64)
+        if kind == "predicted":
+            with torch.no_grad():
+                value = torch.cat([module(Xt[sl]).argmax(1) for sl in iter_slices(n, chunk)])
+        target_t = (torch.as_tensor(value, device=device, dtype=torch.long)
+                    if kind in ("index", "predicted") and not isinstance(value, int)
+                    else value)
+        if isinstance(target_t, int):
+            target_t = torch.full((n,), target_t, dtype=torch.long, device=device)
+        masks_t = None if masks is None else torch.as_tensor(
+            np.array(masks, copy=True), device=device)
+        valid = None
+        if masks is not None:
+            flat = masks.reshape(n, -1)
+            valid = flat.any(1) & ~flat.all(1)
+        ctx = {"module": module, "X": Xt, "target": target_t, "masks": masks_t,
+               "absolute": bool(absolute), "batch_size": batch_size}
+
+        # ---- explain and score -------------------------------------------
+        names = list(metric_fns)
+        per_explainer, times = {}, {}
+        for label, explainer in resolved.items():
+            start = time.perf_counter()
+            explainer = _seeded(explainer, explainer_seed)
+            rel = _relevance(explainer, module, Xt, target_t, chunk)
+            cols = [_scores_on_valid(fn, rel, ctx, valid if needs else None)
+                    for fn, needs in metric_fns.values()]
+            per_explainer[label] = np.stack(cols, 1)
+            times[label] = time.perf_counter() - start
+    finally:
+        module.train(was_training)
+
+    # ---- summarise ------------------------------------------------------------
+    all_scores = np.concatenate(list(per_explainer.values()), 1)  # (n, E * M)
+    mean, low, high = _summarise(all_scores, n_bootstrap, confidence, rs)
+    n_m = len(names)
+    rows = {}
+    for i, label in enumerate(per_explainer):
+        row = {}
+        for j, name in enumerate(names):
+            c = i * n_m + j
+            row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = mean[c], low[c], high[c]
+        rows[label] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "explainer"
+    table.attrs["time_s"] = times
+    if not return_scores:
+        return table
+    long = pd.concat(
+        [pd.DataFrame({"explainer": label, "sample": np.arange(n),
+                       **{name: s[:, j] for j, name in enumerate(names)}})
+         for label, s in per_explainer.items()],
+        ignore_index=True,
+    )
+    return table, long
