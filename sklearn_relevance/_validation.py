@@ -43,7 +43,10 @@ def check_input(X, *, name="X", min_ndim=2):
             raise ValueError(f"The '{name}' parameter must not be an empty dict.")
         out = {}
         for key, value in X.items():
-            out[key] = check_array_nd(value, name=f"{name}[{key!r}]", min_ndim=min_ndim)
+            try:
+                out[key] = check_array_nd(value, name=f"{name}[{key!r}]", min_ndim=min_ndim)
+            except ValueError as exc:
+                raise ValueError(f"Modality {key!r} of '{name}': {exc}") from None
         lengths = {k: v.shape[0] for k, v in out.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(

@@ -6,8 +6,9 @@ at ``fit``.
 """
 
 from ._select import default_module
+from .fusion import FusionNet
 from .image import ImageCNN
 from .mlp import MLP
 from .spectrum import SpectrumCNN
 
-__all__ = ["MLP", "SpectrumCNN", "ImageCNN", "default_module"]
+__all__ = ["MLP", "SpectrumCNN", "ImageCNN", "FusionNet", "default_module"]
