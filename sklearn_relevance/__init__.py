@@ -29,6 +29,10 @@ _LAZY = {
     "make_relevance_scorer": ".metrics",
     "get_relevance_scorer": ".metrics",
     "available_relevance_scorers": ".metrics",
+    # imaging mass spectrometry
+    "read_imzml": ".ims",
+    "write_imzml": ".ims",
+    "make_multilab_spectra": ".ims",
     # model selection
     "LeaveOneLabOut": ".model_selection",
     "CrossLabSplit": ".model_selection",

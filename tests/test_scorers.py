@@ -152,3 +152,25 @@ def test_scorer_errors_and_repr():
     assert "neg_deletion_auc" in available_relevance_scorers()
     assert repr(get_relevance_scorer("neg_importance_rmse")) == (
         "make_relevance_scorer(importance_rmse, greater_is_better=False)")
+
+
+def test_relevance_scorers_in_multimetric_search_over_a_pipeline():
+    """scikit-learn's multimetric scoring looks up each scorer's response method
+    on the Pipeline itself, which has no ``explain``; the scorers must still run."""
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_relevance import RelevanceNetClassifier, get_relevance_scorer
+
+    X, y = make_classification(n_samples=80, n_features=30, random_state=0)
+    pipe = make_pipeline(StandardScaler(), RelevanceNetClassifier(max_epochs=2, random_state=0))
+    grid = GridSearchCV(
+        pipe, {"relevancenetclassifier__relevance_penalty": [0.0, 0.1]}, cv=2,
+        scoring={"accuracy": "accuracy", "sparseness": get_relevance_scorer("sparseness"),
+                 "fidelity": get_relevance_scorer("fidelity")},
+        refit="accuracy", error_score="raise",
+    ).fit(X, y)
+    for key in ("mean_test_sparseness", "mean_test_fidelity"):
+        assert np.isfinite(grid.cv_results_[key]).all()

@@ -120,7 +120,7 @@ class _RelevanceScorer(_BaseScorer):
 
     def __init__(self, metric, sign, kwargs, explainer=None, target=None, batch_size=None):
         super().__init__(score_func=metric, sign=sign, kwargs=kwargs,
-                         response_method="explain")
+                         response_method=("explain", "predict"))
         self._explainer = explainer
         self._target = target
         self._batch_size = batch_size

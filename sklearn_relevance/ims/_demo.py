@@ -1,0 +1,357 @@
+"""The cross-lab tumour-typing demo behind ``python -m sklearn_relevance demo``.
+
+Simulated (or the user's imzML) spectra from several labs go through
+``Pipeline(TICNormalizer, MzResampler, RelevanceNetClassifier)``; the
+relevance penalty is chosen by GridSearchCV with leave-one-lab-out, and the
+chosen model is compared with penalty 0 on a lab neither saw: accuracy and
+relevance sparseness, a figure of the class mean spectra with relevance
+overlaid, and (for imzML input) relevance ion images written as imzML.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["DemoConfig", "load_labelled_imzml", "run_demo"]
+
+DEFAULT_PENALTIES = (0.0, 0.01, 0.03, 0.1)
+
+
+@dataclass
+class DemoConfig:
+    """Options of the demo (the CLI's flags)."""
+
+    output: Path = Path("relevance_demo")
+    quick: bool = False
+    network: str = "mlp"
+    penalties: tuple = DEFAULT_PENALTIES
+    n_samples: int = 500
+    n_labs: int = 5
+    n_bins: int = 250
+    max_epochs: int = 30
+    seed: int = 0
+    n_jobs: int = 1
+    device: str = "cpu"
+    test_lab: str | None = None
+    verbose: bool = True
+    imzml: list = field(default_factory=list)
+    labels: Path | None = None
+
+    def __post_init__(self):
+        self.output = Path(self.output)
+        self.penalties = tuple(float(p) for p in self.penalties)
+        if self.quick:  # a smoke-test size: small data, two penalties, few epochs
+            self.n_samples = min(self.n_samples, 200)
+            if self.penalties == DEFAULT_PENALTIES:
+                self.penalties = (0.0, 0.03)
+            self.max_epochs = min(self.max_epochs, 20)
+            self.n_bins = min(self.n_bins, 100)
+
+
+class _Log:
+    def __init__(self, verbose):
+        self.verbose = verbose
+        self.start = time.perf_counter()
+
+    def __call__(self, msg):
+        if self.verbose:
+            print(f"[demo {time.perf_counter() - self.start:6.1f}s] {msg}", flush=True)
+
+
+def _sparseness_tools(log):
+    """(scorer or None, sparseness function) with a fallback when metrics are missing."""
+    try:
+        from ..metrics import get_relevance_scorer, sparseness
+
+        return get_relevance_scorer("sparseness"), sparseness
+    except ImportError as exc:  # pragma: no cover - the metrics package is optional here
+        log(f"note: sklearn_relevance.metrics is unavailable ({exc}); sparseness is "
+            "computed by a local Gini index and not used in the grid search")
+
+        def gini(rel):
+            a = np.sort(np.abs(rel.reshape(len(rel), -1)), axis=1)
+            F = a.shape[1]
+            w = 2 * np.arange(1, F + 1) - F - 1
+            return (a @ w) / (F * np.maximum(a.sum(axis=1), 1e-30))
+
+        return None, gini
+
+
+def make_pipeline(mz, cfg):
+    """``TICNormalizer -> MzResampler -> RelevanceNetClassifier``."""
+    from sklearn.pipeline import Pipeline
+
+    from ..estimators import RelevanceNetClassifier
+    from ..modules import MLP, SpectrumCNN
+    from .preprocessing import MzResampler, TICNormalizer
+
+    module = SpectrumCNN if cfg.network == "cnn" else MLP
+    net = RelevanceNetClassifier(
+        module, max_epochs=cfg.max_epochs, lr=0.003 if cfg.network == "mlp" else 0.01,
+        batch_size=32, random_state=cfg.seed, device=cfg.device,
+    )
+    return Pipeline([
+        ("tic", TICNormalizer(scale=float(cfg.n_bins))),
+        ("resample", MzResampler(mz=mz, n_bins=cfg.n_bins)),
+        ("net", net),
+    ])
+
+
+def _fit_and_compare(X, y, labs, mz, cfg, log):
+    """Grid search on the training labs, then penalty 0 vs chosen on the test lab."""
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+
+    from ..model_selection import LeaveOneLabOut
+
+    names = sorted(set(labs.tolist()))
+    if len(names) < 2:
+        raise ValueError(
+            f"The demo needs spectra from at least 2 labs; got {len(names)} ({names})."
+        )
+    scorer, sparseness = _sparseness_tools(log)
+
+    def scoring(estimator, X_test, y_test):
+        # one callable returning both scores: scikit-learn's multimetric dict
+        # would look for an 'explain' method on the Pipeline itself
+        scores = {"accuracy": estimator.score(X_test, y_test)}
+        if scorer is not None:
+            scores["sparseness"] = scorer(estimator, X_test, y_test)
+        return scores
+    pipe = make_pipeline(mz, cfg)
+    grid = {"net__relevance_penalty": list(cfg.penalties)}
+    nested = len(names) >= 3
+    if nested:
+        test_lab = cfg.test_lab if cfg.test_lab is not None else names[-1]
+        if test_lab not in names:
+            raise ValueError(f"--test-lab {test_lab!r} is none of the labs {names}.")
+        train = labs != test_lab
+    else:
+        log("only 2 labs: the scores below are leave-one-lab-out scores of the search "
+            "itself (optimistic: the penalty was chosen on them)")
+        test_lab, train = None, np.ones(len(y), bool)
+    n_fits = (len(set(labs[train].tolist())) * len(cfg.penalties)) + 1
+    log(f"grid search over relevance_penalty {list(cfg.penalties)} with leave-one-lab-out "
+        f"on {sorted(set(labs[train].tolist()))} ({n_fits} fits of {cfg.network.upper()})")
+    search = GridSearchCV(pipe, grid, cv=LeaveOneLabOut(), scoring=scoring,
+                          refit="accuracy", n_jobs=cfg.n_jobs, error_score="raise",
+                          verbose=2 if cfg.verbose else 0)  # one line per fit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # sparseness of all-zero maps
+        search.fit(X[train], y[train], groups=labs[train])
+    chosen = float(search.best_params_["net__relevance_penalty"])
+    res = search.cv_results_
+    for p, acc, rank in zip(res["param_net__relevance_penalty"], res["mean_test_accuracy"],
+                            res["rank_test_accuracy"]):
+        log(f"  penalty {float(p):<6g} left-out-lab accuracy {acc:.3f}"
+            + ("  <- chosen" if rank == 1 and float(p) == chosen else ""))
+    models = {chosen: search.best_estimator_}
+    if chosen != 0.0:
+        log("fitting penalty 0 on the same labs for comparison")
+        base = clone(pipe).set_params(net__relevance_penalty=0.0)
+        models[0.0] = base.fit(X[train], y[train])
+    rows = []
+    for penalty in sorted(models):
+        model = models[penalty]
+        if nested:
+            test = labs == test_lab
+            acc = float(model.score(X[test], y[test]))
+            Xt = model[:-1].transform(X[test])
+            rel = model[-1].explain(Xt)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                sp = float(np.nanmean(sparseness(rel)))
+        else:
+            i = list(res["param_net__relevance_penalty"]).index(penalty)
+            acc = float(res["mean_test_accuracy"][i])
+            sp = float(res["mean_test_sparseness"][i]) if scorer is not None else np.nan
+        rows.append({"penalty": penalty, "chosen": penalty == chosen,
+                     "unseen_lab": test_lab or "left-out (CV)", "accuracy": acc,
+                     "sparseness": sp})
+    return rows, models, chosen, test_lab
+
+
+def _print_table(rows, log):
+    log("results on the unseen lab:")
+    head = f"{'relevance_penalty':>18} {'unseen lab':>14} {'accuracy':>9} {'sparseness':>11}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        tag = f"{r['penalty']:g}" + (" (chosen)" if r["chosen"] else "")
+        print(f"{tag:>18} {r['unseen_lab']:>14} {r['accuracy']:>9.3f} {r['sparseness']:>11.3f}")
+
+
+def _write_table(rows, path):
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _figure(models, X, y, labs, test_lab, info, path, log):
+    """Mean spectrum per class with mean |relevance| overlaid; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("note: matplotlib is not installed; the figure is skipped")
+        return None
+    rows = labs == test_lab if test_lab is not None else np.ones(len(y), bool)
+    any_model = next(iter(models.values()))
+    Xt = any_model[:-1].transform(X[rows])
+    mz = any_model.named_steps["resample"].mz_out_
+    classes = np.unique(y)
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=90)
+    for c, colour in zip(classes, ("tab:blue", "tab:orange")):
+        ax.plot(mz, Xt[y[rows] == c].mean(axis=0), color=colour, lw=0.9,
+                label=f"mean spectrum, class {c}")
+    ax.set_xlabel("m/z")
+    ax.set_ylabel("TIC-normalised intensity")
+    ax2 = ax.twinx()
+    for (penalty, model), colour in zip(sorted(models.items()), ("tab:red", "tab:green")):
+        rel = np.abs(model[-1].explain(model[:-1].transform(X[rows]))).mean(axis=0)
+        ax2.fill_between(mz, rel / max(rel.max(), 1e-30), color=colour, alpha=0.3,
+                         step="mid", label=f"|relevance|, penalty {penalty:g}")
+    ax2.set_ylabel("mean |relevance| (scaled)")
+    ax2.set_ylim(0, 1.05)
+    if info is not None:
+        for c in (0, 1):
+            for p in info["class_peaks"][c]:
+                ax.axvline(p, color="k", ls=":", lw=0.7)
+        for points in info["confounders"].values():
+            ax.axvline(points.mean(), color="grey", ls="--", lw=0.7)
+        ax.plot([], [], "k:", lw=0.7, label="class peaks (truth)")
+        ax.plot([], [], "--", color="grey", lw=0.7, label="lab confounders")
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="upper right")
+    title = f"unseen lab {test_lab}" if test_lab is not None else "all labs"
+    ax.set_title(f"Class mean spectra and relevance ({title})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def load_labelled_imzml(files, labels_csv, n_bins=None):
+    """Read imzML files and a labels CSV into X, y, labs on one m/z axis.
+
+    The CSV has columns ``file`` (name, stem or path of an imzML file),
+    ``label``, ``lab``, and optionally ``x`` and ``y`` (1-based pixel
+    coordinates) for per-pixel labels; without them a row labels every
+    pixel of its file. Unlabelled pixels are left out of training but get
+    relevance images.
+
+    Returns
+    -------
+    X, y, labs, mz, per_file
+        ``per_file`` is a list of ``(path, IMSData)`` for writing relevance images.
+    """
+    from ._axis import data_range
+    from ._layout import parse
+    from .io import read_imzml
+
+    files = [Path(f) for f in files]
+    if not files:
+        raise ValueError("Pass at least one imzML file with --imzml.")
+    labels_csv = Path(labels_csv)
+    if not labels_csv.is_file():
+        raise FileNotFoundError(f"Labels file {str(labels_csv)!r} does not exist.")
+    with open(labels_csv, newline="") as fh:
+        table = list(csv.DictReader(fh))
+    cols = set(table[0]) if table else set()
+    missing = {"file", "label", "lab"} - cols
+    if missing:
+        raise ValueError(
+            f"The labels file {str(labels_csv)!r} must have columns file, label, lab "
+            f"(and optionally x, y). Missing: {sorted(missing)}."
+        )
+    per_pixel = {"x", "y"} <= cols
+    keys = {}
+    for f in files:
+        keys.update({str(f): f, f.name: f, f.stem: f})
+    unknown = sorted({r["file"] for r in table} - set(keys))
+    if unknown:
+        raise ValueError(
+            f"The labels file names files not given with --imzml: {unknown[:5]}."
+        )
+    # one shared m/z axis over the union of the files' ranges, checked before reading
+    ranges = [data_range(parse(f)) for f in files]
+    lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+    n_bins = int(n_bins or 1000)
+    edges = np.linspace(lo, hi, n_bins + 1)
+    mz = (edges[:-1] + edges[1:]) / 2
+    X, y, labs, per_file = [], [], [], []
+    for f in files:
+        data = read_imzml(f, mz=mz)
+        per_file.append((f, data))
+        rows = [r for r in table if keys[r["file"]] == f]
+        if not rows:
+            continue
+        if per_pixel:  # match (x, y) keys of the table and of the file, vectorised
+            width = int(max(data.coords[:, 1].max(), max(int(r["y"]) for r in rows))) + 1
+            labelled = np.array([int(r["x"]) * width + int(r["y"]) for r in rows])
+            order = np.argsort(labelled)
+            pixel = data.coords[:, 0] * width + data.coords[:, 1]
+            pos = np.clip(np.searchsorted(labelled[order], pixel), 0, len(labelled) - 1)
+            keep = labelled[order][pos] == pixel
+            sel = order[pos[keep]]
+        else:
+            keep = np.ones(len(data.X), bool)
+            sel = np.zeros(int(keep.sum()), dtype=np.int64)
+        X.append(data.X[keep])
+        y += [rows[i]["label"] for i in sel]
+        labs += [rows[i]["lab"] for i in sel]
+    if not X:
+        raise ValueError("No pixel of the given files is labelled in the labels file.")
+    return np.concatenate(X), np.asarray(y), np.asarray(labs), mz, per_file
+
+
+def run_demo(cfg):
+    """Run the demo; returns the result rows (also written to ``cfg.output``)."""
+    from .simulate import make_multilab_spectra
+
+    log = _Log(cfg.verbose)
+    cfg.output.mkdir(parents=True, exist_ok=True)
+    info, per_file = None, None
+    if cfg.imzml:
+        if cfg.labels is None:
+            raise ValueError("--imzml needs --labels CSV (columns file, label, lab[, x, y]).")
+        log(f"reading {len(cfg.imzml)} imzML file(s) and labels from {cfg.labels}")
+        X, y, labs, mz, per_file = load_labelled_imzml(cfg.imzml, cfg.labels,
+                                                       n_bins=4 * cfg.n_bins)
+    else:
+        log(f"simulating {cfg.n_samples} spectra from {cfg.n_labs} labs "
+            "(two tumour types, lab confounders)")
+        X, y, labs, info = make_multilab_spectra(cfg.n_samples, cfg.n_labs,
+                                                 return_info=True, random_state=cfg.seed)
+        mz = info["mz"]
+    log(f"{len(y)} labelled spectra x {X.shape[1]} m/z values, labs "
+        f"{sorted(set(labs.tolist()))}")
+    rows, models, chosen, test_lab = _fit_and_compare(X, y, labs, mz, cfg, log)
+    _print_table(rows, log)
+    _write_table(rows, cfg.output / "results.csv")
+    fig = _figure(models, X, y, labs, test_lab, info, cfg.output / "relevance_spectrum.png",
+                  log)
+    if fig is not None:
+        log(f"figure written to {fig}")
+    if per_file:
+        from .io import write_imzml
+
+        model = models[chosen]
+        out_mz = model.named_steps["resample"].mz_out_
+        for path, data in per_file:
+            rel = model[-1].explain(model[:-1].transform(data.X))
+            target = cfg.output / f"{path.stem}_relevance.imzML"
+            write_imzml(target, rel.astype(np.float32), data.coords, out_mz)
+            log(f"relevance ion images written to {target}")
+    log(f"results written to {cfg.output / 'results.csv'}")
+    return rows

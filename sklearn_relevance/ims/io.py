@@ -1,0 +1,427 @@
+"""Read and write imzML files (imaging mass spectrometry).
+
+pyimzml parses the XML; intensities are read in bulk from a memory map of
+the .ibd file (no Python loop over spectra), processed-mode spectra are
+binned onto a common m/z axis with one vectorised sum per chunk, and files
+larger than memory stream in chunks bounded by a memory budget. Writing goes
+through pyimzml's :class:`~pyimzml.ImzMLWriter.ImzMLWriter` under temporary
+names, then both files are renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid as _uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._batching import DEFAULT_MEMORY_BUDGET, iter_slices
+from ._axis import fill, make_axis
+from ._layout import parse, sanitize_name
+from ._resample import check_positive_int
+
+__all__ = ["IMSData", "iter_imzml", "read_imzml", "write_imzml"]
+
+
+@dataclass
+class IMSData:
+    """Spectra of one imzML file (or one chunk of it) on a common m/z axis.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_pixels, n_mz)
+        Intensities, one row per pixel (spectrum), in the file's order.
+    coords : ndarray of shape (n_pixels, 3)
+        1-based (x, y, z) pixel coordinates.
+    mz : ndarray of shape (n_mz,)
+        m/z value of every column (bin centres when binned).
+    metadata : dict
+        The file's metadata as pyimzml reports it, plus ``continuous``
+        (storage mode) and ``uuid``.
+    path : str
+        The .imzML file.
+    index : ndarray of shape (n_pixels,)
+        Position of every row among the file's spectra (chunks of
+        :func:`iter_imzml` cover consecutive ranges).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_relevance.ims import IMSData
+    >>> data = IMSData(np.ones((2, 3)), np.array([[1, 1, 1], [2, 1, 1]]),
+    ...                np.array([100.0, 200.0, 300.0]))
+    >>> data.image(data.X.sum(axis=1))
+    array([[3., 3.]])
+    """
+
+    X: np.ndarray
+    coords: np.ndarray
+    mz: np.ndarray
+    metadata: dict = field(default_factory=dict)
+    path: str = ""
+    index: np.ndarray | None = None
+
+    @property
+    def shape(self):
+        """``(n_pixels, n_mz)``."""
+        return self.X.shape
+
+    def image(self, values, *, z=None, fill_value=np.nan):
+        """Arrange one value per pixel as an image of shape (n_y, n_x).
+
+        Parameters
+        ----------
+        values : array-like of shape (n_pixels,)
+            One value per pixel (an ion's intensity, a prediction, a relevance).
+        z : int or None
+            Slice to show for 3D data; None takes every pixel.
+        fill_value : float, default=nan
+            Value of positions no spectrum covers.
+
+        Returns
+        -------
+        ndarray of shape (max y, max x)
+        """
+        values = np.asarray(values)
+        if values.shape != (len(self.coords),):
+            raise ValueError(
+                "The 'values' parameter of IMSData.image must hold one value per "
+                f"pixel, shape ({len(self.coords)},). Got shape {values.shape} instead."
+            )
+        keep = np.ones(len(values), bool) if z is None else self.coords[:, 2] == z
+        x, y = self.coords[keep, 0] - 1, self.coords[keep, 1] - 1
+        out = np.full((int(y.max()) + 1, int(x.max()) + 1), fill_value,
+                      dtype=np.result_type(values.dtype, np.float32))
+        out[y, x] = values[keep]
+        return out
+
+    def ion_image(self, mz_value, tol=0.5):
+        """Image of the summed intensity within ``mz_value +- tol``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_relevance.ims import IMSData
+        >>> data = IMSData(np.eye(2), np.array([[1, 1, 1], [2, 1, 1]]),
+        ...                np.array([100.0, 200.0]))
+        >>> data.ion_image(200.0)
+        array([[0., 1.]])
+        """
+        cols = np.abs(self.mz - mz_value) <= tol
+        if not cols.any():
+            raise ValueError(
+                f"No column of the m/z axis lies within {mz_value} +- {tol}."
+            )
+        return self.image(self.X[:, cols].sum(axis=1))
+
+
+def _check_dtype(dtype):
+    if dtype is None:
+        return None
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(
+            "The 'dtype' parameter of read_imzml must be a floating dtype or None. "
+            f"Got {dtype} instead."
+        )
+    return dtype
+
+
+#: Working set of one vectorised binning pass: small enough to stay in cache.
+_WORKING_SET = 8 * 2**20
+
+
+def _per_pixel_bytes(layout, axis, dtype):
+    longest = int(layout.int_lengths.max())
+    # raw values, m/z values and int64 scatter indices, plus the float64 output row
+    return longest * (layout.int_dtype.itemsize + layout.mz_dtype.itemsize + 16) \
+        + axis.n * (8 + dtype.itemsize)
+
+
+def _chunk_rows(layout, axis, dtype, chunk_size, budget):
+    if chunk_size is not None:
+        return check_positive_int(chunk_size, "chunk_size", "iter_imzml")
+    return max(int(budget // max(_per_pixel_bytes(layout, axis, dtype), 1)), 1)
+
+
+def _read_rows(layout, start, stop, axis, dtype):
+    """Spectra ``start:stop`` on ``axis``; binning runs in cache-sized passes."""
+    direct = layout.continuous and axis.edges is None
+    sub = stop - start if direct else _chunk_rows(layout, axis, dtype, None, _WORKING_SET)
+    if sub >= stop - start:
+        return np.ascontiguousarray(fill(layout, np.arange(start, stop), axis, dtype))
+    out = np.empty((stop - start, axis.n), dtype=dtype)
+    for sl in iter_slices(stop - start, sub):
+        out[sl] = fill(layout, np.arange(start + sl.start, start + sl.stop), axis, dtype)
+    return out
+
+
+def _open(path, mz_range, bin_width, n_bins, mz, dtype):
+    layout = parse(path)
+    axis = make_axis(layout, mz_range=mz_range, bin_width=bin_width, n_bins=n_bins,
+                     mz=mz)
+    dtype = _check_dtype(dtype)
+    if dtype is None:
+        dtype = layout.int_dtype if layout.int_dtype.kind == "f" else np.dtype(np.float64)
+    return layout, axis, dtype
+
+
+def _public_metadata(layout):
+    return dict(layout.metadata)
+
+
+def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
+               dtype=np.float32):
+    """Read an imzML file into one array of spectra on a common m/z axis.
+
+    Continuous files are read in bulk from a memory map of the .ibd file;
+    processed files (one m/z array per spectrum) are put on a common axis:
+    the union of their m/z values by default (lossless), or bins.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The .imzML file; its .ibd file must lie next to it.
+    mz_range : (float, float) or None
+        Keep m/z values within ``[low, high]`` (and bin over this range).
+    bin_width : float or None
+        Sum intensities into bins of this width (in m/z units).
+    n_bins : int or None
+        Sum intensities into this many equal bins over ``mz_range`` (or the
+        data's range).
+    mz : array-like of shape (n_mz,) or None
+        Bin centres of a given axis (edges half-way between centres), e.g.
+        the ``mz`` of another file so that both share columns.
+    dtype : floating dtype or None, default=np.float32
+        dtype of ``X``; None keeps the file's own precision.
+
+    Returns
+    -------
+    IMSData
+        ``X`` (n_pixels, n_mz), ``coords`` (n_pixels, 3), ``mz``, ``metadata``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The .imzML or .ibd file is missing.
+    ValueError
+        Cut or malformed XML, a truncated .ibd, continuous spectra of different
+        lengths, an ``mz_range`` outside the data, conflicting options.
+
+    See Also
+    --------
+    iter_imzml : the same, chunk by chunk, for files larger than memory.
+    write_imzml : the reverse.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn_relevance.ims import read_imzml, write_imzml
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.imzML")
+    >>> coords = np.array([[1, 1], [2, 1]])
+    >>> write_imzml(path, np.array([[1.0, 2, 3], [4, 5, 6]]), coords,
+    ...             np.array([100.0, 200, 300]))
+    >>> data = read_imzml(path)
+    >>> data.X
+    array([[1., 2., 3.],
+           [4., 5., 6.]], dtype=float32)
+    >>> read_imzml(path, n_bins=1).X.ravel()
+    array([ 6., 15.], dtype=float32)
+    """
+    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype)
+    chunk = _chunk_rows(layout, axis, dtype, None, DEFAULT_MEMORY_BUDGET)
+    if chunk >= layout.n_pixels:  # one block: no second copy into a preallocated array
+        X = _read_rows(layout, 0, layout.n_pixels, axis, dtype)
+    else:
+        X = np.empty((layout.n_pixels, axis.n), dtype=dtype)
+        for sl in iter_slices(layout.n_pixels, chunk):
+            X[sl] = _read_rows(layout, sl.start, sl.stop, axis, dtype)
+    return IMSData(X, layout.coords.copy(), np.asarray(axis.mz).copy(),
+                   _public_metadata(layout), str(layout.imzml),
+                   np.arange(layout.n_pixels))
+
+
+def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=None,
+               mz=None, dtype=np.float32, memory_budget=DEFAULT_MEMORY_BUDGET):
+    """Stream an imzML file in chunks of pixels, with memory bounded by the chunk.
+
+    The file is parsed and validated (and the m/z axis settled) before the
+    first chunk is read; each chunk is read from the memory-mapped .ibd file
+    and released when the next one is read.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The .imzML file.
+    chunk_size : int or None
+        Pixels per chunk; None sizes chunks to ``memory_budget``.
+    mz_range, bin_width, n_bins, mz, dtype
+        As in :func:`read_imzml`.
+    memory_budget : int, default=256 MiB
+        Bytes a chunk (with its temporaries) may take when ``chunk_size`` is None.
+
+    Yields
+    ------
+    IMSData
+        One chunk; ``index`` gives the position of its pixels in the file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn_relevance.ims import iter_imzml, write_imzml
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.imzML")
+    >>> coords = np.array([[1, 1], [2, 1], [3, 1]])
+    >>> write_imzml(path, np.arange(6.0).reshape(3, 2), coords, np.array([1.0, 2.0]))
+    >>> [chunk.X.shape for chunk in iter_imzml(path, chunk_size=2)]
+    [(2, 2), (1, 2)]
+    """
+    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype)
+    chunk = _chunk_rows(layout, axis, dtype, chunk_size, memory_budget)
+    meta = _public_metadata(layout)
+    mz_axis = np.asarray(axis.mz).copy()
+
+    def generate():
+        for sl in iter_slices(layout.n_pixels, chunk):
+            yield IMSData(_read_rows(layout, sl.start, sl.stop, axis, dtype),
+                          layout.coords[sl].copy(), mz_axis, meta, str(layout.imzml),
+                          np.arange(sl.start, sl.stop))
+
+    return generate()
+
+
+# --------------------------------------------------------------------------- writing
+
+def _check_write_args(path, X, coords, mz):
+    path = Path(path)
+    if path.suffix.lower() in (".imzml", ".ibd"):
+        path = path.with_suffix("")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot write {str(path)!r}.imzML: folder {str(path.parent)!r} does not exist."
+        )
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(
+            "The 'X' parameter of write_imzml must be a non-empty 2D array "
+            f"(n_pixels, n_mz). Got shape {X.shape} instead."
+        )
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
+            or X.dtype == bool):
+        raise ValueError(
+            "The 'X' parameter of write_imzml must hold real numbers. Got dtype "
+            f"{X.dtype} instead."
+        )
+    coords = np.asarray(coords)
+    if coords.ndim != 2 or coords.shape[0] != X.shape[0] or coords.shape[1] not in (2, 3):
+        raise ValueError(
+            "The 'coords' parameter of write_imzml must have shape (n_pixels, 2) or "
+            f"(n_pixels, 3) with n_pixels={X.shape[0]}. Got shape {coords.shape} instead."
+        )
+    if not np.issubdtype(coords.dtype, np.number) or np.any(coords != np.round(coords)) \
+            or np.any(coords < 1):
+        raise ValueError(
+            "The 'coords' parameter of write_imzml must hold 1-based integer pixel "
+            "coordinates (>= 1)."
+        )
+    coords = coords.astype(np.int64)
+    if coords.shape[1] == 2:
+        coords = np.column_stack([coords, np.ones(len(coords), np.int64)])
+    if len(np.unique(coords, axis=0)) != len(coords):
+        raise ValueError("The 'coords' parameter of write_imzml holds duplicate pixels.")
+    mz = np.asarray(mz, dtype=np.float64)
+    if mz.shape != (X.shape[1],) or not np.all(np.isfinite(mz)) \
+            or (mz.size > 1 and not np.all(np.diff(mz) > 0)):
+        raise ValueError(
+            "The 'mz' parameter of write_imzml must be a strictly increasing, finite "
+            f"1D array of length {X.shape[1]} (X's columns). Got shape {mz.shape} "
+            "instead."
+        )
+    if X.dtype.kind != "f":
+        X = X.astype(np.float32)
+    return path, X, coords, mz
+
+
+def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float64,
+                spec_type="profile", polarity=None):
+    """Write spectra on one m/z axis as a continuous-mode imzML file, atomically.
+
+    Both files are written by pyimzml's writer under temporary names in the
+    target folder, then renamed into place (the .ibd first), so a failure
+    leaves no half-written output and readers never see a partial file.
+    Signed values (relevance) are kept as they are.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target, with or without the ``.imzML`` suffix; ``.imzML`` and ``.ibd``
+        files of this name are created (or replaced).
+    X : array-like of shape (n_pixels, n_mz)
+        One spectrum per pixel (intensities or relevance).
+    coords : array-like of shape (n_pixels, 2) or (n_pixels, 3)
+        1-based pixel coordinates.
+    mz : array-like of shape (n_mz,)
+        Strictly increasing m/z axis shared by all spectra.
+    intensity_dtype : {np.float32, np.float64} or None
+        Stored precision; None keeps X's float dtype (float32 for integers).
+    mz_dtype : {np.float64, np.float32}, default=np.float64
+    spec_type : {"profile", "centroid"}, default="profile"
+    polarity : {"positive", "negative"} or None
+
+    Returns
+    -------
+    None
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from sklearn_relevance.ims import read_imzml, write_imzml
+    >>> path = os.path.join(tempfile.mkdtemp(), "relevance.imzML")
+    >>> R = np.array([[-0.5, 0.25], [1.0, -2.0]], dtype=np.float32)
+    >>> write_imzml(path, R, [[1, 1], [2, 1]], [500.0, 600.0])
+    >>> np.array_equal(read_imzml(path).X, R)
+    True
+    """
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    base, X, coords, mz = _check_write_args(path, X, coords, mz)
+    if intensity_dtype is None:
+        intensity_dtype = X.dtype.type
+    intensity_dtype = np.dtype(intensity_dtype).type
+    mz_dtype = np.dtype(mz_dtype).type
+    for name, value in (("intensity_dtype", intensity_dtype), ("mz_dtype", mz_dtype)):
+        if value not in (np.float32, np.float64):
+            raise ValueError(
+                f"The '{name}' parameter of write_imzml must be np.float32 or "
+                f"np.float64. Got {value!r} instead."
+            )
+    if spec_type not in ("profile", "centroid"):
+        raise ValueError(
+            "The 'spec_type' parameter of write_imzml must be 'profile' or 'centroid'. "
+            f"Got {spec_type!r} instead."
+        )
+    final = {ext: base.parent / (base.name + ext) for ext in (".imzML", ".ibd")}
+    tmp_base = base.parent / f".{base.name}.{_uuid.uuid4().hex[:12]}.tmp"
+    tmp = {ext: Path(str(tmp_base) + ext) for ext in (".imzML", ".ibd")}
+    try:
+        with ImzMLWriter(str(tmp[".imzML"]), mz_dtype=mz_dtype, intensity_dtype=intensity_dtype,
+                         mode="continuous", spec_type=spec_type,
+                         polarity=polarity) as writer:
+            mz_values = mz.astype(mz_dtype)
+            for row, xyz in zip(X, coords.tolist()):
+                writer.addSpectrum(mz_values, row, tuple(xyz))
+        # pyimzml names the run after the (temporary) path: name it after the target
+        xml = tmp[".imzML"].read_bytes()
+        xml = xml.replace(f'id="{tmp_base}"'.encode(),
+                          f'id="{sanitize_name(base.name)}"'.encode(), 1)
+        tmp[".imzML"].write_bytes(xml)
+        os.replace(tmp[".ibd"], final[".ibd"])
+        os.replace(tmp[".imzML"], final[".imzML"])
+    finally:
+        for p in tmp.values():
+            if p.exists():
+                p.unlink()

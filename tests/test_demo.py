@@ -1,0 +1,110 @@
+"""``python -m sklearn_relevance demo``: simulated and imzML input."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from sklearn_relevance.__main__ import main
+from sklearn_relevance.ims import make_multilab_spectra, read_imzml, write_imzml
+from sklearn_relevance.ims._demo import load_labelled_imzml
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_quick_demo_on_simulated_data(tmp_path, capsys):
+    rc = main(["demo", "--quick", "--epochs", "8", "--output", str(tmp_path)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "grid search over relevance_penalty" in out and "results on the unseen lab" in out
+    rows = _rows(tmp_path / "results.csv")
+    assert {float(r["penalty"]) for r in rows} >= {0.0}
+    assert sum(r["chosen"] == "True" for r in rows) == 1
+    for r in rows:
+        assert r["unseen_lab"] == "lab4"
+        assert 0.0 <= float(r["accuracy"]) <= 1.0
+        assert 0.0 <= float(r["sparseness"]) <= 1.0
+    fig = tmp_path / "relevance_spectrum.png"
+    assert fig.is_file() and 0 < fig.stat().st_size < 300_000
+
+
+@pytest.fixture
+def imzml_files(tmp_path):
+    """Three labs as three 5 x 6 imzML files, and per-pixel labels."""
+    X, y, labs = make_multilab_spectra(90, 3, n_mz=400, random_state=0)
+    mz = np.linspace(2000, 10000, 400)
+    files, table = [], []
+    for k in range(3):
+        rows = np.flatnonzero(labs == f"lab{k}")
+        coords = np.column_stack([np.arange(30) % 6 + 1, np.arange(30) // 6 + 1])
+        path = tmp_path / f"section{k}.imzML"
+        write_imzml(path, X[rows], coords, mz)
+        files.append(path)
+        for (x_, y_), label in zip(coords[:-2], y[rows][:-2]):  # two pixels unlabelled
+            table.append({"file": path.name, "x": x_, "y": y_,
+                          "label": ["breast", "ovarian"][label], "lab": f"L{k}"})
+    labels = tmp_path / "labels.csv"
+    with open(labels, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+    return files, labels, X, y, labs
+
+
+def test_load_labelled_imzml_per_pixel_and_per_file(imzml_files, tmp_path):
+    files, labels, X, _y, labs = imzml_files
+    Xl, yl, labsl, _mz, per_file = load_labelled_imzml(files, labels, n_bins=400)
+    assert Xl.shape == (84, 400) and len(per_file) == 3
+    assert set(yl) == {"breast", "ovarian"} and sorted(set(labsl)) == ["L0", "L1", "L2"]
+    # labelled pixels keep their spectra (the shared axis is the files' own one here)
+    np.testing.assert_allclose(Xl[:28], X[labs == "lab0"][:28], rtol=1e-5)
+    per_file_csv = tmp_path / "per_file.csv"
+    per_file_csv.write_text("file,label,lab\nsection0,breast,A\nsection1.imzML,ovarian,B\n")
+    Xf, yf, _labsf, _, _ = load_labelled_imzml(files, per_file_csv, n_bins=50)
+    assert Xf.shape == (60, 50) and list(yf[:30]) == ["breast"] * 30
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,label\nsection0,breast\n")
+    with pytest.raises(ValueError, match="Missing: \\['lab'\\]"):
+        load_labelled_imzml(files, bad)
+    other = tmp_path / "other.csv"
+    other.write_text("file,label,lab\nnope.imzML,breast,A\n")
+    with pytest.raises(ValueError, match="not given with --imzml"):
+        load_labelled_imzml(files, other)
+
+
+def test_demo_on_imzml_files_writes_relevance_ion_images(imzml_files, tmp_path, capsys):
+    files, labels, *_ = imzml_files
+    out = tmp_path / "out"
+    rc = main(["demo", "--imzml", *map(str, files), "--labels", str(labels),
+               "--output", str(out), "--penalties", "0", "0.03", "--epochs", "5",
+               "--bins", "50", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    rows = _rows(out / "results.csv")
+    assert rows[0]["unseen_lab"] == "L2"
+    for k, path in enumerate(files):
+        rel = read_imzml(out / f"section{k}_relevance.imzML", dtype=None)
+        assert rel.X.shape == (30, 50)  # every pixel, labelled or not
+        np.testing.assert_array_equal(rel.coords, read_imzml(path).coords)
+        assert (rel.X < 0).any() and (rel.X > 0).any()  # signed relevance kept
+
+
+def test_cli_errors(tmp_path, capsys, imzml_files):
+    files, labels, *_ = imzml_files
+    with pytest.raises(SystemExit):
+        main(["demo", "--imzml", str(files[0])])
+    assert "--imzml needs --labels" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--imzml", str(tmp_path / "missing.imzML"), "--labels", str(labels)])
+    assert "not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--penalties", "-1"])
+    one_lab = tmp_path / "one.csv"
+    one_lab.write_text("file,label,lab\nsection0,a,A\n")
+    rc = main(["demo", "--imzml", str(files[0]), "--labels", str(one_lab), "--quiet",
+               "--output", str(tmp_path / "o")])
+    assert rc == 2 and "at least 2 labs" in capsys.readouterr().err
