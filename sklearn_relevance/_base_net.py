@@ -176,6 +176,13 @@ class _RelevanceNetBase(NeuralNet):
             # skorch re-initialises callbacks eagerly here; scikit-learn expects
             # set_params only to store. They are initialised at ``fit``.
             self.callbacks = params.pop("callbacks")
+        # explainer parameters are stored here and applied to a clone of the
+        # explainer at fit and explain (skorch would try to re-initialise a
+        # torch component for them on a fitted net)
+        for key in [k for k in params if k.startswith("relevance_explainer__")]:
+            setattr(self, key, params.pop(key))
+            self._params_to_validate.add(key)
+            self._penalty_fn = None
         return super().set_params(**params)
 
     def initialize_virtual_params(self):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import inspect
 
-import pytest
 from sklearn.base import BaseEstimator
 from sklearn.utils.estimator_checks import parametrize_with_checks
 

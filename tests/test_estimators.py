@@ -350,3 +350,25 @@ class _TwoInput(torch.nn.Module):
 
     def forward(self, img, tab):
         return self.head(torch.relu(torch.cat([self.img(img), self.tab(tab)], 1)))
+
+
+def test_explainer_params_on_explainer_object_fitted_and_unfitted(small):
+    from sklearn_relevance.explainers import IntegratedGradients
+
+    X, y = small
+    clf = RelevanceNetClassifier(
+        relevance_explainer=IntegratedGradients(n_steps=3), max_epochs=1, random_state=0
+    )
+    clf.set_params(relevance_explainer__n_steps=5)
+    assert clf.get_params()["relevance_explainer__n_steps"] == 5
+    clf.fit(X, y)
+    assert clf.relevance_explainer_.n_steps == 5
+    assert clf.relevance_explainer.n_steps == 3  # the user's object is not mutated
+    # on a fitted estimator too, and explain uses it at once
+    clf.set_params(relevance_explainer__n_steps=2, relevance_explainer__method="riemann_left")
+    expected = IntegratedGradients(n_steps=2, method="riemann_left")
+    np.testing.assert_allclose(
+        clf.explain(X[:4], target=1), clf.explain(X[:4], explainer=expected, target=1), rtol=1e-6
+    )
+    grid = GridSearchCV(clf, {"relevance_explainer__n_steps": [2, 4]}, cv=2).fit(X, y)
+    assert grid.best_estimator_.relevance_explainer_.n_steps in (2, 4)

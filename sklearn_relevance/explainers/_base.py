@@ -11,6 +11,7 @@ same structure.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -233,6 +234,53 @@ def frozen_batchnorm_stats(module):
             m.track_running_stats = True
 
 
+# substrings of torch's messages for inputs whose shape does not fit a layer
+_SHAPE_ERRORS = (
+    "shape", "size", "mat1 and mat2", "Expected", "expected input", "channels",
+    "must match", "dimension",
+)
+
+
+def check_module_input(module, X):
+    """Compare ``X`` with a module's declared ``input_shape`` (library modules)."""
+    expected = getattr(module, "input_shape", None)
+    if expected is None:
+        return
+    if isinstance(X, Mapping) != isinstance(expected, Mapping):
+        got = f"a dict with keys {sorted(X)}" if isinstance(X, Mapping) else "a tensor"
+        raise ValueError(
+            f"The 'X' parameter does not match the module {type(module).__name__}, "
+            f"which takes input_shape={expected!r}. Got {got} instead."
+        )
+    tensors, _ = flatten_inputs(X)
+    shapes = [tuple(t.shape[1:]) for t in tensors]
+    want = list(expected.values()) if isinstance(expected, Mapping) else [expected]
+    if [tuple(s) for s in want] != shapes:
+        got = shapes[0] if len(shapes) == 1 else shapes
+        raise ValueError(
+            f"The 'X' parameter does not match the module {type(module).__name__}, "
+            f"which takes samples of shape {expected!r}. Got samples of shape "
+            f"{got} instead."
+        )
+
+
+@contextlib.contextmanager
+def module_errors(X):
+    """Report a module that cannot take ``X`` as a ``ValueError`` naming ``X``."""
+    try:
+        yield
+    except RuntimeError as exc:
+        msg = str(exc)
+        if not any(s in msg for s in _SHAPE_ERRORS) or "backward" in msg:
+            raise
+        tensors, _ = flatten_inputs(X)
+        shapes = [tuple(t.shape) for t in tensors]
+        raise ValueError(
+            "The 'X' parameter does not match the module. Got X of shape "
+            f"{shapes[0] if len(shapes) == 1 else shapes}; the module raised: {msg}"
+        ) from exc
+
+
 # --------------------------------------------------------------------------
 # base class
 # --------------------------------------------------------------------------
@@ -255,6 +303,7 @@ class BaseExplainer(BaseEstimator):
     differentiable = True
     supports_dict = True
     input_ndims = None
+    _parameter_constraints: dict = {}
 
     def explain(self, module, X, target=None, *, create_graph=False):
         """Attribute the selected output of ``module`` to the input ``X``.
@@ -276,8 +325,11 @@ class BaseExplainer(BaseEstimator):
         Tensor or dict of Tensors
             Relevance of ``X``'s shape and structure.
         """
+        self._validate_params()
         self._check_explain(X, create_graph)
-        return self._explain(module, X, target, create_graph=create_graph)
+        check_module_input(module, X)
+        with module_errors(X):
+            return self._explain(module, X, target, create_graph=create_graph)
 
     def _check_explain(self, X, create_graph=False):
         """Check ``X`` and ``create_graph`` against what the method supports.

@@ -1,13 +1,47 @@
-"""Gradient-family explainers: plain gradient (saliency) and gradient x input.
+"""Gradient-family explainers: gradient (saliency), gradient x input,
+integrated gradients and SmoothGrad (with SmoothGrad squared and VarGrad).
 
-Integrated gradients and SmoothGrad live here as well (same family).
+Integrated gradients and SmoothGrad expand the batch (steps or noise samples
+x samples) and evaluate it in chunks of at most ``internal_batch_size`` rows,
+one forward / backward pass per chunk, never a Python loop per step.
 """
 
 from __future__ import annotations
 
-from ._base import BaseExplainer, input_gradient, map_inputs
+from numbers import Integral, Real
 
-__all__ = ["Gradient", "GradientXInput"]
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+
+from .._batching import batch_len
+from ._base import (
+    BaseExplainer,
+    check_inputs,
+    flatten_inputs,
+    forward,
+    get_explainer,
+    input_gradient,
+    map_inputs,
+    module_errors,
+    select_output,
+)
+from ._baselines import resolve_baselines
+from ._engine import (
+    expanded_chunks,
+    max_rows_for,
+    repeat_target,
+    slice_target,
+)
+
+__all__ = ["Gradient", "GradientXInput", "IntegratedGradients", "SmoothGrad",
+           "integration_steps"]
+
+INTEGRATION_METHODS = (
+    "gausslegendre", "riemann_left", "riemann_right", "riemann_middle",
+    "riemann_trapezoid",
+)
 
 
 class Gradient(BaseExplainer):
@@ -20,16 +54,23 @@ class Gradient(BaseExplainer):
         2014). The signed gradient is the default because it is what a
         training penalty differentiates.
 
+    Notes
+    -----
+    Cost: one forward and one backward pass. Equals captum's
+    ``Saliency(abs=absolute)``.
+
     Examples
     --------
     >>> import torch
     >>> from sklearn_relevance.explainers import Gradient
     >>> module = torch.nn.Linear(3, 2, bias=False)
     >>> with torch.no_grad():
-    ...     module.weight.copy_(torch.tensor([[1., 2., 3.], [4., 5., 6.]]))
+    ...     _ = module.weight.copy_(torch.tensor([[1., 2., 3.], [4., 5., 6.]]))
     >>> Gradient().explain(module, torch.ones(1, 3), target=1)
     tensor([[4., 5., 6.]])
     """
+
+    _parameter_constraints = {"absolute": ["boolean"]}
 
     def __init__(self, *, absolute=False):
         self.absolute = absolute
@@ -46,13 +87,17 @@ class GradientXInput(BaseExplainer):
 
     The default explainer of the deep relevance regularization penalty.
 
+    Notes
+    -----
+    Cost: one forward and one backward pass.
+
     Examples
     --------
     >>> import torch
     >>> from sklearn_relevance.explainers import GradientXInput
     >>> module = torch.nn.Linear(3, 1, bias=False)
     >>> with torch.no_grad():
-    ...     module.weight.fill_(2.0)
+    ...     _ = module.weight.fill_(2.0)
     >>> GradientXInput().explain(module, torch.tensor([[1., 0., -1.]]))
     tensor([[ 2.,  0., -2.]])
     """
@@ -63,3 +108,380 @@ class GradientXInput(BaseExplainer):
     def _explain(self, module, X, target, *, create_graph):
         grad = input_gradient(module, X, target, create_graph=create_graph)
         return map_inputs(lambda g, x: g * x, grad, X)
+
+
+# --------------------------------------------------------------------------
+# integrated gradients
+# --------------------------------------------------------------------------
+def integration_steps(method, n_steps):
+    """Positions ``alpha`` in [0, 1] and weights of an integration rule.
+
+    The same rules and values as captum's
+    ``captum.attr._utils.approximation_methods``.
+
+    Parameters
+    ----------
+    method : {"gausslegendre", "riemann_left", "riemann_right", "riemann_middle", \
+"riemann_trapezoid"}
+    n_steps : int
+        Number of points (at least 2 for the Riemann rules).
+
+    Returns
+    -------
+    alphas, weights : ndarray of shape (n_steps,)
+
+    Examples
+    --------
+    >>> from sklearn_relevance.explainers.gradient import integration_steps
+    >>> integration_steps("riemann_trapezoid", 3)
+    (array([0. , 0.5, 1. ]), array([0.16666667, 0.33333333, 0.16666667]))
+    """
+    n = int(n_steps)
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(n)
+        return 0.5 * (1 + nodes), 0.5 * weights
+    if method not in INTEGRATION_METHODS:
+        raise ValueError(
+            f"The 'method' parameter must be a str among {list(INTEGRATION_METHODS)}. "
+            f"Got {method!r} instead."
+        )
+    if n < 2:
+        raise ValueError(
+            f"The 'n_steps' parameter must be at least 2 for method={method!r}. "
+            f"Got {n} instead."
+        )
+    weights = np.full(n, 1.0 / n)
+    kind = method.split("_")[1]
+    if kind == "trapezoid":
+        weights[[0, -1]] /= 2
+        alphas = np.linspace(0, 1, n)
+    elif kind == "left":
+        alphas = np.linspace(0, 1 - 1 / n, n)
+    elif kind == "middle":
+        alphas = np.linspace(1 / (2 * n), 1 - 1 / (2 * n), n)
+    else:
+        alphas = np.linspace(1 / n, 1, n)
+    return alphas, weights
+
+
+def _sum_over_samples(parts):
+    """Concatenate per-sample-slice accumulators in sample order."""
+    keys = sorted(parts)
+    n_leaves = len(parts[keys[0]])
+    return [torch.cat([parts[k][i] for k in keys]) for i in range(n_leaves)]
+
+
+def _accumulate(parts, key, values):
+    old = parts.get(key)
+    parts[key] = values if old is None else [a + b for a, b in zip(old, values)]
+
+
+class IntegratedGradients(BaseExplainer):
+    """Integrated gradients (Sundararajan, Taly & Yan 2017).
+
+    ``(x - x') * integral_0^1 grad f(x' + alpha (x - x')) d alpha``, the
+    integral approximated by ``n_steps`` points of ``method`` (the same
+    points and weights as captum). All steps of a chunk of samples run in one
+    forward / backward pass of at most ``internal_batch_size`` rows.
+
+    Parameters
+    ----------
+    n_steps : int, default=50
+        Number of integration points.
+    method : {"gausslegendre", "riemann_left", "riemann_right", \
+"riemann_middle", "riemann_trapezoid"}, default="gausslegendre"
+        Integration rule.
+    baselines : float, array-like, Tensor, {"zero", "mean", "blur"} or \
+callable, default=0.0
+        Reference input ``x'`` (see
+        :func:`~sklearn_relevance.explainers._baselines.resolve_baselines`).
+    internal_batch_size : int or None, default=None
+        Upper bound on the rows (steps x samples) of one pass; ``None`` uses
+        a 8 MiB budget on the inputs of a pass.
+    multiply_by_inputs : bool, default=True
+        Multiply the path-integrated gradient by ``x - x'`` (global
+        attribution). ``False`` returns the integrated gradient alone (local
+        attribution, captum's ``multiply_by_inputs=False``).
+
+    Notes
+    -----
+    Cost: ``n_steps`` forward and backward passes' worth of rows. Completeness
+    (the attributions of a sample sum to ``f(x) - f(x')``) holds up to the
+    integration error, which :meth:`convergence_delta` returns; call
+    ``explain(..., return_convergence_delta=True)`` to get both at once.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers import IntegratedGradients
+    >>> module = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Tanh())
+    >>> X = torch.randn(4, 3)
+    >>> attr, delta = IntegratedGradients(n_steps=32).explain(
+    ...     module, X, return_convergence_delta=True)
+    >>> attr.shape, bool(delta.abs().max() < 1e-3)
+    (torch.Size([4, 3]), True)
+    """
+
+    _parameter_constraints = {
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "method": [StrOptions(set(INTEGRATION_METHODS))],
+        "baselines": "no_validation",
+        "internal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "multiply_by_inputs": ["boolean"],
+    }
+
+    def __init__(self, *, n_steps=50, method="gausslegendre", baselines=0.0,
+                 internal_batch_size=None, multiply_by_inputs=True):
+        self.n_steps = n_steps
+        self.method = method
+        self.baselines = baselines
+        self.internal_batch_size = internal_batch_size
+        self.multiply_by_inputs = multiply_by_inputs
+
+    def explain(self, module, X, target=None, *, create_graph=False,
+                return_convergence_delta=False):
+        """Integrated gradients of ``module``'s ``target`` output at ``X``.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+        X : Tensor or dict of Tensors
+        target : None, int or LongTensor of shape (n,)
+        create_graph : bool, default=False
+            Keep the graph (training penalties).
+        return_convergence_delta : bool, default=False
+            Also return the completeness error per sample (see
+            :meth:`convergence_delta`).
+
+        Returns
+        -------
+        attributions : Tensor or dict of Tensors
+        delta : Tensor of shape (n,)
+            Only with ``return_convergence_delta=True``.
+        """
+        attr = super().explain(module, X, target, create_graph=create_graph)
+        if return_convergence_delta:
+            return attr, self.convergence_delta(module, X, attr, target)
+        return attr
+
+    def convergence_delta(self, module, X, attributions, target=None):
+        """Completeness error ``sum(attributions) - (f(x) - f(x'))`` per sample.
+
+        Small (relative to ``f(x) - f(x')``) when ``n_steps`` suffices; only
+        meaningful with ``multiply_by_inputs=True``.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+        X : Tensor or dict of Tensors
+        attributions : Tensor or dict of Tensors
+            The result of :meth:`explain` for the same ``X`` and ``target``.
+        target : None, int or LongTensor of shape (n,)
+
+        Returns
+        -------
+        Tensor of shape (n,)
+        """
+        check_inputs(X)
+        base = resolve_baselines(self.baselines, X, owner=type(self).__name__)
+        with torch.no_grad(), module_errors(X):
+            diff = select_output(forward(module, X), target) - select_output(
+                forward(module, base), target)
+        parts, _ = flatten_inputs(attributions)
+        total = sum(p.detach().reshape(p.shape[0], -1).sum(1) for p in parts)
+        return total - diff
+
+    def _explain(self, module, X, target, *, create_graph):
+        alphas, weights = integration_steps(self.method, self.n_steps)
+        base = resolve_baselines(self.baselines, X, owner=type(self).__name__)
+        xs, rebuild = flatten_inputs(X)
+        bs, _ = flatten_inputs(base)
+        diffs = [x - b for x, b in zip(xs, bs)]
+        ref = xs[0]
+        alphas = torch.as_tensor(alphas, dtype=ref.dtype, device=ref.device)
+        weights = torch.as_tensor(weights, dtype=ref.dtype, device=ref.device)
+        n = batch_len(X)
+        parts = {}
+        max_rows = max_rows_for(X, self.internal_batch_size)
+        for steps, samples in expanded_chunks(n, len(alphas), max_rows):
+            a, w = alphas[steps], weights[steps]
+            k = a.shape[0]
+            rows = [
+                torch.addcmul(b[samples].unsqueeze(0), a.view((k,) + (1,) * d.ndim),
+                              d[samples].unsqueeze(0)).reshape(-1, *d.shape[1:])
+                for b, d in zip(bs, diffs)
+            ]
+            t = repeat_target(slice_target(target, samples), k)
+            grads, _ = flatten_inputs(
+                input_gradient(module, rebuild(rows), t, create_graph=create_graph))
+            del rows
+            # weighted sum over the steps without a (steps x samples) temporary
+            summed = [torch.tensordot(w, g.reshape(k, -1, *g.shape[1:]), dims=1)
+                      for g in grads]
+            _accumulate(parts, samples.start, summed)
+        total = _sum_over_samples(parts)
+        if self.multiply_by_inputs:
+            total = [g * d for g, d in zip(total, diffs)]
+        return rebuild(total)
+
+
+# --------------------------------------------------------------------------
+# SmoothGrad
+# --------------------------------------------------------------------------
+def _standard_noise(tensors, seed, copy):
+    """Standard normal noise of each tensor's shape for noise sample ``copy``.
+
+    One generator per noise sample, seeded with ``seed``, so the noise of a
+    sample does not depend on how the expanded batch is chunked.
+    """
+    gen = torch.Generator(device=tensors[0].device)
+    gen.manual_seed(int(seed))
+    return [
+        torch.randn(t.shape, generator=gen, dtype=t.dtype, device=t.device)
+        for t in tensors
+    ]
+
+
+def _noise_std(x, noise_level):
+    """Per-sample standard deviation ``noise_level * (max - min)``."""
+    flat = x.detach().reshape(x.shape[0], -1)
+    spread = flat.amax(1) - flat.amin(1)
+    return (noise_level * spread).view((-1,) + (1,) * (x.ndim - 1))
+
+
+class SmoothGrad(BaseExplainer):
+    """SmoothGrad (Smilkov et al. 2017), SmoothGrad squared and VarGrad.
+
+    Averages a base explainer over ``n_samples`` copies of the input with
+    Gaussian noise added: the mean (SmoothGrad), the mean of squares
+    (``squared=True``, SmoothGrad^2 of Hooker et al. 2019) or the variance
+    (``var=True``, VarGrad of Adebayo et al. 2018). All noise samples of a
+    chunk are explained in one call of the base explainer on at most
+    ``internal_batch_size`` rows.
+
+    Parameters
+    ----------
+    explainer : str or explainer object, default="gradient"
+        Base explainer (any name of
+        :func:`~sklearn_relevance.explainers.get_explainer` or an object).
+    n_samples : int, default=50
+        Number of noisy copies per sample.
+    noise_level : float, default=0.15
+        Standard deviation of the noise relative to each sample's value
+        range ``max - min`` (per modality for dict inputs), as in the
+        SmoothGrad paper.
+    stdevs : float or None, default=None
+        Absolute standard deviation overriding ``noise_level`` (captum's
+        ``NoiseTunnel(stdevs=...)``).
+    squared : bool, default=False
+        Average the squared attributions (SmoothGrad^2).
+    var : bool, default=False
+        Variance of the attributions (VarGrad).
+    internal_batch_size : int or None, default=None
+        Upper bound on the rows (noise samples x samples) handed to the base
+        explainer at once; ``None`` uses a 8 MiB budget on the inputs.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the noise; the same value gives the same result whatever the
+        chunking.
+
+    Notes
+    -----
+    Cost: ``n_samples`` times the base explainer's. Noise sample ``j`` is
+    drawn for the whole batch from its own generator, so the result of a
+    sample depends on the batch it is explained in (as in captum), but not
+    on ``internal_batch_size``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers import SmoothGrad
+    >>> module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(),
+    ...                              torch.nn.Linear(4, 2))
+    >>> X = torch.randn(5, 3)
+    >>> sg = SmoothGrad(n_samples=8, random_state=0)
+    >>> torch.equal(sg.explain(module, X, target=1), sg.explain(module, X, target=1))
+    True
+    """
+
+    _parameter_constraints = {
+        "explainer": [str, HasMethods(["explain"])],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "stdevs": [Interval(Real, 0, None, closed="left"), None],
+        "squared": ["boolean"],
+        "var": ["boolean"],
+        "internal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, explainer="gradient", *, n_samples=50, noise_level=0.15,
+                 stdevs=None, squared=False, var=False, internal_batch_size=None,
+                 random_state=None):
+        self.explainer = explainer
+        self.n_samples = n_samples
+        self.noise_level = noise_level
+        self.stdevs = stdevs
+        self.squared = squared
+        self.var = var
+        self.internal_batch_size = internal_batch_size
+        self.random_state = random_state
+
+    def _base(self):
+        return get_explainer(self.explainer, param_name="explainer")
+
+    @property
+    def differentiable(self):
+        """Whether the base explainer is differentiable."""
+        return bool(getattr(self._base(), "differentiable", False))
+
+    @property
+    def supports_dict(self):
+        """Whether the base explainer takes dict inputs."""
+        return bool(getattr(self._base(), "supports_dict", True))
+
+    def _explain(self, module, X, target, *, create_graph):
+        if self.squared and self.var:
+            raise ValueError(
+                "The 'squared' and 'var' parameters of SmoothGrad cannot both be "
+                "True. Got squared=True and var=True instead."
+            )
+        base = self._base()
+        xs, rebuild = flatten_inputs(X)
+        if self.stdevs is not None:
+            stds = [torch.full((), float(self.stdevs), dtype=x.dtype, device=x.device)
+                    for x in xs]
+        else:
+            stds = [_noise_std(x, self.noise_level) for x in xs]
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(0, 2**31 - 1, size=self.n_samples)
+        n = batch_len(X)
+        sums, squares = {}, {}
+        cached = (None, None)
+        max_rows = max_rows_for(X, self.internal_batch_size)
+        for copies, samples in expanded_chunks(n, self.n_samples, max_rows):
+            key = (copies.start, copies.stop)
+            if cached[0] != key:
+                draws = [_standard_noise(xs, seeds[c], c)
+                         for c in range(copies.start, copies.stop)]
+                cached = (key, [torch.stack(leaf) for leaf in zip(*draws)])
+            eps = cached[1]
+            k = copies.stop - copies.start
+            rows = []
+            for x, s, e in zip(xs, stds, eps):
+                std = s[samples] if s.ndim else s
+                noisy = x[samples].unsqueeze(0) + std.unsqueeze(0) * e[:, samples]
+                rows.append(noisy.reshape(-1, *x.shape[1:]))
+            t = repeat_target(slice_target(target, samples), k)
+            rel, _ = flatten_inputs(
+                base.explain(module, rebuild(rows), t, create_graph=create_graph))
+            rel = [r.reshape(k, -1, *r.shape[1:]) for r in rel]
+            _accumulate(sums, samples.start, [r.sum(0) for r in rel])
+            if self.squared or self.var:
+                _accumulate(squares, samples.start, [(r * r).sum(0) for r in rel])
+        mean = [s / self.n_samples for s in _sum_over_samples(sums)]
+        if not (self.squared or self.var):
+            return rebuild(mean)
+        mean_sq = [s / self.n_samples for s in _sum_over_samples(squares)]
+        if self.squared:
+            return rebuild(mean_sq)
+        return rebuild([m2 - m * m for m2, m in zip(mean_sq, mean)])

@@ -18,7 +18,6 @@ Only the Felzenszwalb segmentation itself (scikit-image, CPU) runs per image.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from numbers import Integral, Real
 
 import numpy as np
@@ -27,8 +26,13 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._batching import DEFAULT_MEMORY_BUDGET, iter_slices
-from ._base import BaseExplainer, check_inputs, expand_target, get_explainer
-from ._engine import check_module_input, module_errors
+from ._base import (
+    BaseExplainer,
+    check_module_input,
+    expand_target,
+    get_explainer,
+    module_errors,
+)
 from ._segmentation import PAIR_SCALES, PAIR_SHAPE, image_masks
 
 __all__ = ["XRAI", "greedy_regions"]
