@@ -122,7 +122,7 @@ def main(argv=None):
         label = "MLP digits 64" if kind == "mlp" else "ImageCNN 1x28x28"
         print(f"{label:<24}{ours:>12.3f}{theirs:>12.3f}{ours / theirs:>8.2f}")
     print("\n3. GridSearchCV, 4 penalties x 2 folds (wall seconds)")
-    t1, t2 = bench_grid(int(4000 * scale), epochs=int(12 * scale) or 2)
+    t1, t2 = bench_grid(int(4000 * scale), epochs=int(40 * scale) or 2)
     print(f"{'n_jobs=1':>12}{'n_jobs=2':>12}{'speed-up':>10}")
     print(f"{t1:>12.2f}{t2:>12.2f}{t1 / t2:>10.2f}")
 

@@ -106,3 +106,20 @@ def as_tensor(X, device, *, name="X"):
     if isinstance(X, Mapping):
         return {k: torch.as_tensor(v, device=device) for k, v in X.items()}
     return torch.as_tensor(X, device=device)
+
+
+def as_torch(X):
+    """Zero-copy CPU tensor(s) from validated array(s) (a dict stays a dict).
+
+    skorch's data loader then stacks tensor rows instead of converting numpy
+    rows one sample at a time. Read-only arrays (memory maps) are copied,
+    since torch tensors are writable views.
+    """
+    if isinstance(X, Mapping):
+        return {k: as_torch(v) for k, v in X.items()}
+    if torch.is_tensor(X):
+        return X
+    arr = np.ascontiguousarray(X)
+    if not arr.flags.writeable:
+        arr = arr.copy()
+    return torch.from_numpy(arr)
