@@ -17,7 +17,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 autosummary_generate = True
 numpydoc_show_class_members = False
-exclude_patterns = ["_build", "_bench"]
+exclude_patterns = ["_build"]
 html_static_path = ["_static"]
 intersphinx_mapping = {
     "python": ("https://docs.python.org/3", None),
@@ -25,3 +25,5 @@ intersphinx_mapping = {
     "torch": ("https://pytorch.org/docs/stable", None),
     "skorch": ("https://skorch.readthedocs.io/en/stable", None),
 }
+numpydoc_show_inherited_class_members = False
+suppress_warnings = ["ref.ref"]  # labels of inherited scikit-learn docstrings

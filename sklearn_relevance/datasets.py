@@ -112,10 +112,10 @@ def make_lesion_images(n_samples=200, *, shape=(32, 32), lesion_radius=None,
 
     Returns
     -------
-    X : ndarray of shape (n_samples, 1, *shape), float32
+    X : ndarray of shape ``(n_samples, 1, *shape)``, float32
     y : ndarray of shape (n_samples,), int64
         1 where the image holds a lesion.
-    masks : ndarray of shape (n_samples, 1, *shape), bool
+    masks : ndarray of shape ``(n_samples, 1, *shape)``, bool
         The lesion; all False for class 0.
 
     Examples
@@ -390,8 +390,8 @@ def load_mri_volume(path, *, normalize=True):
     Returns
     -------
     data : Bunch
-        ``image`` (1, *shape) float32 (a channel axis, ready for a 3D CNN),
-        ``mask`` (1, *shape) bool, ``spacing`` (3,) float64 (ones when the file
+        ``image`` ``(1, *shape)`` float32 (a channel axis, ready for a 3D CNN),
+        ``mask`` ``(1, *shape)`` bool, ``spacing`` (3,) float64 (ones when the file
         has none). Axes are kept as stored.
 
     Examples

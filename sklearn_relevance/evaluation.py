@@ -363,11 +363,11 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         The model; a module must return logits (or one regression output).
         For a Pipeline, X goes through all steps but the last and the final
         step's network is explained on the result.
-    X : array-like or Tensor of shape (n_samples, channels, *spatial)
+    X : array-like or Tensor of shape ``(n_samples, channels, *spatial)``
         Inputs.
     y : array-like of shape (n_samples,), default=None
         Labels, in the estimator's ``classes_`` (class indices for a module).
-    masks : array-like of bool, shape of X or (n_samples, *spatial), default=None
+    masks : array-like of bool, shape of X or ``(n_samples, *spatial)``, default=None
         Ground-truth regions (lesions, organs) for the localisation metrics.
         Samples whose mask is empty or full get NaN for those metrics (e.g.
         the class-0 images of :func:`~sklearn_relevance.datasets.make_lesion_images`)
