@@ -7,20 +7,23 @@ script
 
 * trains the library's 3D ``ImageCNN`` (``module=None``) through
   ``RelevanceNetClassifier`` on the training split, with a class-weighted
-  cross-entropy (``criterion__weight``, inverse class frequency) against
-  the 78/22 imbalance;
+  cross-entropy (``criterion__weight``, inverse class frequency) against the 78/22
+  imbalance, keeping the epoch with the best balanced accuracy on the
+  validation split;
 * reports accuracy and balanced accuracy on the test split beside the
   majority-class baseline;
-* explains every test volume for the *mass* class with
+* explains every test volume for its true class with
   ``explainer="lrp_alpha1_beta0"`` and keeps the positive relevance (the
-  evidence for "mass");
+  evidence for its diagnosis). The volumes are binary (gland = 1), and LRP
+  reads relevance off as input x modified gradient, so all relevance lies
+  on the gland's own voxels;
 * reduces the relevance per region with ``RegionRelevance``. The data set
   has no atlas, so two label volumes stand in for one: a **population shape
   atlas** built from the training volumes (voxels that belong to the gland
   in >= 50% of them: ``core``; 10-50%: ``rim``; 1-10%: ``outer``; < 1%:
   ``background``) and an **octant grid** (the volume cut in half along each
-  axis). Per region: relevance sum, density and the gain (masses' mean
-  density over the normals').
+  axis). Per region: share of each volume's relevance, density (relevance
+  per atlas voxel) and the gain (masses' mean density over the normals').
 
 Run ``python examples/adrenal_lrp_3d.py [--quick] [--output DIR]``.
 """
@@ -28,6 +31,7 @@ Run ``python examples/adrenal_lrp_3d.py [--quick] [--output DIR]``.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 import warnings
@@ -35,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from skorch.callbacks import Callback
 
 from sklearn_relevance import RelevanceNetClassifier
 from sklearn_relevance.datasets import load_medmnist_npz
@@ -43,6 +48,7 @@ from sklearn_relevance.transformers import RegionRelevance
 
 DATA = Path(os.environ.get("SKLEARN_RELEVANCE_DATA", Path(__file__).resolve().parents[1].parent
                            / "shared" / "data"))
+EPOCHS, EPOCHS_QUICK, LR = 15, 4, 1e-3
 SHAPE_REGIONS = {1: "core", 2: "rim", 3: "outer", 4: "background"}
 
 
@@ -73,40 +79,102 @@ def octant_names():
 
 
 def region_table(R, y, atlas, names):
-    """Sum share, mean density per class and gain (mass / normal) per region."""
+    """Per region: share of each map's relevance, density and gain (mass / normal).
+
+    ``gain`` compares the raw densities (it carries the masses' smaller total
+    relevance); ``gain_normalised`` compares the densities of maps scaled to
+    sum 1, i.e. *where* the relevance lies whatever its amount. Maps without
+    positive relevance (explained logit < 0) are left out of shares and the
+    normalised gain.
+    """
     ids = sorted(names)
+    R = R[:, 0]  # one channel: maps of the atlas' shape
     sums = RegionRelevance(atlas, statistic="sum", labels=ids).fit_transform(R)
     density = RegionRelevance(atlas, statistic="density", labels=ids).fit_transform(R)
-    gain = region_relevance(R[y == 1], atlas, statistic="gain", reference=R[y == 0],
-                            labels=ids).mean(0)
-    total = sums.sum(1, keepdims=True)
-    share = np.divide(sums, total, out=np.zeros_like(sums), where=total > 0)
+    nan = np.full(len(ids), np.nan)
+
+    def gain_of(maps, labels):
+        if not (np.any(labels == 1) and np.any(labels == 0)):
+            return nan  # a group without maps: no gain
+        return region_relevance(maps[labels == 1], atlas, statistic="gain",
+                                reference=maps[labels == 0], labels=ids).mean(0)
+
+    def group_mean(values, mask):
+        return values[mask].mean(0) if mask.any() else nan
+
+    gain = gain_of(R, y)
+    total = R.reshape(len(R), -1).sum(1)
+    live = total > 0
+    share = sums[live] / total[live, None]
+    yl = y[live]
+    gain_n = gain_of(R[live] / total[live, None, None, None], yl)
     return {
         "region": [names[i] for i in ids],
         "voxels": np.array([(atlas == i).sum() for i in ids]),
-        "share_mass": share[y == 1].mean(0),
-        "share_normal": share[y == 0].mean(0),
-        "density_mass": density[y == 1].mean(0),
-        "density_normal": density[y == 0].mean(0),
+        "share_mass": group_mean(share, yl == 1),
+        "share_normal": group_mean(share, yl == 0),
+        "density_mass": group_mean(density, y == 1),
+        "density_normal": group_mean(density, y == 0),
         "gain": gain,
+        "gain_normalised": gain_n,
+        "n_maps": (int((yl == 1).sum()), int((yl == 0).sum())),
     }
 
 
 def print_table(title, table):
+    n_mass, n_normal = table["n_maps"]
     print(f"\n## {title}\n")
+    print(f"(shares and normalised gain over the {n_mass} mass and {n_normal} normal maps "
+          "with positive relevance)\n")
     print("| region | voxels | share of relevance, mass | share, normal | density, mass "
-          "| density, normal | gain mass / normal |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| density, normal | gain mass / normal | gain, normalised maps |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for i, name in enumerate(table["region"]):
         print(f"| {name} | {table['voxels'][i]} | {table['share_mass'][i]:.1%} | "
               f"{table['share_normal'][i]:.1%} | {table['density_mass'][i]:.3g} | "
-              f"{table['density_normal'][i]:.3g} | {table['gain'][i]:.2f} |")
+              f"{table['density_normal'][i]:.3g} | {table['gain'][i]:.2f} | "
+              f"{table['gain_normalised'][i]:.2f} |")
 
 
-def main(argv=None, *, n_train=None, n_test=None):
+def balanced_accuracy(y_true, y_pred):
+    return float(np.mean([np.mean(y_pred[y_true == k] == k) for k in np.unique(y_true)]))
+
+
+class KeepBest(Callback):
+    """Keep the weights of the epoch with the best validation balanced accuracy.
+
+    The 22% minority class makes single epochs swing between "all normal"
+    and "all mass"; the validation split (98 volumes) picks the epoch.
+    """
+
+    def __init__(self, X_val, y_val):
+        self.X_val, self.y_val = X_val, y_val
+
+    def on_train_begin(self, net, **kwargs):
+        self.best_, self.best_epoch_, self.state_ = -np.inf, 0, None
+
+    def on_epoch_end(self, net, **kwargs):
+        module = net.module_
+        module.eval()
+        with torch.no_grad():
+            pred = module(torch.as_tensor(self.X_val)).argmax(1).numpy()
+        module.train()
+        score = balanced_accuracy(self.y_val, pred)
+        net.history.record("valid_bacc", score)
+        if score > self.best_:
+            self.best_, self.best_epoch_ = score, len(net.history)
+            self.state_ = copy.deepcopy(module.state_dict())
+
+    def on_train_end(self, net, **kwargs):
+        if self.state_ is not None:
+            net.module_.load_state_dict(self.state_)
+
+
+def main(argv=None, *, n_train=None, n_test=None, max_epochs=None):
     """Run the study; returns a dict with the model, relevance and tables.
 
-    ``n_train`` / ``n_test`` cut the splits (first samples) for smoke tests.
+    ``n_train`` / ``n_test`` cut the splits (first samples) and
+    ``max_epochs`` overrides the epochs, for smoke tests.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small run (smoke test)")
@@ -118,6 +186,7 @@ def main(argv=None, *, n_train=None, n_test=None):
     start = time.perf_counter()
 
     X, y = load_medmnist_npz(args.data, split="train")
+    Xval, yval = load_medmnist_npz(args.data, split="val")
     Xte, yte = load_medmnist_npz(args.data, split="test")
     if args.quick:
         n_train = n_train or 400
@@ -126,35 +195,61 @@ def main(argv=None, *, n_train=None, n_test=None):
     log(f"AdrenalMNIST3D: {len(X)} training volumes ({int(y.sum())} masses), "
         f"{len(Xte)} test volumes ({int(yte.sum())} masses) of {X.shape[2:]}")
 
+    # class-weighted cross-entropy (inverse class frequency)
     counts = np.bincount(y, minlength=2).astype(np.float32)
     weight = torch.tensor(counts.sum() / (2 * counts), dtype=torch.float32)
+    keep = KeepBest(Xval, yval)
+    if max_epochs is None:
+        max_epochs = EPOCHS_QUICK if args.quick else EPOCHS
     clf = RelevanceNetClassifier(
-        max_epochs=4 if args.quick else 15, lr=1e-3, batch_size=32, random_state=0,
-        criterion__weight=weight)
+        max_epochs=max_epochs, lr=LR, batch_size=32, random_state=0,
+        criterion__weight=weight,
+        callbacks=[("keep_best", keep)])
     clf.fit(X, y)
+    log(f"best epoch {keep.best_epoch_} of {max_epochs} "
+        f"(validation balanced accuracy {keep.best_:.3f})")
     pred = clf.predict(Xte)
     acc = float(np.mean(pred == yte))
-    bacc = float(np.mean([np.mean(pred[yte == k] == k) for k in (0, 1)]))
+    bacc = balanced_accuracy(yte, pred)
     majority = float(max(np.mean(yte == 0), np.mean(yte == 1)))
     log(f"3D ImageCNN ({sum(p.numel() for p in clf.module_.parameters()):,} parameters), "
-        f"class weights {weight.numpy().round(2).tolist()}: test accuracy {acc:.3f}, "
+        f"class weights {[round(float(w), 2) for w in weight]}: test accuracy {acc:.3f}, "
         f"balanced accuracy {bacc:.3f} (majority class {majority:.3f})")
 
-    # LRP alpha1-beta0 for the mass class on every test volume; the positive
-    # part is the evidence for "mass"
-    R_raw = clf.explain(Xte, explainer="lrp_alpha1_beta0", target=1)
+    # LRP alpha1-beta0 for each volume's true class; the positive part is the
+    # evidence for its diagnosis (alpha1-beta0 relevance of a negative logit
+    # is all negative)
+    R_raw = clf.explain(Xte, yte, explainer="lrp_alpha1_beta0", target="true")
     R = np.clip(R_raw, 0.0, None)
     flat = R.reshape(len(R), -1)
     gland = (Xte[:, 0] > 0.5).reshape(len(Xte), -1)
-    in_gland = (flat * gland).sum(1) / np.maximum(flat.sum(1), 1e-12)
-    log(f"LRP relevance {R.shape}; share of positive relevance on the gland's own voxels: "
-        f"{in_gland.mean():.1%} (gland = {gland.mean():.1%} of the voxels)")
+    live = flat.sum(1) > 0
+    in_gland = np.mean((flat * gland)[live].sum(1) / flat[live].sum(1)) if live.any() \
+        else np.nan
+    neg = np.mean(R_raw.reshape(len(R_raw), -1).min(1) < 0)
+    log(f"LRP relevance {R.shape}: {in_gland:.1%} of the positive relevance on the "
+        f"gland's own voxels in the {live.sum()} maps that have some (gland = "
+        f"{gland.mean():.1%} of the voxels); {neg:.0%} of the maps hold negative "
+        "relevance (explained logit < 0)")
+
+    # surface (gland voxels with a background 6-neighbour) against interior
+    from scipy.ndimage import binary_erosion
+
+    vol = Xte[:, 0] > 0.5
+    surface = vol & ~np.stack([binary_erosion(v) for v in vol])
+    on_surface = (R[:, 0] * surface).reshape(len(R), -1).sum(1)[live] / flat[live].sum(1)
+    surf_frac = surface.reshape(len(R), -1).sum(1) / np.maximum(vol.reshape(len(R), -1).sum(1), 1)
+    for k, name in ((1, "masses"), (0, "normals")):
+        sel = yte[live] == k
+        if sel.any():
+            log(f"{name}: {on_surface[sel].mean():.1%} of the relevance on the gland's surface "
+                f"voxels, which are {surf_frac[live][sel].mean():.1%} of its voxels")
 
     names_shape = SHAPE_REGIONS
     atlas_shape = shape_atlas(X)
     shape_table = region_table(R, yte, atlas_shape, names_shape)
     print_table("Population shape atlas (from the training volumes), positive LRP "
-                "relevance for 'mass'", shape_table)
+                "alpha1-beta0 relevance for the true class", shape_table)
     atlas_oct = octant_atlas(X.shape[2:])
     oct_table = region_table(R, yte, atlas_oct, octant_names())
     print_table("Octant grid (axis-0 half D/U, axis-1 half P/A, axis-2 half L/R)", oct_table)
@@ -168,14 +263,17 @@ def main(argv=None, *, n_train=None, n_test=None):
         import matplotlib.pyplot as plt
 
         args.output.mkdir(parents=True, exist_ok=True)
-        # central slices of two masses and two normals (correctly classified
-        # where possible), volume and relevance side by side
-        right = pred == yte
+        # slices through the gland's centre of two masses and two normals:
+        # the most confident correctly classified ones (their true-class
+        # logit is positive, so their maps hold relevance)
+        proba = clf.predict_proba(Xte)
+        p_true = proba[np.arange(len(yte)), yte]
+        has = R.reshape(len(R), -1).sum(1) > 0
         pick = []
         for k in (1, 0):
-            cand = np.flatnonzero((yte == k) & right)
+            cand = np.flatnonzero((yte == k) & (pred == yte) & has)
             cand = cand if len(cand) >= 2 else np.flatnonzero(yte == k)
-            pick += cand[:2].tolist()
+            pick += cand[np.argsort(-p_true[cand])][:2].tolist()
         fig, axes = plt.subplots(len(pick), 4, figsize=(7.2, 1.9 * len(pick)))
         axes = np.atleast_2d(axes)
         for row, i in enumerate(pick):
@@ -192,9 +290,9 @@ def main(argv=None, *, n_train=None, n_test=None):
                 axes[row, 2 * j + 1].contour(v > 0.5, levels=[0.5], colors="c",
                                              linewidths=0.6)
                 axes[row, 2 * j].set_title(f"{lab}", fontsize=7)
-                axes[row, 2 * j + 1].set_title("LRP a1b0 (mass)", fontsize=7)
+                axes[row, 2 * j + 1].set_title("LRP a1b0, true class", fontsize=7)
             axes[row, 0].set_ylabel(f"{'mass' if yte[i] else 'normal'}\n"
-                                    f"p(mass)={clf.predict_proba(Xte[i:i + 1])[0, 1]:.2f}",
+                                    f"p(mass)={proba[i, 1]:.2f}",
                                     fontsize=7)
         for ax in axes.ravel():
             ax.set_xticks([])
@@ -205,11 +303,19 @@ def main(argv=None, *, n_train=None, n_test=None):
         fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
         for ax, table, title in ((axes[0], shape_table, "shape atlas"),
                                  (axes[1], oct_table, "octants")):
-            ax.barh(table["region"][::-1], table["gain"][::-1], color="tab:orange")
+            pos = np.arange(len(table["region"]))[::-1]
+            ax.barh(pos + 0.2, table["gain"], height=0.4, color="tab:gray",
+                    label="raw maps")
+            ax.barh(pos - 0.2, table["gain_normalised"], height=0.4, color="tab:orange",
+                    label="maps scaled to sum 1")
+            ax.set_yticks(pos, table["region"])
             ax.axvline(1.0, color="k", lw=0.8)
+            ax.set_xscale("log")
             ax.set_xlabel("relevance gain, mass / normal")
             ax.set_title(title, fontsize=9)
-        fig.tight_layout()
+        fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="upper center",
+                   ncol=2, frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.92))
         fig.savefig(args.output / "adrenal_region_gain.png", dpi=80)
         plt.close("all")
         log(f"figures written to {args.output}")

@@ -161,7 +161,8 @@ class _RelevanceNetBase(NeuralNet):
 
     def initialize_criterion(self):
         if self.criterion is None:
-            self.criterion_ = self._default_criterion()
+            # the default loss takes ``criterion__<name>`` like any criterion
+            self.criterion_ = self._default_criterion(**self.get_params_for("criterion"))
             return self
         return super().initialize_criterion()
 

@@ -129,8 +129,8 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
     (3, 64)
     """
 
-    def _default_criterion(self):
-        return torch.nn.CrossEntropyLoss()
+    def _default_criterion(self, **kwargs):
+        return torch.nn.CrossEntropyLoss(**kwargs)
 
     _is_regressor = False
 
@@ -274,8 +274,8 @@ class RelevanceNetRegressor(RegressorMixin, _RelevanceNetBase):
             relevance_target=relevance_target, **kwargs,
         )
 
-    def _default_criterion(self):
-        return torch.nn.MSELoss()
+    def _default_criterion(self, **kwargs):
+        return torch.nn.MSELoss(**kwargs)
 
     def _prepare_y(self, y, X, refit=True):
         if y is None:

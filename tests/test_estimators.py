@@ -372,3 +372,13 @@ def test_explainer_params_on_explainer_object_fitted_and_unfitted(small):
     )
     grid = GridSearchCV(clf, {"relevance_explainer__n_steps": [2, 4]}, cv=2).fit(X, y)
     assert grid.best_estimator_.relevance_explainer_.n_steps in (2, 4)
+
+
+def test_default_criterion_takes_criterion_params(small):
+    X, y = small
+    weight = torch.tensor([1.0, 5.0])
+    clf = RelevanceNetClassifier(max_epochs=1, criterion__weight=weight, random_state=0).fit(X, y)
+    assert isinstance(clf.criterion_, torch.nn.CrossEntropyLoss)
+    torch.testing.assert_close(clf.criterion_.weight, weight)
+    plain = RelevanceNetClassifier(max_epochs=1, random_state=0).fit(X, y)
+    assert clf.history_[-1, "train_loss"] != plain.history_[-1, "train_loss"]
