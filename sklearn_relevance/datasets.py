@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
 from ._batching import iter_slices
+from ._optional import require
 
 __all__ = [
     "make_lesion_images",
@@ -431,14 +432,7 @@ def load_mri_volume(path, *, normalize=True):
 # atlas
 # --------------------------------------------------------------------------
 def _require_nibabel(owner):
-    try:
-        import nibabel
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"{owner} needs nibabel to read NIfTI files; install it with "
-            "`pip install 'sklearn-relevance[nifti]'` (or `pip install nibabel`)."
-        ) from None
-    return nibabel
+    return require("nibabel", owner=f"{owner} (reading NIfTI files)", extra="nifti")
 
 
 def load_atlas(directory, *, template="MNI152NLin6_res-2x2x2_T1w_descr-brain.nii.gz",

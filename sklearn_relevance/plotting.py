@@ -13,18 +13,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ._optional import require
+
 __all__ = ["plot_comparison", "plot_attributions", "plot_region_relevance"]
 
 
 def _pyplot(owner):
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"{owner} needs matplotlib; install it with "
-            "`pip install 'sklearn-relevance[plot]'` (or `pip install matplotlib`)."
-        ) from None
-    return plt
+    return require("matplotlib.pyplot", owner=owner, package="matplotlib", extra="plot")
 
 
 def _to_numpy(a):
@@ -143,6 +138,8 @@ def plot_attributions(X, relevances, *, masks=None, n_images=4, indices=None,
     Examples
     --------
     >>> import numpy as np
+
+from ._optional import require
     >>> from sklearn_relevance.plotting import plot_attributions
     >>> X = np.random.default_rng(0).normal(size=(2, 1, 8, 8))
     >>> fig = plot_attributions(X, {"input": X}, masks=X > 1)

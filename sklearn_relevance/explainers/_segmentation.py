@@ -16,10 +16,10 @@ does not change XRAI's result (see :func:`image_masks`).
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import torch
+
+from .._optional import require
 
 __all__ = [
     "PAIR_SCALES",
@@ -39,13 +39,8 @@ PAIR_SHAPE = (224, 224)
 
 def _skimage(submodule):
     """A scikit-image submodule, or an ImportError saying how to get it."""
-    try:
-        return importlib.import_module(f"skimage.{submodule}")
-    except ImportError as exc:
-        raise ImportError(
-            "XRAI's segmentation needs scikit-image: pip install "
-            "'sklearn-relevance[image]' (or scikit-image)."
-        ) from exc
+    return require(f"skimage.{submodule}", owner="XRAI's segmentation",
+                   package="scikit-image", extra="image")
 
 
 def normalize_image(image, value_range=(-1.0, 1.0), shape=None):

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import torch
 
+from .._optional import require
 from ._base import (
     BaseExplainer,
     check_module_input,
@@ -20,14 +21,7 @@ __all__ = ["CaptumExplainer"]
 
 
 def _import_captum_attr():
-    try:
-        import captum.attr as captum_attr
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "CaptumExplainer requires the optional package 'captum', which could not "
-            f"be imported ({exc}). Install it with 'pip install captum'."
-        ) from exc
-    return captum_attr
+    return require("captum.attr", owner="CaptumExplainer")
 
 
 class CaptumExplainer(BaseExplainer):
