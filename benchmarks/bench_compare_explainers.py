@@ -39,6 +39,8 @@ from sklearn_relevance.explainers import (
 )
 from sklearn_relevance.modules import ImageCNN
 
+from _timing import best_of  # noqa: E402  (benchmarks/ is on the path)
+
 N, SIZE, STEPS, NOISE = 64, 64, 16, 0.15
 
 
@@ -122,15 +124,6 @@ def by_hand(net, X, y, masks):
                           np.mean(sparse))
             phases["quantus + numpy"] += time.perf_counter() - t
     return rows, phases
-
-
-def best_of(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main(argv=None):

@@ -25,15 +25,7 @@ import warnings
 
 import numpy as np
 
-
-def _timeit(fn, repeat):
-    best = np.inf
-    out = None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+from _timing import best_of  # noqa: E402  (benchmarks/ is on the path)
 
 
 def _write_continuous(path, n, L, rng):
@@ -126,13 +118,13 @@ def main(argv=None):
         read_imzml(cont)  # warm-up: imports and the page cache, for both readers
         print(f"\n{'case':<44} {'ours (s)':>9} {'pyimzml (s)':>12} {'ratio':>9}")
         print("-" * 72)
-        t_ours, data = _timeit(lambda: read_imzml(cont), args.repeat)
-        t_peer, ref = _timeit(lambda: _pyimzml_loop(cont), args.repeat)
+        t_ours, data = best_of(lambda: read_imzml(cont), args.repeat)
+        t_peer, ref = best_of(lambda: _pyimzml_loop(cont), args.repeat)
         assert np.array_equal(data.X, ref) and np.array_equal(data.X, X)
         _row(f"continuous {n} x {L}: parse + read", t_ours, t_peer)
         parser = _parser(cont)
-        t_ours, _ = _timeit(_ours_data_only(cont), args.repeat)
-        t_peer, _ = _timeit(lambda: _pyimzml_loop(cont, parser), args.repeat)
+        t_ours, _ = best_of(_ours_data_only(cont), args.repeat)
+        t_peer, _ = best_of(lambda: _pyimzml_loop(cont, parser), args.repeat)
         parser.m.close()
         _row(f"continuous {n} x {L}: read only", t_ours, t_peer)
 
@@ -140,20 +132,20 @@ def main(argv=None):
         n_short, L_short = (2000, 100) if args.small else (20000, 200)
         _write_continuous(short, n_short, L_short, rng)
         parser = _parser(short)
-        t_ours, data = _timeit(_ours_data_only(short), args.repeat)
-        t_peer, ref = _timeit(lambda: _pyimzml_loop(short, parser), args.repeat)
+        t_ours, data = best_of(_ours_data_only(short), args.repeat)
+        t_peer, ref = best_of(lambda: _pyimzml_loop(short, parser), args.repeat)
         parser.m.close()
         assert np.array_equal(data, ref)
         _row(f"continuous {n_short} x {L_short}: read only", t_ours, t_peer)
 
-        t_ours, data = _timeit(lambda: read_imzml(proc, n_bins=n_bins, dtype=np.float64),
+        t_ours, data = best_of(lambda: read_imzml(proc, n_bins=n_bins, dtype=np.float64),
                                args.repeat)
-        t_peer, ref = _timeit(lambda: _pyimzml_binned(proc, n_bins), args.repeat)
+        t_peer, ref = best_of(lambda: _pyimzml_binned(proc, n_bins), args.repeat)
         assert np.allclose(data.X, ref, rtol=1e-9, atol=1e-9)
         _row(f"processed {n} x {k} -> {n_bins}: parse + bin", t_ours, t_peer)
         parser = _parser(proc)
-        t_ours, _ = _timeit(_ours_data_only(proc, np.float64, n_bins=n_bins), args.repeat)
-        t_peer, _ = _timeit(lambda: _pyimzml_binned(proc, n_bins, parser), args.repeat)
+        t_ours, _ = best_of(_ours_data_only(proc, np.float64, n_bins=n_bins), args.repeat)
+        t_peer, _ = best_of(lambda: _pyimzml_binned(proc, n_bins, parser), args.repeat)
         parser.m.close()
         _row(f"processed {n} x {k} -> {n_bins}: bin only", t_ours, t_peer,
              f"({n * k / t_ours / 1e6:.0f} M peaks/s)")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 import warnings
 
 import numpy as np
@@ -35,6 +34,8 @@ from sklearn_relevance.metrics import (
     sparseness,
 )
 
+from _timing import best_of  # noqa: E402  (benchmarks/ is on the path)
+
 
 def lenet():
     torch.manual_seed(0)
@@ -44,15 +45,6 @@ def lenet():
         nn.Linear(16 * 4 * 4, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
         nn.Linear(84, 10),
     ).eval()
-
-
-def best_of(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def quantus_call(metric, **kwargs):

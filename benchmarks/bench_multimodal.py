@@ -16,7 +16,6 @@ Run ``python benchmarks/bench_multimodal.py [--n-samples 10000] [--threads 1]``.
 """
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -24,14 +23,7 @@ import torch
 from sklearn_relevance.modules.fusion import FusionNet
 from sklearn_relevance.multimodal import make_multimodal_cases, modality_importance
 
-
-def timed(fn, repeat):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
+from _timing import best_of  # noqa: E402  (benchmarks/ is on the path)
 
 
 def loop_gradient(net, X):
@@ -102,17 +94,17 @@ def main():
     n_repeats, n_steps, chunk = 5, 32, 2048
 
     rows = []
-    t_ours, imp = timed(lambda: modality_importance(net, X), args.repeat)
-    t_peer, imp_peer = timed(lambda: loop_gradient(net, X), 1)
+    t_ours, imp = best_of(lambda: modality_importance(net, X), args.repeat)
+    t_peer, imp_peer = best_of(lambda: loop_gradient(net, X), 1)
     rows.append(("gradient", t_ours, "per-sample loop", t_peer, imp, imp_peer))
-    t_ours, imp = timed(lambda: modality_importance(
+    t_ours, imp = best_of(lambda: modality_importance(
         net, X, method="permutation", n_repeats=n_repeats, random_state=0), args.repeat)
-    t_peer, imp_peer = timed(lambda: input_permutation(net, X, n_repeats, chunk), 1)
+    t_peer, imp_peer = best_of(lambda: input_permutation(net, X, n_repeats, chunk), 1)
     rows.append(("permutation", t_ours, "re-run network per shuffle", t_peer, imp, imp_peer))
-    t_ours, imp = timed(lambda: modality_importance(
+    t_ours, imp = best_of(lambda: modality_importance(
         net, X, method="integrated_gradients", n_steps=n_steps), args.repeat)
     try:
-        t_peer, imp_peer = timed(lambda: captum_ig(net, X, n_steps, chunk), 1)
+        t_peer, imp_peer = best_of(lambda: captum_ig(net, X, n_steps, chunk), 1)
         peer = "captum IntegratedGradients"
     except ImportError:
         t_peer, imp_peer, peer = float("nan"), imp, "captum (not installed)"

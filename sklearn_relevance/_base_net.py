@@ -440,11 +440,8 @@ class _RelevanceNetBase(NeuralNet):
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return np.concatenate(parts)
 
-    def _n_module_outputs(self):
-        return int(self.n_outputs_)
-
     def _explain_targets(self, target, y, n):
-        k = self._n_module_outputs()
+        k = int(self.n_outputs_)
         if target is None:
             return "predicted" if (k > 1 and not self._is_regressor) else None
         if isinstance(target, str):

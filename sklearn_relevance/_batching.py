@@ -8,10 +8,8 @@ batch, never over single samples.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 
-import torch
 
 #: Default memory budget, in bytes, for the *inputs* of one expanded forward pass.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -53,11 +51,6 @@ def iter_slices(n: int, chunk: int) -> Iterator[slice]:
         yield slice(start, min(start + chunk, n))
 
 
-def n_chunks(n: int, chunk: int) -> int:
-    """Number of chunks :func:`iter_slices` yields."""
-    return math.ceil(n / max(int(chunk), 1))
-
-
 def sample_nbytes(X) -> int:
     """Bytes of one sample of a tensor or of a dict of tensors."""
     if isinstance(X, Mapping):
@@ -78,10 +71,3 @@ def batch_len(X) -> int:
     if isinstance(X, Mapping):
         return len(next(iter(X.values())))
     return len(X)
-
-
-def cat_batches(parts):
-    """Concatenate a list of tensors, or of dicts of tensors, along axis 0."""
-    if parts and isinstance(parts[0], Mapping):
-        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    return torch.cat(parts)

@@ -100,14 +100,6 @@ def check_sample_shape(X, expected, *, name="X", owner="estimator"):
         )
 
 
-def as_tensor(X, device, *, name="X"):
-    """Validated float32 tensor (or dict of tensors) on ``device``."""
-    X = check_input(X, name=name)
-    if isinstance(X, Mapping):
-        return {k: torch.as_tensor(v, device=device) for k, v in X.items()}
-    return torch.as_tensor(X, device=device)
-
-
 def as_torch(X):
     """Zero-copy CPU tensor(s) from validated array(s) (a dict stays a dict).
 

@@ -59,13 +59,6 @@ def forward(module, X):
     return module(X)
 
 
-def n_outputs_of(out) -> int:
-    """Number of output columns of a module's output (1 for a 1D output)."""
-    if isinstance(out, tuple):
-        out = out[0]
-    return 1 if out.ndim == 1 else int(out.shape[1])
-
-
 def select_output(out, target):
     """Pick one output per sample: ``out[i, target[i]]``.
 
@@ -130,19 +123,19 @@ def _describe(value):
     return repr(value)
 
 
-def expand_target(target, repeats: int, n: int):
-    """Repeat a per-sample target for ``repeats`` stacked copies of a batch.
+def repeat_target(target, copies: int):
+    """Repeat a per-sample target for ``copies`` stacked copies of a batch.
 
-    The copies are stacked as ``(repeats, n)`` flattened in C order, i.e. copy
-    ``r`` of sample ``i`` sits at row ``r * n + i``.
+    The copies are stacked copy-major, i.e. copy ``r`` of sample ``i`` sits
+    at row ``r * n + i``. ``None`` and a single class index apply to every
+    row and are returned unchanged; a sequence is converted to a tensor.
     """
     if target is None or isinstance(target, int):
         return target
     target = torch.as_tensor(target)
     if target.ndim == 0:
         return int(target)
-    target = target.reshape(-1)
-    return target.repeat(repeats)
+    return target.reshape(-1).repeat(copies)
 
 
 def check_inputs(X, name: str = "X"):

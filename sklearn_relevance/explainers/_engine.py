@@ -6,7 +6,7 @@
   ``(copies, samples)`` evaluated in one forward / backward pass.
 * :func:`max_rows_for` turns ``internal_batch_size`` (or the memory budget of
   :mod:`sklearn_relevance._batching`) into that row bound.
-* :func:`slice_target` / :func:`repeat_target` index per-sample targets the
+* :func:`slice_target` (with ``_base.repeat_target``) index per-sample targets the
   same way the rows are laid out.
 """
 
@@ -66,13 +66,6 @@ def slice_target(target, samples: slice):
         return target[samples]
     if isinstance(target, (list, tuple)):
         return torch.as_tensor(target)[samples]
-    return target
-
-
-def repeat_target(target, copies: int):
-    """Target for ``copies`` stacked copies of a batch (copy-major rows)."""
-    if torch.is_tensor(target) and target.ndim >= 1:
-        return target.repeat(copies)
     return target
 
 

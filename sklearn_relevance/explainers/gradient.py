@@ -25,13 +25,13 @@ from ._base import (
     input_gradient,
     map_inputs,
     module_errors,
+    repeat_target,
     select_output,
 )
 from ._baselines import resolve_baselines
 from ._engine import (
     expanded_chunks,
     max_rows_for,
-    repeat_target,
     slice_target,
 )
 

@@ -9,13 +9,12 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from .._batching import iter_slices
-from ._base import BaseExplainer, forward, select_output
+from ._base import BaseExplainer, forward, repeat_target, select_output
 from ._baselines import resolve_baselines
 from ._engine import (
     EXPLAIN_MEMORY_BUDGET,
     expanded_chunks,
     max_rows_for,
-    repeat_target,
     slice_target,
 )
 

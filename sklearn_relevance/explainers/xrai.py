@@ -29,9 +29,9 @@ from .._batching import DEFAULT_MEMORY_BUDGET, iter_slices
 from ._base import (
     BaseExplainer,
     check_module_input,
-    expand_target,
     get_explainer,
     module_errors,
+    repeat_target,
 )
 from ._segmentation import PAIR_SCALES, PAIR_SHAPE, image_masks
 
@@ -323,7 +323,7 @@ class XRAI(BaseExplainer):
         low = flat.amin(1).view(n, 1, 1, 1).expand_as(X)
         high = flat.amax(1).view(n, 1, 1, 1).expand_as(X)
         both = clone(base).set_params(baselines=torch.cat([low, high]))
-        attr = both.explain(module, torch.cat([X, X]), expand_target(target, 2, n))
+        attr = both.explain(module, torch.cat([X, X]), repeat_target(target, 2))
         return (attr[:n] + attr[n:]) / 2
 
     def _segment(self, X):
