@@ -8,14 +8,16 @@ A batch of ``--n-images`` lesion images (1 x size x size, from
 by our batched call and handed to both implementations (PAIR through its
 ``base_attribution`` argument), so the table times XRAI itself:
 
-* ours, PAIR-identical regions (default ``segment_shape=(224, 224)``);
+* ours, PAIR's regions (default ``segment_shape=(224, 224)``), one thread;
+* the same with ``n_jobs=2`` segmentation threads;
+* the same without the compiled Felzenszwalb kernel (scikit-image per scale,
+  the fallback where the package was built without a C compiler);
 * ours, ``segment_shape=None`` (segments at the image size; other regions);
-* ours with ``n_jobs=2`` worker processes for the segmentation;
 * PAIR ``XRAI.GetMask`` per image.
 
-Then a profile of where the time goes, stage by stage, for both (the same
-label maps fed to each stage). One torch thread throughout (PAIR is single
-threaded numpy); times are the best of ``--repeats`` runs.
+Then a profile of where the time goes, stage by stage, for both. One torch
+thread throughout (PAIR is single threaded numpy); times are the best of
+``--repeats`` runs.
 """
 
 from __future__ import annotations
@@ -49,9 +51,12 @@ def main(argv=None):
     import saliency.core as saliency
     from saliency.core import xrai as pair_xrai
     from skimage.morphology import dilation, disk
+    from skimage.segmentation import felzenszwalb
+    from skimage.transform import resize
 
     from sklearn_relevance.datasets import make_lesion_images
     from sklearn_relevance.explainers import XRAI
+    from sklearn_relevance.explainers import _segmentation as segmentation
     from sklearn_relevance.explainers._segmentation import (
         dilate_disk, felzenszwalb_labels, labels_to_masks)
     from sklearn_relevance.explainers.xrai import greedy_regions
@@ -73,13 +78,18 @@ def main(argv=None):
     rows = []
     t_ours, ours = best_of(lambda: xrai.explain(module, X, target, base_attribution=base), reps)
     rows.append(("ours, PAIR regions (default)", t_ours))
+    par = XRAI(n_jobs=2)
+    t_par, _ = best_of(lambda: par.explain(module, X, target, base_attribution=base), reps)
+    rows.append(("ours, n_jobs=2 threads", t_par))
+    kernel, segmentation._kernel = segmentation._kernel, None
+    try:
+        t_slow, _ = best_of(lambda: xrai.explain(module, X, target, base_attribution=base), 1)
+    finally:
+        segmentation._kernel = kernel
+    rows.append(("ours, no C kernel (scikit-image)", t_slow))
     fast = XRAI(segment_shape=None)
     t_fast, _ = best_of(lambda: fast.explain(module, X, target, base_attribution=base), reps)
     rows.append(("ours, segment_shape=None", t_fast))
-    par = XRAI(n_jobs=2)
-    par.explain(module, X[:2], target[:2], base_attribution=base[:2])  # start workers
-    t_par, _ = best_of(lambda: par.explain(module, X, target, base_attribution=base), reps)
-    rows.append(("ours, n_jobs=2 (2 shared cores)", t_par))
 
     def run_pair():
         return [saliency.XRAI().GetMask(im, None, base_attribution=a)
@@ -96,7 +106,8 @@ def main(argv=None):
           f"{t_base[0]:.3f} s wall ({1e3 * t_base[1] / n:.1f} ms CPU/image), "
           "not in the times below")
     print(f"max relative difference of our map from PAIR's: {err:.1e}")
-    print("CPU = this process only (n_jobs workers not counted)")
+    print(f"compiled Felzenszwalb kernel: {'yes' if kernel is not None else 'NO'}; "
+          "CPU = all threads of this process")
     print(f"{'implementation':34s} {'wall ms/img':>11s} {'CPU ms/img':>10s} "
           f"{'PAIR/this wall':>14s} {'PAIR/this CPU':>13s}")
     for name, (wall, cpu) in rows:
@@ -106,8 +117,18 @@ def main(argv=None):
     # ---------------------------------------------------------- profile
     labels = [felzenszwalb_labels(im) for im in images]
     stages = []
-    t_seg, _ = best_of(lambda: [felzenszwalb_labels(im) for im in images], 1)
-    stages.append(("resize + Felzenszwalb x6 + resize back (shared code)", t_seg, t_seg))
+    t_seg, _ = best_of(lambda: [felzenszwalb_labels(im) for im in images], reps)
+
+    def pair_labels(im):  # PAIR's _get_segments_felzenszwalb up to the unpacking
+        small = pair_xrai._normalize_image(im, (-1.0, 1.0), (224, 224))
+        return [resize(felzenszwalb(small, scale=s, sigma=0.8, min_size=150),
+                       im.shape[:2], order=0, preserve_range=True, mode="constant",
+                       anti_aliasing=False).astype(int) for s in pair_xrai._FELZENSZWALB_SCALE_VALUES]
+
+    t_pseg, pair_labels_out = best_of(lambda: [pair_labels(im) for im in images], 1)
+    same = all(np.array_equal(a, b) for la, lb in zip(labels, pair_labels_out)
+               for a, b in zip(la, lb))
+    stages.append(("resize + Felzenszwalb x6 + resize back", t_seg, t_pseg))
 
     def pair_unpack_dilate():
         out = []
@@ -129,7 +150,8 @@ def main(argv=None):
     t_og, _ = best_of(lambda: greedy_regions(our_masks, attr_t), reps)
     stages.append(("greedy region selection", t_og, t_pg))
     n_masks = [len(m) for m in pair_masks]
-    print(f"\nprofile, CPU time ({min(n_masks)}-{max(n_masks)} candidate masks per image)")
+    print(f"\nprofile, CPU time ({min(n_masks)}-{max(n_masks)} candidate masks per image; "
+          f"label maps equal to PAIR's: {same})")
     print(f"{'stage':52s} {'ours ms/img':>11s} {'PAIR ms/img':>11s} {'ratio':>7s}")
     for name, (_, ours_t), (_, pair_t) in stages:
         print(f"{name:52s} {1e3 * ours_t / n:11.1f} {1e3 * pair_t / n:11.1f} "

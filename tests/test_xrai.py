@@ -4,10 +4,11 @@ How the comparison with PAIR is exact
 -------------------------------------
 Both implementations receive the same base attribution (PAIR through its
 ``base_attribution`` argument), so only the segmentation and the greedy
-selection are compared. The segmentation runs the same scikit-image calls on
-the same float64 image, so the candidate masks are identical (checked mask by
-mask, after dropping PAIR's empty and repeated masks, which cannot change
-the selection). The greedy selection takes the first region of largest gain,
+selection are compared. The segmentation gives scikit-image's label maps
+(tests/test_felzenszwalb.py) on the same resized float64 image (equal to
+scikit-image's resize to about 1e-15), so the candidate masks are identical
+(checked mask by mask, after dropping PAIR's empty and repeated masks, which
+cannot change the selection). The greedy selection takes the first region of largest gain,
 as PAIR's strict ``>``. Exact ties in practice come from regions with the
 same uncovered pixels (nested segments of different scales): whichever wins
 covers the same pixels, so the result is the same. Regions whose gains differ

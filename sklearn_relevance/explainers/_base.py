@@ -291,11 +291,19 @@ class BaseExplainer(BaseEstimator):
     ``input_ndims``
         The numbers of spatial axes (after batch and channel) accepted, or
         ``None`` for any input.
+    ``uses_layers``
+        Whether the method reads the network's inner layers (by name or by
+        their activations, as Grad-CAM does). Methods that only need the
+        network's input-output function and gradient say ``False``, so that
+        studies (:func:`~sklearn_relevance.evaluation.compare_explainers`)
+        may run them on an equivalent, faster copy of the network
+        (BatchNorm folded, channels-last on the CPU).
     """
 
     differentiable = True
     supports_dict = True
     input_ndims = None
+    uses_layers = True
     _parameter_constraints: dict = {}
 
     def explain(self, module, X, target=None, *, create_graph=False):

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import torch
 
 from .._batching import sample_nbytes
+from .._inference import CHANNELS_LAST_CPU_BUDGET, is_channels_last
 
 #: Default budget, in bytes, for the *inputs* of one expanded pass of an
 #: explainer. Activations kept for the backward pass of a CNN take tens of
@@ -29,17 +30,20 @@ EXPLAIN_MEMORY_BUDGET = 8 * 2**20
 CPU_EXPLAIN_BUDGET = 2**20
 
 
-def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET) -> int:
+def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=None) -> int:
     """Rows of one expanded pass: ``internal_batch_size``, else from a budget.
 
     ``budget`` applies on accelerators; on the CPU the smaller
-    :data:`CPU_EXPLAIN_BUDGET` does, whatever ``budget`` says.
+    :data:`CPU_EXPLAIN_BUDGET` does, whatever ``budget`` says, or
+    :data:`~sklearn_relevance._inference.CHANNELS_LAST_CPU_BUDGET` for a
+    ``module`` with channels-last convolutions.
     """
     if internal_batch_size is not None:
         return max(int(internal_batch_size), 1)
     tensors = list(X.values()) if isinstance(X, Mapping) else [X]
     if all(t.device.type == "cpu" for t in tensors):
-        budget = min(budget, CPU_EXPLAIN_BUDGET)
+        budget = min(budget, CHANNELS_LAST_CPU_BUDGET if is_channels_last(module)
+                     else CPU_EXPLAIN_BUDGET)
     return max(budget // max(sample_nbytes(X), 1), 1)
 
 

@@ -72,6 +72,8 @@ class Gradient(BaseExplainer):
 
     _parameter_constraints = {"absolute": ["boolean"]}
 
+    uses_layers = False
+
     def __init__(self, *, absolute=False):
         self.absolute = absolute
 
@@ -101,6 +103,8 @@ class GradientXInput(BaseExplainer):
     >>> GradientXInput().explain(module, torch.tensor([[1., 0., -1.]]))
     tensor([[ 2.,  0., -2.]])
     """
+
+    uses_layers = False
 
     def __init__(self):
         pass
@@ -230,6 +234,8 @@ callable, default=0.0
         "multiply_by_inputs": ["boolean"],
     }
 
+    uses_layers = False
+
     def __init__(self, *, n_steps=50, method="gausslegendre", baselines=0.0,
                  internal_batch_size=None, multiply_by_inputs=True):
         self.n_steps = n_steps
@@ -302,7 +308,7 @@ callable, default=0.0
         weights = torch.as_tensor(weights, dtype=ref.dtype, device=ref.device)
         n = batch_len(X)
         parts = {}
-        max_rows = max_rows_for(X, self.internal_batch_size)
+        max_rows = max_rows_for(X, self.internal_batch_size, module=module)
         for steps, samples in expanded_chunks(n, len(alphas), max_rows):
             a, w = alphas[steps], weights[steps]
             k = a.shape[0]
@@ -414,6 +420,11 @@ class SmoothGrad(BaseExplainer):
         "random_state": ["random_state"],
     }
 
+    @property
+    def uses_layers(self):
+        """As the wrapped explainer's (see :class:`BaseExplainer`)."""
+        return _wrapped_uses_layers(self.explainer)
+
     def __init__(self, explainer="gradient", *, n_samples=50, noise_level=0.15,
                  stdevs=None, squared=False, var=False, internal_batch_size=None,
                  random_state=None):
@@ -457,7 +468,7 @@ class SmoothGrad(BaseExplainer):
         n = batch_len(X)
         sums, squares = {}, {}
         cached = (None, None)
-        max_rows = max_rows_for(X, self.internal_batch_size)
+        max_rows = max_rows_for(X, self.internal_batch_size, module=module)
         for copies, samples in expanded_chunks(n, self.n_samples, max_rows):
             key = (copies.start, copies.stop)
             if cached[0] != key:
@@ -485,3 +496,11 @@ class SmoothGrad(BaseExplainer):
         if self.squared:
             return rebuild(mean_sq)
         return rebuild([m2 - m * m for m2, m in zip(mean_sq, mean)])
+
+
+def _wrapped_uses_layers(explainer):
+    """``uses_layers`` of a wrapped explainer given by name or object."""
+    try:
+        return bool(getattr(get_explainer(explainer), "uses_layers", True))
+    except (TypeError, ValueError):
+        return True

@@ -59,6 +59,8 @@ class GuidedBackprop(BaseExplainer):
     torch.Size([3, 2])
     """
 
+    uses_layers = False
+
     def __init__(self):
         pass
 

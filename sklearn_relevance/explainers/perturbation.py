@@ -140,6 +140,8 @@ callable, default=0.0
         "internal_batch_size": [Interval(Integral, 1, None, closed="left"), None],
     }
 
+    uses_layers = False
+
     def __init__(self, window=8, *, stride=None, baselines=0.0,
                  internal_batch_size=None):
         self.window = window
@@ -154,7 +156,8 @@ callable, default=0.0
         n, sample_shape = X.shape[0], tuple(X.shape[1:])
         n_windows = math.prod(ind.shape[0] for _, ind in windows)
         # forward passes only (no activations kept): a 4x larger budget
-        max_rows = max_rows_for(X, self.internal_batch_size, 4 * EXPLAIN_MEMORY_BUDGET)
+        max_rows = max_rows_for(X, self.internal_batch_size, 4 * EXPLAIN_MEMORY_BUDGET,
+                                module=module)
         f0 = torch.cat([
             select_output(forward(module, X[s]), slice_target(target, s))
             for s in iter_slices(n, max_rows)

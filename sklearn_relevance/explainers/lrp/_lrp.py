@@ -183,6 +183,13 @@ class LRP(BaseExplainer):
     torch.Size([3, 1, 8, 8, 8])
     """
 
+    @property
+    def uses_layers(self):
+        """False for the named composites, whose rules are chosen by layer
+        type and which fold BatchNorm themselves; True for a composite object
+        (see :class:`~sklearn_relevance.explainers.BaseExplainer`)."""
+        return not isinstance(self.composite, str)
+
     def __init__(self, composite="epsilon_plus", *, epsilon=1e-6, gamma=0.25,
                  low=None, high=None, canonizers="auto"):
         self.composite = composite
