@@ -1,6 +1,6 @@
 """XRAI per-image time against the PAIR ``saliency`` package, same base attribution.
 
-    python benchmarks/bench_xrai.py [--n-images 16] [--size 64] [--repeats 2]
+    python benchmarks/bench_xrai.py [--n-images 16] [--size 64] [--repeats 3]
 
 A batch of ``--n-images`` lesion images (1 x size x size, from
 ``make_lesion_images``) and a small CNN (``ImageCNN``). The base attribution
@@ -44,7 +44,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-images", type=int, default=16)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -95,7 +95,7 @@ def main(argv=None):
         return [saliency.XRAI().GetMask(im, None, base_attribution=a)
                 for im, a in zip(images, attrs)]
 
-    t_pair, pair = best_of(run_pair, 1)
+    t_pair, pair = best_of(run_pair, reps)
     rows.append(("PAIR saliency XRAI.GetMask", t_pair))
     err = max(float(np.abs(ours[i, 0].double().numpy() - pair[i]).max() /
                     np.abs(pair[i]).max()) for i in range(n))
@@ -125,7 +125,7 @@ def main(argv=None):
                        im.shape[:2], order=0, preserve_range=True, mode="constant",
                        anti_aliasing=False).astype(int) for s in pair_xrai._FELZENSZWALB_SCALE_VALUES]
 
-    t_pseg, pair_labels_out = best_of(lambda: [pair_labels(im) for im in images], 1)
+    t_pseg, pair_labels_out = best_of(lambda: [pair_labels(im) for im in images], reps)
     same = all(np.array_equal(a, b) for la, lb in zip(labels, pair_labels_out)
                for a, b in zip(la, lb))
     stages.append(("resize + Felzenszwalb x6 + resize back", t_seg, t_pseg))
@@ -140,12 +140,12 @@ def main(argv=None):
     def ours_unpack_dilate():
         return [dilate_disk(labels_to_masks(segs), 5) for segs in labels]
 
-    t_pud, pair_masks = best_of(pair_unpack_dilate, 1)
+    t_pud, pair_masks = best_of(pair_unpack_dilate, reps)
     t_oud, our_masks = best_of(ours_unpack_dilate, reps)
     stages.append(("unpack + dilate masks", t_oud, t_pud))
     attr2d = [a.max(-1) for a in attrs]
     t_pg, _ = best_of(lambda: [pair_xrai.XRAI._xrai(a, m) for a, m in
-                               zip(attr2d, pair_masks)], 1)
+                               zip(attr2d, pair_masks)], reps)
     attr_t = torch.as_tensor(np.array(attr2d))
     t_og, _ = best_of(lambda: greedy_regions(our_masks, attr_t), reps)
     stages.append(("greedy region selection", t_og, t_pg))

@@ -423,6 +423,17 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     scores : pandas.DataFrame, only if ``return_scores``
         Columns ``explainer``, ``sample`` and one per metric.
 
+    Notes
+    -----
+    The study runs thousands of passes through one network, so it runs them
+    on a faster copy of it where the copy gives the same outputs (checked on
+    two samples first): BatchNorm folded into the layer before it, ReLUs
+    after Conv / Linear layers in place, and channels-last convolutions on
+    the CPU (see ``sklearn_relevance/_inference.py``; 2x faster passes for
+    a small image CNN). Explainers that read the network's inner layers
+    (``uses_layers``, e.g. Grad-CAM) and custom ones run on the network
+    itself. The network passed in is never changed.
+
     Examples
     --------
     >>> import torch

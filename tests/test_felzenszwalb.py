@@ -130,3 +130,26 @@ def test_threshold_in_single_precision_as_scikit_image():
     got = seg.felzenszwalb_multiscale(image, (1,), sigma=0.0, min_size=1)
     np.testing.assert_array_equal(got[0], [[0, 0], [1, 2]])
     np.testing.assert_array_equal(got, _reference(image, (1,), 0.0, 1))
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_picked_labels_equal_full_labels(kernel, monkeypatch):
+    if kernel and seg._kernel is None:
+        pytest.skip("the C kernel was not compiled")
+    if not kernel:
+        monkeypatch.setattr(seg, "_kernel", None)
+    rng = np.random.default_rng(4)
+    image = ndi.gaussian_filter(rng.normal(size=(60, 50, 1)), (2, 2, 0))
+    pick = rng.integers(0, 60 * 50, size=(7, 9))
+    full = seg.felzenszwalb_multiscale(image, (5, 50, 500), sigma=0.5, min_size=10)
+    picked = seg.felzenszwalb_multiscale(image, (5, 50, 500), sigma=0.5, min_size=10,
+                                         pick=pick)
+    assert picked.shape == (3, 7, 9)
+    np.testing.assert_array_equal(picked, full.reshape(3, -1)[:, pick])
+
+
+@needs_kernel
+def test_kernel_checks_picked_pixels():
+    image = np.random.default_rng(5).normal(size=(6, 6, 1))
+    with pytest.raises(ValueError, match="pick holds a pixel index out of range"):
+        seg.felzenszwalb_multiscale(image, (5,), pick=np.array([0, 36]))
