@@ -467,7 +467,8 @@ def greedy_regions(masks, attr, *, min_pixel_diff=50, area_threshold=1.0):
         weights = torch.stack([quant[i], torch.ones_like(quant[i])], 1)
         for part in iter_slices(counts[i], rows):
             totals[i, part] = regions[i, part].to(torch.float64) @ weights
-    sums, sizes = totals[..., 0], totals[..., 1].long()
+    # float64 holds the (integer) sums and pixel counts exactly
+    sums, sizes = totals[..., 0], totals[..., 1]
     member = torch.empty(n, n_pixels, regions.shape[1], dtype=torch.bool, device=device)
     for i in range(n):  # image by image: each transpose stays in cache (4x faster)
         member[i] = regions[i].t()
@@ -495,9 +496,10 @@ def greedy_regions(masks, attr, *, min_pixel_diff=50, area_threshold=1.0):
         n_rounds += active
         img, pix = torch.nonzero(delta, as_tuple=True)
         for part in iter_slices(img.shape[0], rows):
-            held = member[img[part], pix[part]]  # (pixels, R)
-            sums.index_add_(0, img[part], held * -quant[img[part], pix[part]].unsqueeze(1))
-            sizes.index_add_(0, img[part], -held.long())
+            held = member[img[part], pix[part]].to(torch.float64)  # (pixels, R)
+            sizes.index_add_(0, img[part], held, alpha=-1)
+            held *= quant[img[part], pix[part]].unsqueeze(1)
+            sums.index_add_(0, img[part], held, alpha=-1)
     return _values_and_ranks(attr, covered, region_of, gains, n_rounds, (n, height, width))
 
 
