@@ -138,8 +138,6 @@ def plot_attributions(X, relevances, *, masks=None, n_images=4, indices=None,
     Examples
     --------
     >>> import numpy as np
-
-from ._optional import require
     >>> from sklearn_relevance.plotting import plot_attributions
     >>> X = np.random.default_rng(0).normal(size=(2, 1, 8, 8))
     >>> fig = plot_attributions(X, {"input": X}, masks=X > 1)
