@@ -121,9 +121,10 @@ def main(argv=None):
 
     def pair_labels(im):  # PAIR's _get_segments_felzenszwalb up to the unpacking
         small = pair_xrai._normalize_image(im, (-1.0, 1.0), (224, 224))
+        scales = pair_xrai._FELZENSZWALB_SCALE_VALUES
         return [resize(felzenszwalb(small, scale=s, sigma=0.8, min_size=150),
                        im.shape[:2], order=0, preserve_range=True, mode="constant",
-                       anti_aliasing=False).astype(int) for s in pair_xrai._FELZENSZWALB_SCALE_VALUES]
+                       anti_aliasing=False).astype(int) for s in scales]
 
     t_pseg, pair_labels_out = best_of(lambda: [pair_labels(im) for im in images], reps)
     same = all(np.array_equal(a, b) for la, lb in zip(labels, pair_labels_out)
