@@ -26,7 +26,8 @@ import copy
 import torch
 from torch import nn
 
-__all__ = ["inference_copy", "is_channels_last", "CHANNELS_LAST_CPU_BUDGET"]
+__all__ = ["inference_copy", "is_channels_last", "cpu_pass_budget",
+           "CHANNELS_LAST_CPU_BUDGET"]
 
 #: Input bytes of one CPU pass through a channels-last network. Such passes
 #: are fastest in smaller chunks than (N, C, H, W) ones: for the 64 x 64
@@ -163,3 +164,9 @@ def is_channels_last(module):
                 return (m.weight.is_contiguous(memory_format=memory_format)
                         and not m.weight.is_contiguous())
     return False
+
+
+def cpu_pass_budget(module, budget):
+    """Input bytes of one CPU pass through ``module``: ``budget``, capped at
+    :data:`CHANNELS_LAST_CPU_BUDGET` for a channels-last network."""
+    return min(budget, CHANNELS_LAST_CPU_BUDGET) if is_channels_last(module) else budget

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch
 
 from .._batching import sample_nbytes
-from .._inference import CHANNELS_LAST_CPU_BUDGET, is_channels_last
+from .._inference import cpu_pass_budget
 
 #: Default budget, in bytes, for the *inputs* of one expanded pass of an
 #: explainer. Activations kept for the backward pass of a CNN take tens of
@@ -42,8 +42,7 @@ def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=No
         return max(int(internal_batch_size), 1)
     tensors = list(X.values()) if isinstance(X, Mapping) else [X]
     if all(t.device.type == "cpu" for t in tensors):
-        budget = min(budget, CHANNELS_LAST_CPU_BUDGET if is_channels_last(module)
-                     else CPU_EXPLAIN_BUDGET)
+        budget = cpu_pass_budget(module, min(budget, CPU_EXPLAIN_BUDGET))
     return max(budget // max(sample_nbytes(X), 1), 1)
 
 

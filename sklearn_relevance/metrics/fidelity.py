@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .._batching import DEFAULT_MEMORY_BUDGET, chunk_size_for, iter_slices, sample_nbytes
-from .._inference import CHANNELS_LAST_CPU_BUDGET, is_channels_last
+from .._inference import cpu_pass_budget
 from ..explainers._base import forward
 from ..explainers._baselines import resolve_baselines
 from ._checks import (
@@ -221,10 +221,8 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
     pos = _positions(rel_flat, order, random_state)
     counts = (torch.arange(steps + 1, device=device) * F) // steps
     rel_shape, x_shape = tuple(rel.shape[1:]), tuple(X.shape[1:])
-    budget = DEFAULT_MEMORY_BUDGET
-    if device.type == "cpu":
-        budget = min(CURVE_MEMORY_BUDGET, CHANNELS_LAST_CPU_BUDGET) if is_channels_last(
-            module) else CURVE_MEMORY_BUDGET
+    budget = (cpu_pass_budget(module, CURVE_MEMORY_BUDGET) if device.type == "cpu"
+              else DEFAULT_MEMORY_BUDGET)
     chunk = chunk_size_for(sample_nbytes(X), steps + 1, batch_size=batch_size, budget=budget)
     parts = []
     with eval_mode(module):
