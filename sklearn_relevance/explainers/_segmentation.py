@@ -11,11 +11,11 @@ unpacked into one mask per label and dilated by a disk.
 What differs is the work. The six segmentations of an image share their
 smoothing, edge costs and edge sort, and merge in a small C kernel
 (``_felzenszwalb.c``; scikit-image per scale where it was not compiled), with
-label maps equal to scikit-image's. The bicubic resize is two matrix
-products (equal to scikit-image's 3D spline zoom to about 1e-15). The unpacking and the dilation
-run on all masks of an image at once in torch (one-hot, then a disk dilation
-built from horizontal runs), and empty and repeated masks are dropped, which
-does not change XRAI's result (see :func:`image_masks`).
+label maps equal to scikit-image's. The bicubic resize is two matrix products
+(equal to scikit-image's 3D spline zoom to about 1e-15). The unpacking and
+the dilation run on all masks of an image at once in torch (one-hot, then a
+disk dilation built from horizontal runs), and empty and repeated masks are
+dropped, which does not change XRAI's result (see :func:`image_masks`).
 """
 
 from __future__ import annotations
