@@ -8,8 +8,12 @@
  * segment rounded to single precision, segments relabelled in the order of
  * their first pixel), so that every label map equals scikit-image's for the
  * same smoothed image. What differs is the work: the caller sorts the edges
- * once for all scales, and the union-find compresses paths (which changes
- * no root, as every root is the smallest pixel index of its segment).
+ * once for all scales; the union-find joins by size and halves paths (the
+ * decisions depend on segments, not on which pixel is their root, and each
+ * segment's first pixel is tracked for the labels); each segment's threshold
+ * is computed once per merge; the small-segment pass visits only the edges
+ * the first pass refused; and with ``pick`` only the requested pixels are
+ * labelled.
  *
  * Plain C with the Python buffer protocol; no NumPy headers are needed.
  */
