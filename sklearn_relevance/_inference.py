@@ -26,6 +26,8 @@ import copy
 import torch
 from torch import nn
 
+from ._batching import index_batch
+
 __all__ = ["inference_copy", "is_channels_last", "cpu_pass_budget",
            "CHANNELS_LAST_CPU_BUDGET"]
 
@@ -125,8 +127,10 @@ def inference_copy(module, X, *, rtol=1e-4):
     >>> fast[0].weight.is_contiguous(memory_format=torch.channels_last)
     True
     """
+    from .explainers._base import forward  # explainers import this module
+
     tensor = torch.is_tensor(X)
-    probe = X[:2] if tensor else {k: v[:2] for k, v in X.items()}
+    probe = index_batch(X, slice(0, 2))
     try:
         fast = copy.deepcopy(module)
         changed = _fold_batchnorm(fast) > 0
@@ -139,8 +143,7 @@ def inference_copy(module, X, *, rtol=1e-4):
         if not changed:
             return module
         with torch.no_grad():
-            call = (lambda m: m(probe)) if tensor else (lambda m: m(**probe))
-            want, got = call(module), call(fast)
+            want, got = forward(module, probe), forward(fast, probe)
         if not (torch.is_tensor(want) and torch.is_tensor(got)
                 and want.shape == got.shape):
             return module

@@ -277,6 +277,15 @@ def module_errors(X):
 # --------------------------------------------------------------------------
 # base class
 # --------------------------------------------------------------------------
+def wrapped_uses_layers(explainer):
+    """``uses_layers`` of an explainer given by name or object (for wrappers
+    such as SmoothGrad and XRAI); True when it cannot be resolved."""
+    try:
+        return bool(getattr(get_explainer(explainer), "uses_layers", True))
+    except (TypeError, ValueError):
+        return True
+
+
 class BaseExplainer(BaseEstimator):
     """Base class of all attribution methods.
 

@@ -27,6 +27,7 @@ from ._base import (
     module_errors,
     repeat_target,
     select_output,
+    wrapped_uses_layers,
 )
 from ._baselines import resolve_baselines
 from ._engine import (
@@ -423,7 +424,7 @@ class SmoothGrad(BaseExplainer):
     @property
     def uses_layers(self):
         """As the wrapped explainer's (see :class:`BaseExplainer`)."""
-        return _wrapped_uses_layers(self.explainer)
+        return wrapped_uses_layers(self.explainer)
 
     def __init__(self, explainer="gradient", *, n_samples=50, noise_level=0.15,
                  stdevs=None, squared=False, var=False, internal_batch_size=None,
@@ -496,11 +497,3 @@ class SmoothGrad(BaseExplainer):
         if self.squared:
             return rebuild(mean_sq)
         return rebuild([m2 - m * m for m2, m in zip(mean_sq, mean)])
-
-
-def _wrapped_uses_layers(explainer):
-    """``uses_layers`` of a wrapped explainer given by name or object."""
-    try:
-        return bool(getattr(get_explainer(explainer), "uses_layers", True))
-    except (TypeError, ValueError):
-        return True

@@ -34,9 +34,9 @@ from ._base import (
     get_explainer,
     module_errors,
     repeat_target,
+    wrapped_uses_layers,
 )
 from ._segmentation import PAIR_SCALES, PAIR_SHAPE, image_masks
-from .gradient import _wrapped_uses_layers
 
 __all__ = ["XRAI", "greedy_regions"]
 
@@ -149,7 +149,7 @@ class XRAI(BaseExplainer):
     @property
     def uses_layers(self):
         """As the base explainer's (see :class:`BaseExplainer`)."""
-        return _wrapped_uses_layers(self.explainer)
+        return wrapped_uses_layers(self.explainer)
 
     def __init__(self, *, explainer="ig", n_steps=None, baselines="auto",
                  scales=PAIR_SCALES, sigma=0.8, min_size=150, segment_shape=PAIR_SHAPE,
