@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,40 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SKLEARN_RELEVANCE_DATA", ROOT.parent / "shared" / "data"))
+
+
+
+def _stub_torchvision():
+    """Give zennit the two torchvision classes it imports, when torchvision is absent.
+
+    zennit (a test-only LRP reference, installed with ``--no-deps``) imports
+    ``torchvision.models.resnet.BasicBlock`` and ``Bottleneck`` at import time, and
+    quantus imports zennit whenever it is installed. torchvision itself is never
+    installed here (its wheels pull a multi-GB CUDA torch), so the tests register a
+    stub with those two classes before anything imports zennit. The package never
+    imports zennit or torchvision.
+    """
+    if importlib.util.find_spec("torchvision") is not None:
+        return
+    resnet = types.ModuleType("torchvision.models.resnet")
+
+    class BasicBlock(torch.nn.Module):  # only used by zennit's isinstance checks
+        expansion = 1
+
+    class Bottleneck(torch.nn.Module):
+        expansion = 4
+
+    resnet.BasicBlock, resnet.Bottleneck = BasicBlock, Bottleneck
+    models = types.ModuleType("torchvision.models")
+    models.resnet = resnet
+    torchvision = types.ModuleType("torchvision")
+    torchvision.models = models
+    torchvision.__stub__ = True
+    sys.modules.update({"torchvision": torchvision, "torchvision.models": models,
+                        "torchvision.models.resnet": resnet})
+
+
+_stub_torchvision()
 
 # 2-core CI: one torch thread. Small tensor work runs 5-10x slower with two
 # threads on a busy 2-core machine, and joblib workers need the other core.
