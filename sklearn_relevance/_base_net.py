@@ -36,7 +36,8 @@ from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 from tqdm.auto import tqdm
 
-from ._batching import batch_len, index_batch, iter_slices
+from ._batching import batch_len, index_batch, iter_slices, sample_nbytes
+from ._inference import module_for_explainer
 from ._validation import as_torch, check_input, check_sample_shape, sample_shape
 from .explainers import available_explainers, get_explainer
 from .modules import default_module
@@ -418,6 +419,11 @@ class _RelevanceNetBase(NeuralNet):
         module.eval()
         parts = []
         try:
+            # input-level explainers run on a cached, faster copy of the
+            # network when the work is large enough (_inference.py)
+            net = module_for_explainer(
+                module, to_tensor(index_batch(X, slice(0, 2)), device=self.device),
+                exp, n_bytes=sample_nbytes(X) * n)
             slices = tqdm(
                 list(iter_slices(n, bs)), desc="explain", unit="batch",
                 disable=not (isinstance(self.verbose, Real) and self.verbose >= 1),
@@ -432,7 +438,7 @@ class _RelevanceNetBase(NeuralNet):
                         out = self.infer(Xb)
                     out = out[0] if isinstance(out, tuple) else out
                     tb = out.argmax(1)
-                rel = exp.explain(module, Xb, tb)
+                rel = exp.explain(net, Xb, tb)
                 parts.append(_to_numpy(rel))
         finally:
             module.train(was_training)

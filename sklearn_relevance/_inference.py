@@ -22,14 +22,18 @@ BatchNorm fold removes the slowest kernel left in the backward pass.
 from __future__ import annotations
 
 import copy
+import threading
+import weakref
+from collections.abc import Mapping
 
 import torch
 from torch import nn
 
 from ._batching import index_batch
 
-__all__ = ["inference_copy", "is_channels_last", "cpu_pass_budget",
-           "CHANNELS_LAST_CPU_BUDGET"]
+__all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
+           "is_channels_last", "cpu_pass_budget", "CHANNELS_LAST_CPU_BUDGET",
+           "INFERENCE_COPY_MIN_BYTES"]
 
 #: Input bytes of one CPU pass through a channels-last network. Such passes
 #: are fastest in smaller chunks than (N, C, H, W) ones: for the 64 x 64
@@ -173,3 +177,82 @@ def cpu_pass_budget(module, budget):
     """Input bytes of one CPU pass through ``module``: ``budget``, capped at
     :data:`CHANNELS_LAST_CPU_BUDGET` for a channels-last network."""
     return min(budget, CHANNELS_LAST_CPU_BUDGET) if is_channels_last(module) else budget
+
+
+#: Input bytes of an ``explain`` call from which an estimator explains on its
+#: inference copy (1 MiB: 64 images of 64 x 64, one 3 x 224 x 224 image
+#: less than twice). The first such call makes and checks the copy (a
+#: deep copy and two 2-sample forwards); later calls reuse it.
+INFERENCE_COPY_MIN_BYTES = 2**20
+
+_COPIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_COPIES_LOCK = threading.Lock()
+
+
+def _state_key(module, X):
+    """What a copy of ``module`` for ``X`` depends on: every parameter and
+    buffer (object, storage and version: an optimizer step, ``fit``,
+    ``load_state_dict`` or a new module all change it) and where and how
+    ``X`` is laid out."""
+    tensors = list(X.values()) if isinstance(X, Mapping) else [X]
+    layout = tuple((t.ndim, t.dtype, str(t.device)) for t in tensors)
+    state = tuple((id(t), t.data_ptr(), t._version)
+                  for t in module.state_dict(keep_vars=True).values()
+                  if torch.is_tensor(t))
+    return layout, state
+
+
+def cached_inference_copy(module, X):
+    """:func:`inference_copy` of ``module`` for ``X``, made once and reused.
+
+    The copy is kept (weakly keyed by ``module``) while ``module``'s
+    parameters and buffers are unchanged: refitting, ``partial_fit``,
+    ``set_params`` that rebuilds the module or ``load_params`` make a new one
+    at the next call. (Writes through ``tensor.data``, which bypass
+    PyTorch's version counters, are not seen.) The copy is shared by every
+    caller; callers must not change it. Safe to call from several threads.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        In eval mode.
+    X : Tensor or dict of Tensors
+        Inputs as they will be passed (device, number of axes); only two
+        samples are used.
+
+    Returns
+    -------
+    torch.nn.Module
+        The copy, or ``module`` itself where no copy applies.
+    """
+    key = _state_key(module, X)
+    with _COPIES_LOCK:
+        cached = _COPIES.get(module)
+        if cached is not None and cached[0] == key:
+            return module if cached[1] is None else cached[1]
+        fast = inference_copy(module, X)
+        _COPIES[module] = (key, None if fast is module else fast)
+    return fast
+
+
+def module_for_explainer(module, X, explainer, *, n_bytes=None):
+    """The network an explainer should run on: the inference copy or ``module``.
+
+    The copy (:func:`cached_inference_copy`) is used for explainers that do
+    not read inner layers (``uses_layers`` False; unknown objects count as
+    reading them) when the work holds at least
+    :data:`INFERENCE_COPY_MIN_BYTES` of inputs (``n_bytes``, by default
+    ``X``'s), and for an eval-mode ``module`` only. ``module`` is never
+    changed.
+    """
+    from ._batching import batch_len, sample_nbytes
+
+    if not isinstance(module, nn.Module) or module.training:
+        return module
+    if getattr(explainer, "uses_layers", True):
+        return module
+    if n_bytes is None:
+        n_bytes = sample_nbytes(X) * batch_len(X)
+    if n_bytes < INFERENCE_COPY_MIN_BYTES:
+        return module
+    return cached_inference_copy(module, X)

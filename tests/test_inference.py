@@ -152,17 +152,3 @@ def test_compare_explainers_matches_explanations_of_the_module_itself():
         np.testing.assert_allclose(table.loc[label, "mask_roc_auc"],
                                    np.nanmean(mask_roc_auc(np.abs(rel), masks)), rtol=1e-4)
     assert [type(m) for m in module.modules()] == layers  # the module itself untouched
-
-
-def test_channels_last_networks_get_smaller_cpu_passes():
-    from sklearn_relevance._inference import CHANNELS_LAST_CPU_BUDGET, cpu_pass_budget
-    from sklearn_relevance.explainers._engine import CPU_EXPLAIN_BUDGET, max_rows_for
-
-    module, X, _ = _case("2d")
-    fast = inference_copy(module, X)
-    assert cpu_pass_budget(module, 2**20) == 2**20
-    assert cpu_pass_budget(fast, 2**20) == CHANNELS_LAST_CPU_BUDGET
-    per_row = X[0].numel() * X.element_size()
-    assert max_rows_for(X, None, module=module) == CPU_EXPLAIN_BUDGET // per_row
-    assert max_rows_for(X, None, module=fast) == CHANNELS_LAST_CPU_BUDGET // per_row
-    assert max_rows_for(X, 7, module=fast) == 7  # internal_batch_size wins

@@ -4,46 +4,157 @@
   samples: IG steps, SmoothGrad samples, occlusion windows) into chunks of at
   most ``max_rows`` rows, copies outermost, so that every chunk is a block of
   ``(copies, samples)`` evaluated in one forward / backward pass.
-* :func:`max_rows_for` turns ``internal_batch_size`` (or the memory budget of
-  :mod:`sklearn_relevance._batching`) into that row bound.
+* :func:`max_rows_for` turns ``internal_batch_size``, or the memory a pass of
+  the network needs per row (:func:`pass_row_bytes`, measured once by a probe
+  forward of one row) and :data:`PASS_MEMORY_BUDGET`, into that row bound.
 * :func:`slice_target` (with ``_base.repeat_target``) index per-sample targets the
   same way the rows are laid out.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Mapping
 
 import torch
+from torch.overrides import TorchFunctionMode
 
-from .._batching import sample_nbytes
+from .._batching import index_batch, sample_nbytes
 from .._inference import cpu_pass_budget
 
 #: Default budget, in bytes, for the *inputs* of one expanded pass of an
-#: explainer. Activations kept for the backward pass of a CNN take tens of
-#: times more, so this is smaller than the batching module's general budget.
+#: explainer. It caps the rows of a pass for networks whose activations are
+#: small next to their input (dense networks); the activations set the size
+#: of a pass otherwise (:data:`PASS_MEMORY_BUDGET`).
 EXPLAIN_MEMORY_BUDGET = 8 * 2**20
 
 #: On the CPU, passes are fastest when their activations stay in cache: for a
 #: 64 x 64 CNN, 64-row passes ran IG 1.45x and occlusion 2.3x faster than
-#: 2,048-row ones (one thread; ``benchmarks/bench_explainers.py``).
+#: 2,048-row ones (one thread; ``benchmarks/bench_explainers.py``). Used only
+#: where the activations cannot be measured (modules in training mode, a
+#: failed probe).
 CPU_EXPLAIN_BUDGET = 2**20
+
+#: Memory budget, in bytes, of one pass of an explainer: the activations the
+#: pass keeps for its backward plus the gradients in flight, as measured per
+#: row by :func:`pass_row_bytes`. On the CPU 128 MiB (passes of a few rows of
+#: a 224 x 224 ResNet or a 64^3 volume: larger passes ran no faster, and keep
+#: the working set near the caches); on accelerators 1 GiB.
+PASS_MEMORY_BUDGET = {"cpu": 128 * 2**20, "accelerator": 2**30}
+
+_PROBES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PROBES_LOCK = threading.Lock()
+
+
+class _StorageRecorder(TorchFunctionMode):
+    """Keeps every tensor a forward creates, one entry per storage.
+
+    The mode is thread-local: the probe sees only its own forward and adds
+    nothing (no hook) to the module.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.storages = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if torch.is_tensor(t):
+                storage = t.untyped_storage()
+                # holding ``t`` keeps the address from being reused in the probe
+                self.storages[storage.data_ptr()] = (t, storage.nbytes())
+        return out
+
+
+def _probe_key(X):
+    tensors = list(X.values()) if isinstance(X, Mapping) else [X]
+    return tuple((tuple(t.shape[1:]), t.dtype, str(t.device)) for t in tensors)
+
+
+def activation_bytes(module, X):
+    """``(kept, largest)``: bytes of the tensors one row's forward creates.
+
+    ``kept`` sums every tensor a forward of one row of ``X`` creates (each
+    storage once: in-place operations and views are not counted twice),
+    about what a gradient pass keeps for its backward; ``largest`` is the
+    largest of them. Measured once per module, sample shape, dtype and
+    device (a forward of one row under ``no_grad``) and cached while the
+    module lives. Returns None for a module in training mode (a probe would
+    draw dropout masks and write BatchNorm statistics) or when the probe
+    fails (the explainer then reports the error itself).
+    """
+    if not isinstance(module, torch.nn.Module) or module.training:
+        return None
+    key = _probe_key(X)
+    with _PROBES_LOCK:
+        known = _PROBES.get(module, {}).get(key)
+    if known is not None:
+        return known
+    from ._base import forward  # _base imports this module's callers
+
+    recorder = _StorageRecorder()
+    try:
+        with torch.no_grad(), recorder:
+            forward(module, index_batch(X, slice(0, 1)))
+    except Exception:  # the explainer's own pass reports what is wrong
+        return None
+    sizes = [nbytes for _, nbytes in recorder.storages.values()]
+    result = (sum(sizes), max(sizes, default=0))
+    with _PROBES_LOCK:
+        _PROBES.setdefault(module, {})[key] = result
+    return result
+
+
+def pass_row_bytes(module, X, *, backward=True):
+    """Bytes one row of ``X`` takes in a pass of ``module``, or None.
+
+    A gradient pass keeps its activations and holds gradients of about
+    twice the largest activation in flight: ``input + kept + 2 * largest``.
+    A forward-only pass holds about two consecutive activations on an
+    accelerator (``input + 2 * largest``); on the CPU it is sized like a
+    gradient pass, whose smaller passes stay nearer the caches.
+    """
+    measured = activation_bytes(module, X)
+    if measured is None:
+        return None
+    kept, largest = measured
+    row = sample_nbytes(X) + 2 * largest
+    if backward or _on_cpu(X):
+        row += kept
+    return row
+
+
+def _on_cpu(X):
+    tensors = list(X.values()) if isinstance(X, Mapping) else [X]
+    return all(t.device.type == "cpu" for t in tensors)
 
 
 def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=None) -> int:
-    """Rows of one expanded pass: ``internal_batch_size``, else from a budget.
+    """Rows of one expanded pass: ``internal_batch_size``, else from the budgets.
 
-    ``budget`` applies on accelerators; on the CPU the smaller
-    :data:`CPU_EXPLAIN_BUDGET` does, whatever ``budget`` says, or
+    With ``module`` given (in eval mode), a pass holds as many rows as fit
+    :data:`PASS_MEMORY_BUDGET` (the CPU's or an accelerator's) by
+    :func:`pass_row_bytes`, and at most ``budget`` bytes of inputs. Passes
+    run under ``torch.no_grad()`` (occlusion) are sized as forward-only
+    passes. Without a measurement the old input rule applies: ``budget`` on
+    accelerators, :data:`CPU_EXPLAIN_BUDGET` on the CPU (or
     :data:`~sklearn_relevance._inference.CHANNELS_LAST_CPU_BUDGET` for a
-    ``module`` with channels-last convolutions.
+    channels-last ``module``).
     """
     if internal_batch_size is not None:
         return max(int(internal_batch_size), 1)
-    tensors = list(X.values()) if isinstance(X, Mapping) else [X]
-    if all(t.device.type == "cpu" for t in tensors):
-        budget = cpu_pass_budget(module, min(budget, CPU_EXPLAIN_BUDGET))
-    return max(budget // max(sample_nbytes(X), 1), 1)
+    per_input = max(sample_nbytes(X), 1)
+    cpu = _on_cpu(X)
+    row = None if module is None else pass_row_bytes(
+        module, X, backward=torch.is_grad_enabled())
+    if row is None:
+        if cpu:
+            budget = cpu_pass_budget(module, min(budget, CPU_EXPLAIN_BUDGET))
+        return max(budget // per_input, 1)
+    pass_budget = PASS_MEMORY_BUDGET["cpu" if cpu else "accelerator"]
+    return max(min(pass_budget // max(row, 1), budget // per_input), 1)
 
 
 def expanded_chunks(n: int, k: int, max_rows: int):
