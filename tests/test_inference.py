@@ -152,3 +152,146 @@ def test_compare_explainers_matches_explanations_of_the_module_itself():
         np.testing.assert_allclose(table.loc[label, "mask_roc_auc"],
                                    np.nanmean(mask_roc_auc(np.abs(rel), masks)), rtol=1e-4)
     assert [type(m) for m in module.modules()] == layers  # the module itself untouched
+
+
+# --------------------------------------------------------------------------
+# estimator.explain (and the scorers and RelevanceTransformer through it)
+# --------------------------------------------------------------------------
+from sklearn_relevance import RelevanceNetClassifier  # noqa: E402
+from sklearn_relevance import _inference  # noqa: E402
+from sklearn_relevance.explainers import Gradient, GradCAM, SmoothGrad  # noqa: E402
+
+
+class _Spy(Gradient):
+    """Gradient that records the networks it is handed."""
+
+    seen: list = []
+
+    def _explain(self, module, X, target, *, create_graph):
+        type(self).seen.append(module)
+        return super()._explain(module, X, target, create_graph=create_graph)
+
+
+class _LayerSpy(_Spy):
+    uses_layers = True
+
+
+def _fitted(name, n=24):
+    make, shape = CASES[name]
+    torch.manual_seed(0)
+    X = torch.randn(n, *shape).numpy()
+    y = np.arange(n) % 3
+    est = RelevanceNetClassifier(make(), max_epochs=1, batch_size=8, random_state=0)
+    est.fit(X, y)
+    _with_statistics(est.module_)
+    return est, X, y
+
+
+@pytest.fixture
+def copy_always(monkeypatch):
+    monkeypatch.setattr(_inference, "INFERENCE_COPY_MIN_BYTES", 0)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("explainer", EXPLAINERS)
+def test_estimator_explain_on_the_copy_equals_the_module(name, explainer, copy_always):
+    est, X, y = _fitted(name, n=6)
+    e = get_explainer(explainer)
+    params = e.get_params()
+    if "random_state" in params:
+        e.set_params(random_state=0)
+    if "window" in params:
+        e.set_params(window=4)
+    module = est.module_
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    got = est.explain(X, explainer=e, target=1, batch_size=-1)
+    assert _inference._COPIES[module][1] is not None  # the copy was used
+    want = e.explain(module.eval(), torch.as_tensor(X), 1).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-4 * np.abs(want).max())
+    # the caller's module: same values, same layout, no in-place ReLU
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, before[k]) and v.stride() == before[k].stride()
+    assert any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+    assert not any(isinstance(m, nn.ReLU) and m.inplace for m in module.modules())
+
+
+def test_layer_reading_explainers_get_the_module(copy_always):
+    est, X, _ = _fitted("2d")
+    _Spy.seen = []
+    est.explain(X, explainer=_LayerSpy(), target=1)
+    assert _Spy.seen and all(m is est.module_ for m in _Spy.seen)
+    _Spy.seen = []
+    est.explain(X, explainer=_Spy(), target=1)
+    assert _Spy.seen and all(m is not est.module_ for m in _Spy.seen)
+    # Grad-CAM (directly and wrapped) reads a layer: explained on the module
+    for e in (GradCAM(), SmoothGrad(GradCAM(), n_samples=2, random_state=0)):
+        rel = est.explain(X, explainer=e, target=1, batch_size=-1)
+        want = e.explain(est.module_.eval(), torch.as_tensor(X), 1).numpy()
+        np.testing.assert_array_equal(rel, want)
+
+
+def test_small_work_keeps_the_module():
+    est, X, _ = _fitted("2d")  # 24 x 2 x 24 x 24 floats: 108 KiB < 1 MiB
+    _Spy.seen = []
+    est.explain(X, explainer=_Spy(), target=1)
+    assert all(m is est.module_ for m in _Spy.seen)
+
+
+def _copy_used(est, X):
+    _Spy.seen = []
+    est.explain(X, explainer=_Spy(), target=1)
+    assert _Spy.seen[0] is not est.module_
+    assert all(m is _Spy.seen[0] for m in _Spy.seen)
+    return _Spy.seen[0]
+
+
+def test_copy_is_cached_and_made_again_when_the_network_changes(copy_always, tmp_path):
+    est, X, y = _fitted("2d")
+    first = _copy_used(est, X)
+    assert _copy_used(est, X) is first  # reused while nothing changed
+    est.set_params(lr=0.05)  # a parameter that leaves the module alone
+    assert _copy_used(est, X) is first
+    est.partial_fit(X, y)
+    after_partial = _copy_used(est, X)
+    assert after_partial is not first
+    est.fit(X, y)
+    after_fit = _copy_used(est, X)
+    assert after_fit is not after_partial
+    path = tmp_path / "params.pt"
+    est.save_params(f_params=path)
+    est.partial_fit(X, y)
+    changed = _copy_used(est, X)
+    est.load_params(f_params=path)
+    reloaded = _copy_used(est, X)
+    assert reloaded is not changed
+    # the reloaded copy explains the reloaded parameters
+    np.testing.assert_allclose(
+        est.explain(X, explainer="gradient", target=1),
+        Gradient().explain(est.module_.eval(), torch.as_tensor(X), 1).numpy(),
+        rtol=0, atol=1e-5)
+    est.set_params(module=_with_statistics(ImageCNN((2, 24, 24), 3)))  # a new module
+    assert _copy_used(est, X) is not reloaded
+
+
+def test_cached_copy_is_shared_safely_by_threads(copy_always):
+    from concurrent.futures import ThreadPoolExecutor
+
+    est, X, _ = _fitted("2d")
+    explainers = ["gradient", "ig", "occlusion", "gradient_x_input"] * 3
+    serial = [est.explain(X, explainer=e, target=1) for e in explainers]
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda e: est.explain(X, explainer=e, target=1),
+                                 explainers))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_estimator_pickles_and_clones_after_explaining_on_a_copy(copy_always):
+    from sklearn.base import clone
+
+    est, X, _ = _fitted("2d")
+    want = est.explain(X, explainer="gradient", target=1)
+    restored = pickle.loads(pickle.dumps(est))
+    np.testing.assert_allclose(restored.explain(X, explainer="gradient", target=1), want,
+                               rtol=0, atol=1e-6)
+    clone(est)

@@ -94,13 +94,17 @@ def activation_bytes(module, X):
         return known
     from ._base import forward  # _base imports this module's callers
 
+    row = index_batch(X, slice(0, 1))
+    inputs = {t.untyped_storage().data_ptr()
+              for t in (row.values() if isinstance(row, Mapping) else [row])}
     recorder = _StorageRecorder()
     try:
         with torch.no_grad(), recorder:
-            forward(module, index_batch(X, slice(0, 1)))
+            forward(module, row)
     except Exception:  # the explainer's own pass reports what is wrong
         return None
-    sizes = [nbytes for _, nbytes in recorder.storages.values()]
+    # views of the input are the input, counted by the caller
+    sizes = [nbytes for ptr, (_, nbytes) in recorder.storages.items() if ptr not in inputs]
     result = (sum(sizes), max(sizes, default=0))
     with _PROBES_LOCK:
         _PROBES.setdefault(module, {})[key] = result

@@ -1,0 +1,179 @@
+"""Pass sizes of the expanding explainers (IG, SmoothGrad, occlusion).
+
+Without ``internal_batch_size``, a pass holds as many rows as the network's
+activations allow within one memory budget (measured by a probe forward of
+one row), never more inputs than the input budget, and at least one row.
+The values never depend on the pass size.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from torch import nn
+
+from sklearn_relevance.explainers import IntegratedGradients, Occlusion, SmoothGrad
+from sklearn_relevance.explainers import _engine
+from sklearn_relevance.explainers._engine import (
+    EXPLAIN_MEMORY_BUDGET,
+    PASS_MEMORY_BUDGET,
+    activation_bytes,
+    max_rows_for,
+    pass_row_bytes,
+)
+from sklearn_relevance.modules import ImageCNN
+
+
+def _conv(width, spatial=16):
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 3),
+    ).eval()
+
+
+def test_probe_counts_each_storage_once():
+    # conv output (4 x 8 x 8 floats) and the ReLU's: two storages of 1 KiB;
+    # Flatten is a view of the ReLU output; the Linear gives 2 floats
+    module = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(256, 2)).eval()
+    X = torch.randn(3, 1, 8, 8)
+    assert activation_bytes(module, X) == (2 * 1024 + 8, 1024)
+    inplace = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(inplace=True),
+                            nn.Flatten(), nn.Linear(256, 2)).eval()
+    assert activation_bytes(inplace, X) == (1024 + 8, 1024)  # in place: one storage
+
+
+def test_rows_follow_the_network_not_only_the_input():
+    X = torch.randn(4, 1, 16, 16)
+    narrow, wide = _conv(4), _conv(64)
+    rows_narrow = max_rows_for(X, None, module=narrow)
+    rows_wide = max_rows_for(X, None, module=wide)
+    # same input, 16x the activations: far fewer rows per pass
+    assert rows_wide * 8 <= rows_narrow
+    row_in = X[0].numel() * 4
+    for module, rows in ((narrow, rows_narrow), (wide, rows_wide)):
+        per_row = pass_row_bytes(module, X)
+        assert rows == max(min(PASS_MEMORY_BUDGET["cpu"] // per_row,
+                               EXPLAIN_MEMORY_BUDGET // row_in), 1)
+    # the input budget still caps networks with small activations
+    tiny = nn.Sequential(nn.Flatten(), nn.Linear(256, 2)).eval()
+    assert max_rows_for(X, None, module=tiny) == EXPLAIN_MEMORY_BUDGET // row_in
+    assert max_rows_for(X, 7, module=wide) == 7  # internal_batch_size wins
+
+
+def test_a_row_larger_than_the_budget_gives_one_row(monkeypatch):
+    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", 1024)
+    X = torch.randn(4, 1, 16, 16)
+    assert max_rows_for(X, None, module=_conv(8)) == 1
+
+
+def test_accelerator_budget_and_forward_only_passes(monkeypatch):
+    module, X = _conv(8), torch.randn(4, 1, 16, 16)
+    kept, largest = activation_bytes(module, X)
+    row_in = X[0].numel() * 4
+    # on the CPU forward-only passes are sized like gradient passes
+    assert pass_row_bytes(module, X, backward=False) == row_in + kept + 2 * largest
+    monkeypatch.setattr(_engine, "_on_cpu", lambda X: False)
+    monkeypatch.setitem(PASS_MEMORY_BUDGET, "accelerator", 100 * (row_in + 2 * largest))
+    assert pass_row_bytes(module, X, backward=False) == row_in + 2 * largest
+    with torch.no_grad():
+        assert max_rows_for(X, None, module=module) == 100
+    budget = PASS_MEMORY_BUDGET["accelerator"]
+    assert max_rows_for(X, None, module=module) == budget // (row_in + kept + 2 * largest)
+
+
+def test_probe_leaves_the_module_and_the_random_state_alone():
+    torch.manual_seed(0)
+    module = ImageCNN((1, 16, 16), 2).eval()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    X = torch.randn(3, 1, 16, 16)
+    state = torch.get_rng_state()
+    assert activation_bytes(module, X) is not None
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
+def test_probe_runs_once_per_module_and_shape():
+    calls = []
+
+    class Counting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return self.conv(x).flatten(1).sum(1, keepdim=True)
+
+    module = Counting().eval()
+    X = torch.randn(5, 1, 8, 8)
+    first = max_rows_for(X, None, module=module)
+    assert calls == [1]
+    assert max_rows_for(X, None, module=module) == first and calls == [1]
+    max_rows_for(torch.randn(5, 1, 10, 10), None, module=module)
+    assert calls == [1, 1]  # a new sample shape is measured again
+
+
+def test_training_mode_keeps_the_input_rule():
+    # a probe in training mode would draw dropout masks and write BatchNorm
+    # statistics: no probe, the input-bytes rule of the CPU
+    module = ImageCNN((1, 16, 16), 2).train()
+    X = torch.randn(3, 1, 16, 16)
+    assert activation_bytes(module, X) is None
+    assert max_rows_for(X, None, module=module) == _engine.CPU_EXPLAIN_BUDGET // (16 * 16 * 4)
+    assert module.features[1].num_batches_tracked.item() == 0
+
+
+def test_failing_probe_falls_back_and_the_explainer_reports():
+    module = nn.Sequential(nn.Flatten(), nn.Linear(10, 2)).eval()
+    X = torch.randn(3, 1, 4, 4)  # 16 features: the module cannot take it
+    assert activation_bytes(module, X) is None
+    with pytest.raises(ValueError, match="'X' parameter"):
+        IntegratedGradients(n_steps=4).explain(module, X, target=0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: IntegratedGradients(n_steps=12),
+    lambda: SmoothGrad(n_samples=6, random_state=0),
+    lambda: Occlusion(window=4),
+])
+def test_values_do_not_depend_on_the_pass_size(make, monkeypatch):
+    torch.manual_seed(0)
+    module = ImageCNN((1, 16, 16), 3).eval()
+    X, target = torch.randn(6, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+    default = make().explain(module, X, target)
+    one_row = make().set_params(internal_batch_size=1).explain(module, X, target)
+    all_rows = make().set_params(internal_batch_size=10_000).explain(module, X, target)
+    # a tiny budget: the adaptive rule down to a few rows per pass
+    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", 3 * pass_row_bytes(module, X))
+    small = make().explain(module, X, target)
+    scale = float(default.abs().max())
+    for other in (one_row, all_rows, small):
+        torch.testing.assert_close(other, default, rtol=0, atol=1e-5 * scale)
+
+
+def test_probe_is_thread_local():
+    # a forward of another thread during the probe is not counted
+    module = _conv(16)
+    X = torch.randn(2, 1, 16, 16)
+    big = torch.randn(64, 1, 64, 64)
+    stop = threading.Event()
+
+    def hammer():
+        with torch.no_grad():
+            while not stop.is_set():
+                module(big)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        measured = activation_bytes(module, X)  # the module the other thread runs
+    finally:
+        stop.set()
+        thread.join()
+    assert measured == activation_bytes(_conv(16), X)  # an idle twin
