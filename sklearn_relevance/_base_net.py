@@ -36,7 +36,7 @@ from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 from tqdm.auto import tqdm
 
-from ._batching import batch_len, index_batch, iter_slices, sample_nbytes
+from ._batching import batch_len, index_batch, iter_slices
 from ._inference import module_for_explainer
 from ._validation import as_torch, check_input, check_sample_shape, sample_shape
 from .explainers import available_explainers, get_explainer
@@ -423,7 +423,7 @@ class _RelevanceNetBase(NeuralNet):
             # network when the work is large enough (_inference.py)
             net = module_for_explainer(
                 module, to_tensor(index_batch(X, slice(0, 2)), device=self.device),
-                exp, n_bytes=sample_nbytes(X) * n)
+                exp, n_samples=n)
             slices = tqdm(
                 list(iter_slices(n, bs)), desc="explain", unit="batch",
                 disable=not (isinstance(self.verbose, Real) and self.verbose >= 1),

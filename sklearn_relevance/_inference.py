@@ -179,11 +179,14 @@ def cpu_pass_budget(module, budget):
     return min(budget, CHANNELS_LAST_CPU_BUDGET) if is_channels_last(module) else budget
 
 
-#: Input bytes of an ``explain`` call from which an estimator explains on its
-#: inference copy (1 MiB: 64 images of 64 x 64, one 3 x 224 x 224 image
-#: less than twice). The first such call makes and checks the copy (a
-#: deep copy and two 2-sample forwards); later calls reuse it.
-INFERENCE_COPY_MIN_BYTES = 2**20
+#: Activation bytes of an ``explain`` call (its samples times the bytes one
+#: sample's forward creates, measured by
+#: :func:`~sklearn_relevance.explainers._engine.activation_bytes`) from which
+#: an estimator explains on its inference copy: 8 MiB, about 10 images of
+#: 64 x 64 through the default ``ImageCNN`` or one 3 x 224 x 224 image through
+#: a ResNet-18. The first such call makes and checks the copy (a deep copy
+#: and two 2-sample forwards); later calls reuse it.
+INFERENCE_COPY_MIN_BYTES = 8 * 2**20
 
 _COPIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _COPIES_LOCK = threading.Lock()
@@ -235,24 +238,26 @@ def cached_inference_copy(module, X):
     return fast
 
 
-def module_for_explainer(module, X, explainer, *, n_bytes=None):
+def module_for_explainer(module, X, explainer, *, n_samples=None):
     """The network an explainer should run on: the inference copy or ``module``.
 
     The copy (:func:`cached_inference_copy`) is used for explainers that do
     not read inner layers (``uses_layers`` False; unknown objects count as
-    reading them) when the work holds at least
-    :data:`INFERENCE_COPY_MIN_BYTES` of inputs (``n_bytes``, by default
-    ``X``'s), and for an eval-mode ``module`` only. ``module`` is never
-    changed.
+    reading them), for an eval-mode ``module``, when ``n_samples`` (by
+    default ``X``'s) times the activation bytes of one sample reaches
+    :data:`INFERENCE_COPY_MIN_BYTES`. ``module`` is never changed.
     """
-    from ._batching import batch_len, sample_nbytes
+    from ._batching import batch_len
+    from .explainers._engine import activation_bytes
 
     if not isinstance(module, nn.Module) or module.training:
         return module
     if getattr(explainer, "uses_layers", True):
         return module
-    if n_bytes is None:
-        n_bytes = sample_nbytes(X) * batch_len(X)
-    if n_bytes < INFERENCE_COPY_MIN_BYTES:
+    measured = activation_bytes(module, X)
+    if measured is None:
+        return module
+    n = batch_len(X) if n_samples is None else int(n_samples)
+    if n * measured[0] < INFERENCE_COPY_MIN_BYTES:
         return module
     return cached_inference_copy(module, X)

@@ -231,7 +231,7 @@ def test_layer_reading_explainers_get_the_module(copy_always):
 
 
 def test_small_work_keeps_the_module():
-    est, X, _ = _fitted("2d")  # 24 x 2 x 24 x 24 floats: 108 KiB < 1 MiB
+    est, X, _ = _fitted("2d")  # 24 samples of 2 x 24 x 24: about 2 MiB of activations
     _Spy.seen = []
     est.explain(X, explainer=_Spy(), target=1)
     assert all(m is est.module_ for m in _Spy.seen)

@@ -1,0 +1,471 @@
+"""Explainers at clinical image sizes against captum (and LRP against zennit).
+
+A ResNet-18-like 2D network (BatchNorm, residual blocks) on 3 x 224 x 224
+images and a 3D CNN (``ImageCNN``, BatchNorm) on 1 x 64^3 volumes, in eval
+mode with BatchNorm statistics set away from the identity. For integrated
+gradients, SmoothGrad, occlusion, LRP (epsilon-plus) and Grad-CAM it times
+``estimator.explain`` at its default settings (the explainer's default pass
+sizes, the estimator's cached inference copy) against captum at its default
+and at the best of a few ``internal_batch_size`` values (for SmoothGrad
+``nt_samples_batch_size``, for occlusion ``perturbations_per_eval``), and LRP
+against zennit. Ours and the peer run interleaved (ours, peer, ours, ...) so
+that the load of the shared machine hits both alike; each figure is the best
+of ``--repeat`` runs and the ratio is ours / peer.
+
+Values are compared in the same run (max |difference| / max |value|):
+captum's IG, occlusion and Grad-CAM; for SmoothGrad captum's ``Saliency``
+averaged over the same noisy inputs as ours (``NoiseTunnel`` draws its own
+noise); zennit's relevance for LRP.
+
+Peak memory is the rise of the peak resident set size over the process
+before the call (the peak is reset through ``/proc/self/clear_refs``, and
+glibc is told to return large blocks on free, so each call is measured on
+its own), or ``torch.cuda.max_memory_allocated`` on CUDA.
+
+Run ``python benchmarks/bench_clinical_sizes.py`` (about 5 minutes on 2 CPU
+cores; ``--quick`` about 2, ``--full`` adds 4 images / volumes per batch,
+the inference-copy breakdown, and the memory of a 512 x 512 image and a
+128^3 volume). CUDA is used when present (``--device`` overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+import types
+import warnings
+
+from pathlib import Path
+
+# this checkout's package, whatever else is installed
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import _timing  # noqa: E402
+
+warnings.filterwarnings("ignore")
+
+# glibc: return freed blocks above 128 KiB to the system at once (so the peak
+# of one call does not hide in memory kept from an earlier one)
+_MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
+
+
+# --------------------------------------------------------------------------
+# zennit needs two torchvision classes at import (as tests/conftest.py gives)
+# --------------------------------------------------------------------------
+def _stub_torchvision():
+    if importlib.util.find_spec("torchvision") is not None:
+        return
+    resnet = types.ModuleType("torchvision.models.resnet")
+
+    class BasicBlock(nn.Module):
+        expansion = 1
+
+    class Bottleneck(nn.Module):
+        expansion = 4
+
+    resnet.BasicBlock, resnet.Bottleneck = BasicBlock, Bottleneck
+    models = types.ModuleType("torchvision.models")
+    models.resnet = resnet
+    torchvision = types.ModuleType("torchvision")
+    torchvision.models = models
+    sys.modules.update({"torchvision": torchvision, "torchvision.models": models,
+                        "torchvision.models.resnet": resnet})
+
+
+# --------------------------------------------------------------------------
+# networks
+# --------------------------------------------------------------------------
+class Block(nn.Module):
+    """ResNet basic block; BatchNorms inside Sequentials (foldable)."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+        self.shortcut = (
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                          nn.BatchNorm2d(c_out))
+            if stride != 1 or c_in != c_out else nn.Identity())
+        self.out = nn.ReLU()
+
+    def forward(self, x):
+        return self.out(self.body(x) + self.shortcut(x))
+
+
+def resnet18_like(in_channels=3, n_outputs=2):
+    """ResNet-18's layout: a 7x7 stem, max pooling, 8 basic blocks, average pooling."""
+    layers = [nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+              nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+    c_in = 64
+    for c_out, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1),
+                          (512, 2), (512, 1)]:
+        layers.append(Block(c_in, c_out, stride))
+        c_in = c_out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, n_outputs)]
+    return nn.Sequential(*layers)
+
+
+def _with_statistics(module, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+            with torch.no_grad():
+                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                m.bias.copy_(torch.rand(n, generator=g) * 0.2 - 0.1)
+    return module.eval()
+
+
+def make_case(name, n, device):
+    """``(label, estimator, module, X, target, gradcam layer name, sizes)``."""
+    from sklearn_relevance import RelevanceNetClassifier
+    from sklearn_relevance.modules import ImageCNN
+
+    torch.manual_seed(0)
+    if name.startswith("resnet"):
+        size = int(name[len("resnet"):])
+        shape, module, layer = (3, size, size), resnet18_like(), "8"
+        label = f"ResNet-18-like, {n} x 3 x {size} x {size}"
+    else:
+        size = int(name[len("cnn3d"):])
+        shape = (1, size, size, size)
+        module, layer = ImageCNN(shape, 2), "features.12"
+        label = f"3D CNN (ImageCNN), {n} x 1 x {size}^3"
+    X = torch.rand(n, *shape)
+    target = torch.arange(n) % 2
+    # a fitted estimator around this module (no epoch: weights stay as built)
+    est = RelevanceNetClassifier(module, max_epochs=0, device=device, random_state=0)
+    est.fit(torch.rand(2, *shape).numpy(), np.array([0, 1]))
+    module = _with_statistics(est.module_)
+    return label, est, module, X.to(device), target.to(device), layer
+
+
+# --------------------------------------------------------------------------
+# measurement helpers
+# --------------------------------------------------------------------------
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _status_mib(key):
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_mib(fn, device):
+    """Rise of the peak memory over the memory before ``fn()``."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        return float("nan")
+    before = _status_mib("VmRSS")
+    fn()
+    return _status_mib("VmHWM") - before
+
+
+def rel_diff(a, b):
+    a = torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a.detach().cpu())
+    b = torch.as_tensor(np.asarray(b) if not torch.is_tensor(b) else b.detach().cpu())
+    a, b = a.double(), b.double()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+
+def best_of(fn, repeats):
+    """Best seconds of ``repeats`` calls (wall clock, or this process's CPU
+    time with ``--clock cpu``), and the last result."""
+    if CLOCK[0] == "wall":
+        return _timing.best_of(fn, repeats)
+    best, out = float("inf"), None
+    for _ in range(max(int(repeats), 1)):
+        start = time.process_time()
+        out = fn()
+        best = min(best, time.process_time() - start)
+    return best, out
+
+
+CLOCK = ["wall"]
+
+
+def timed(fn, device):
+    def run():
+        out = fn()
+        _sync(device)
+        return out
+    return run
+
+
+# --------------------------------------------------------------------------
+# the methods: ours (estimator.explain, defaults) and the peer's settings
+# --------------------------------------------------------------------------
+def methods(case, args):
+    from captum.attr import IntegratedGradients as CaptumIG
+    from captum.attr import LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
+    from captum.attr import Occlusion as CaptumOcclusion
+
+    from sklearn_relevance.explainers import (
+        LRP,
+        GradCAM,
+        IntegratedGradients,
+        Occlusion,
+        SmoothGrad,
+    )
+
+    label, est, module, X, t, layer = case
+    X_np, t_np = X.cpu().numpy(), t.cpu().numpy()
+    n, steps, samples = len(X), args.steps, args.samples
+    spatial = X.shape[2:]
+    window = tuple(max(s // 4, 1) for s in spatial)  # 4 windows per axis, stride = window
+    stdev = 0.15 * float(X.amax() - X.amin())
+    mode = "bilinear" if X.ndim == 4 else "trilinear"
+
+    def ours(explainer):
+        return lambda: est.explain(X_np, explainer=explainer, target=t_np)
+
+    def captum_ig(ibs):
+        return lambda: CaptumIG(module).attribute(X, target=t, n_steps=steps,
+                                                  internal_batch_size=ibs)
+
+    def captum_sg(per_pass):
+        return lambda: NoiseTunnel(Saliency(module)).attribute(
+            X, nt_samples=samples, stdevs=stdev, target=t, abs=False,
+            nt_samples_batch_size=per_pass)
+
+    def captum_occ(per_eval):
+        return lambda: CaptumOcclusion(module).attribute(
+            X, sliding_window_shapes=(X.shape[1],) + window, strides=(X.shape[1],) + window,
+            target=t,
+            perturbations_per_eval=per_eval)
+
+    def captum_gradcam():
+        layer_module = dict(module.named_modules())[layer]
+
+        def run():
+            cam = LayerGradCam(module, layer_module).attribute(
+                X, target=t, relu_attributions=True)
+            return LayerAttribution.interpolate(cam, spatial, mode).expand_as(X)
+        return run
+
+    def sg_reference():
+        # captum's Saliency on the very noisy inputs our SmoothGrad draws
+        from sklearn.utils import check_random_state
+
+        from sklearn_relevance.explainers.gradient import _standard_noise
+
+        seeds = check_random_state(0).randint(0, 2**31 - 1, size=samples)
+        total = torch.zeros_like(X)
+        for j in range(samples):
+            (eps,) = _standard_noise([X], seeds[j], j)
+            total += Saliency(module).attribute(X + stdev * eps, target=t, abs=False)
+        return total / samples
+
+    def zennit_lrp():
+        from zennit import rules as zr
+        from zennit.canonizers import SequentialMergeBatchNorm
+        from zennit.composites import LayerMapComposite
+        from zennit.types import AvgPool, Convolution
+
+        composite = LayerMapComposite(
+            [(Convolution, zr.ZPlus(1e-9, zero_params="bias")),
+             (nn.Linear, zr.Epsilon(1e-6)), (AvgPool, zr.Norm(1e-9))],
+            canonizers=[SequentialMergeBatchNorm()])
+
+        def run():
+            with composite.context(module) as modified:
+                x = X.clone().requires_grad_(True)
+                out = modified(x)
+                onehot = torch.zeros_like(out)
+                onehot[torch.arange(n), t] = 1.0
+                (rel,) = torch.autograd.grad(out, x, grad_outputs=out.detach() * onehot)
+            return rel
+        return run
+
+    rows_ig = sorted({r for r in (n, 2 * n, 5 * n, 10 * n) if r < n * steps})
+    per_pass_sg = sorted({p for p in (1, 2, 5, 10) if p < samples})
+    return [
+        ("IG", f"{steps} steps", ours(IntegratedGradients(n_steps=steps)),
+         ("captum default (one pass)", captum_ig(None)),
+         [(f"internal_batch_size={r}", captum_ig(r)) for r in rows_ig], None),
+        ("SmoothGrad", f"{samples} samples",
+         ours(SmoothGrad(n_samples=samples, stdevs=stdev, random_state=0)),
+         ("captum NoiseTunnel default (one pass)", captum_sg(None)),
+         [(f"nt_samples_batch_size={p}", captum_sg(p)) for p in per_pass_sg],
+         sg_reference),
+        ("Occlusion", "window = 1/4 of each axis, stride = window",
+         ours(Occlusion(window=window, stride=window)),
+         ("captum default (1 window per pass)", captum_occ(1)),
+         [(f"perturbations_per_eval={p}", captum_occ(p)) for p in (4, 16)], None),
+        ("LRP epsilon-plus", "vs zennit", ours(LRP("epsilon_plus")),
+         ("zennit (BatchNorm merged)", zennit_lrp()), [], None),
+        ("Grad-CAM", f"layer {layer!r}",
+         ours(GradCAM(layer, interpolate_mode=mode)),
+         ("captum LayerGradCam + interpolate", captum_gradcam()), [], None),
+    ]
+
+
+def run_case(case, args, device, out):
+    from sklearn_relevance._inference import module_for_explainer
+    from sklearn_relevance.explainers import IntegratedGradients
+
+    label = case[0]
+    X = case[3]
+    out(f"\n## {label}\n")
+    start = time.perf_counter()
+    fast = module_for_explainer(case[2], X, IntegratedGradients())
+    out(f"inference copy: {'made' if fast is not case[2] else 'not made'} in "
+        f"{time.perf_counter() - start:.2f} s (once per fitted network)\n")
+    out("| method | ours (s) | peer, default (s) | peer, best setting | peer, best (s) "
+        "| ours / best | ours / default | max rel. diff | peak MiB ours / default / best |")
+    out("|---|---:|---:|---|---:|---:|---:|---:|---|")
+    for name, what, ours, default, options, reference in methods(case, args):
+        if args.only and name not in args.only:
+            continue
+        ours_fn, default_fn = timed(ours, device), timed(default[1], device)
+        ours_fn()  # warm-up (and the cached copy)
+        # the peer's best setting: one timed call of each option
+        best_name, best_fn, best_t = default[0], default_fn, None
+        t_default, _ = best_of(default_fn, 1)
+        best_t = t_default
+        for opt_name, opt in options:
+            t_opt, _ = best_of(timed(opt, device), 1)
+            if t_opt < best_t:
+                best_name, best_fn, best_t = opt_name, timed(opt, device), t_opt
+        # interleaved repeats: ours, then the peer's best setting
+        t_ours = float("inf")
+        for _ in range(args.repeat):
+            a, result = best_of(ours_fn, 1)
+            t_ours = min(t_ours, a)
+            b, peer_result = best_of(best_fn, 1)
+            best_t = min(best_t, b)
+        t_def, t_best = t_default, best_t
+        diff = rel_diff(result, reference() if reference else peer_result)
+        mem = [peak_mib(fn, device) for fn in (ours_fn, default_fn, best_fn)]
+        out(f"| {name} ({what}) | {t_ours:.2f} | {t_def:.2f} | {best_name} | "
+            f"{t_best:.2f} | {t_ours / t_best:.2f} | {t_ours / t_def:.2f} | {diff:.1e} | "
+            f"{mem[0]:.0f} / {mem[1]:.0f} / {mem[2]:.0f} |")
+    if args.full:
+        _breakdown(case, args, device, out)
+
+
+def _breakdown(case, args, device, out):
+    """IG on the module itself and on the copy, with the old and new pass sizes."""
+    from sklearn_relevance._inference import cached_inference_copy
+    from sklearn_relevance.explainers import IntegratedGradients
+    from sklearn_relevance.explainers._engine import max_rows_for
+
+    _, _, module, X, t, _ = case
+    fast = cached_inference_copy(module, X)
+    out(f"\nIG ({args.steps} steps) breakdown: network x pass size")
+    out("| network | rows per pass | seconds |")
+    out("|---|---:|---:|")
+    for label, net in (("module", module), ("inference copy", fast)):
+        rows = max_rows_for(X, None, module=net)
+        for r in sorted({1, rows}):
+            fn = timed(lambda: IntegratedGradients(n_steps=args.steps, internal_batch_size=r)
+                       .explain(net, X, t), device)
+            s, _ = best_of(fn, args.repeat)
+            out(f"| {label} | {r}{' (default)' if r == rows else ''} | {s:.2f} |")
+
+
+def memory_only(name, n, args, device, out):
+    """Peak memory of IG and SmoothGrad, ours against captum's default."""
+    from captum.attr import IntegratedGradients as CaptumIG
+    from captum.attr import NoiseTunnel, Saliency
+
+    from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
+
+    case = make_case(name, n, device)
+    label, est, module, X, t, _ = case
+    X_np, t_np = X.cpu().numpy(), t.cpu().numpy()
+    stdev = 0.15 * float(X.amax() - X.amin())
+    steps = max(args.steps // 2, 2)
+    est.explain(X_np[:1], explainer="gradient", target=t_np[:1])  # warm-up
+    rows = [
+        (f"IG {steps} steps",
+         lambda: est.explain(X_np, explainer=IntegratedGradients(n_steps=steps), target=t_np),
+         lambda: CaptumIG(module).attribute(X, target=t, n_steps=steps)),
+        (f"SmoothGrad {steps} samples",
+         lambda: est.explain(X_np, explainer=SmoothGrad(n_samples=steps, stdevs=stdev,
+                                                       random_state=0), target=t_np),
+         lambda: NoiseTunnel(Saliency(module)).attribute(
+             X, nt_samples=steps, stdevs=stdev, target=t, abs=False)),
+    ]
+    out(f"\npeak memory, {label}: ours (default) / captum (default)")
+    for what, ours, theirs in rows:
+        a = peak_mib(timed(ours, device), device)
+        b = peak_mib(timed(theirs, device), device)
+        out(f"- {what}: {a:.0f} MiB / {b:.0f} MiB")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 image / volume, fewer steps")
+    parser.add_argument("--full", action="store_true",
+                        help="4 images / volumes, breakdown, 512^2 and 128^3 memory")
+    parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="method names to run (IG, SmoothGrad, Occlusion, ...)")
+    parser.add_argument("--cases", nargs="*", default=["resnet224", "cnn3d64"])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: this process's CPU time (steadier on a loaded machine)")
+    args = parser.parse_args(argv)
+    CLOCK[0] = args.clock
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if sys.platform.startswith("linux") and _MMAP_ENV not in os.environ:
+        os.environ[_MMAP_ENV] = "131072"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    _stub_torchvision()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    n = 1 if args.quick else (4 if args.full else 2)
+    args.steps = 10 if args.quick else 20
+    args.samples = 10 if args.quick else 20
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 2
+    from sklearn_relevance.explainers._engine import PASS_MEMORY_BUDGET
+
+    budget = PASS_MEMORY_BUDGET["cpu" if device == "cpu" else "accelerator"] / 2**20
+    import captum
+
+    print(f"torch {torch.__version__}, captum {captum.__version__}, device {device}, "
+          f"{torch.get_num_threads()} threads, {args.clock} clock, load average {os.getloadavg()[0]:.1f}; "
+          f"pass budget {budget:.0f} MiB; command: python benchmarks/bench_clinical_sizes.py "
+          f"{' '.join(sys.argv[1:])}", flush=True)
+
+    def out(line):
+        print(line, flush=True)
+
+    for name in args.cases:
+        run_case(make_case(name, n, device), args, device, out)
+    if args.full:
+        memory_only("resnet512", 1, args, device, out)
+        memory_only("cnn3d128", 1, args, device, out)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
