@@ -12,6 +12,7 @@ Extends skorch by overriding single steps, never by copying its loops:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import types
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 from skorch.dataset import Dataset, unpack_data
@@ -256,6 +257,7 @@ class _RelevanceNetBase(NeuralNet):
         self
         """
         self.relevance_explainer_ = self._check_relevance_params()
+        self._check_input_names(X, reset=True)
         X = check_input(X)
         y = self._prepare_y(y, X)
         self.input_shape_ = sample_shape(X)
@@ -296,6 +298,7 @@ class _RelevanceNetBase(NeuralNet):
         """
         if not self.initialized_:
             return self.fit(X, y, **fit_params)
+        self._check_input_names(X, reset=False)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         y = self._prepare_y(y, X, refit=False)
@@ -359,17 +362,90 @@ class _RelevanceNetBase(NeuralNet):
             total, y_pred = self._relevance_step(batch, False, **fit_params)
         return {"loss": total.detach(), "y_pred": y_pred.detach()}
 
+    # ---------------------------------------------------------- feature names
+    def _check_input_names(self, X, *, reset):
+        """Record (``reset=True``) or check the column names of a DataFrame X.
+
+        scikit-learn's own helper, so names are kept in ``feature_names_in_``
+        and later inputs with other, missing or permuted names are refused
+        with scikit-learn's messages (before the shape check, as in
+        scikit-learn). Dict inputs (multimodal) carry no feature names.
+        """
+        if isinstance(X, Mapping):
+            if reset and hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return
+        _check_feature_names(self, X, reset=reset)
+
     # ------------------------------------------------------------ prediction
     def _check_predict_input(self, X):
         check_is_fitted(self, "module_")
+        self._check_input_names(X, reset=False)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         return as_torch(X)
 
     def forward_output(self, X):
-        """Raw module output (logits for a classifier) as a numpy array."""
+        """Raw module output (logits for a classifier) as a float64 numpy array."""
         X = self._check_predict_input(X)
-        return self.forward(X).detach().cpu().numpy()
+        return self._predict_outputs(X, nonlinearity=False)
+
+    # ------------------------------------------------- float64 predictions
+    def _predict_outputs(self, X, *, nonlinearity=True):
+        """Module outputs on validated X, computed in float64 (numpy float64).
+
+        float32 matrix kernels pick their blocking by batch size (with MKL a
+        1-row product rounds differently from a 20-row one), so float32
+        outputs of one sample depend on the batch it is predicted in, by
+        about 1e-7. A float64 copy of the trained network (float32 weights
+        are exact in float64) makes each sample's output independent of the
+        batch to about 1e-16, as scikit-learn expects
+        (``check_methods_subset_invariance``). The copy is made per call and
+        the fitted module is left untouched (not even switched to eval mode).
+        A module that cannot run in float64 (a float32 tensor held outside
+        its parameters and buffers, a device without float64) is predicted
+        in float32, as skorch does.
+        """
+        nonlin = self._get_predict_nonlinearity() if nonlinearity else None
+        module, dtype = self._float64_module()
+        outputs = []
+        for batch in self.get_iterator(self.get_dataset(X), training=False):
+            Xi = unpack_data(batch)[0]
+            try:
+                out = self._forward_copy(module, Xi, dtype)
+            except (RuntimeError, TypeError):
+                if dtype is None:
+                    raise
+                # float64 failed inside the module: predict every batch in float32
+                return self._predict_float32(X, nonlin)
+            outputs.append(_to_float64(out if nonlin is None else nonlin(out)))
+        return np.concatenate(outputs)
+
+    def _float64_module(self):
+        """(eval-mode copy of ``module_``, its float dtype or None for float32)."""
+        device = torch.device(self.device) if self.device is not None else None
+        dtype = None if device is not None and device.type == "mps" else torch.float64
+        module = copy.deepcopy(self.module_)
+        if dtype is not None:
+            module = module.to(dtype)
+        return module.eval(), dtype
+
+    def _forward_copy(self, module, Xi, dtype):
+        Xi = to_tensor(Xi, device=self.device)
+        if dtype is not None:
+            Xi = ({k: v.to(dtype) for k, v in Xi.items()} if isinstance(Xi, Mapping)
+                  else Xi.to(dtype))
+        with torch.no_grad():
+            out = module(**Xi) if isinstance(Xi, Mapping) else module(Xi)
+        return out[0] if isinstance(out, tuple) else out
+
+    def _predict_float32(self, X, nonlin):
+        module = copy.deepcopy(self.module_).eval()
+        outputs = []
+        for batch in self.get_iterator(self.get_dataset(X), training=False):
+            out = self._forward_copy(module, unpack_data(batch)[0], None)
+            outputs.append(_to_float64(out if nonlin is None else nonlin(out)))
+        return np.concatenate(outputs)
 
     def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None):
         """Relevance of each input feature for the network's output.
@@ -522,6 +598,10 @@ class _TensorBatches(torch.utils.data.Dataset):
         Xi = index_batch(self.X, idx)
         yi = torch.zeros(len(idx)) if self.y is None else self.y[idx]
         return Xi, yi
+
+
+def _to_float64(out):
+    return out.detach().cpu().numpy().astype(np.float64, copy=False)
 
 
 def _to_numpy(rel):

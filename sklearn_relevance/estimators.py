@@ -15,7 +15,6 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, column_or_1d
 from sklearn.utils._available_if import available_if
-from skorch import NeuralNet
 from skorch.callbacks import EpochScoring
 from skorch.utils import to_numpy
 
@@ -203,7 +202,7 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
         ndarray of shape (n_samples, n_classes)
         """
         X = self._check_predict_input(X)
-        return super(_RelevanceNetBase, self).predict_proba(X)
+        return self._predict_outputs(X)
 
     def predict(self, X):
         """Predicted class labels (of the type of the training labels).
@@ -322,6 +321,6 @@ class RelevanceNetRegressor(RegressorMixin, _RelevanceNetBase):
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
         X = self._check_predict_input(X)
-        out = NeuralNet.predict_proba(self, X)
-        out = out.reshape(len(out), -1).astype(np.float64)
+        out = self._predict_outputs(X)
+        out = out.reshape(len(out), -1)
         return out.ravel() if self._y_ndim == 1 else out
