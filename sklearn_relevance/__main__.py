@@ -79,20 +79,37 @@ def build_parser():
 
 
 def _check(parser, args):
+    """Every bad argument ends in ``parser.error``: one ``error:`` line, exit 2."""
     if args.imzml and args.labels is None:
         parser.error("--imzml needs --labels CSV")
     if args.labels is not None and not args.imzml:
         parser.error("--labels needs --imzml FILE...")
-    for name in ("n_samples", "n_labs", "bins", "epochs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive int")
-    if args.n_labs < 2 and not args.imzml:
-        parser.error("--n-labs must be at least 2")
-    if any(p < 0 for p in args.penalties):
-        parser.error("--penalties must be non-negative")
     missing = [str(f) for f in args.imzml if not f.is_file()]
     if missing:
         parser.error(f"imzML file(s) not found: {', '.join(missing)}")
+    if args.labels is not None and not args.labels.is_file():
+        parser.error(f"labels file not found: {args.labels}")
+
+
+def _demo_config(parser, args):
+    """The demo's options, checked (device, penalties, sizes) before any work."""
+    from .ims._demo import DemoConfig, check_config
+
+    cfg = DemoConfig(
+        output=args.output, quick=args.quick, network=args.network,
+        penalties=tuple(args.penalties), n_samples=args.n_samples,
+        n_labs=args.n_labs, n_bins=args.bins, max_epochs=args.epochs, seed=args.seed,
+        n_jobs=args.n_jobs, device=args.device, test_lab=args.test_lab,
+        verbose=not args.quiet,
+        imzml=list(args.imzml), labels=args.labels,
+    )
+    if args.seed < 0:
+        parser.error(f"--seed must be a non-negative int. Got {args.seed} instead.")
+    try:
+        check_config(cfg)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return cfg
 
 
 def main(argv=None):
@@ -103,19 +120,12 @@ def main(argv=None):
     if args.command == "demo":
         import torch
 
-        from .ims._demo import DemoConfig, run_demo
+        from .ims._demo import run_demo
 
+        cfg = _demo_config(parser, args)
         # small networks: one thread per process is fastest (and GridSearchCV
         # workers with --n-jobs each get one)
         torch.set_num_threads(1)
-        cfg = DemoConfig(
-            output=args.output, quick=args.quick, network=args.network,
-            penalties=tuple(args.penalties), n_samples=args.n_samples,
-            n_labs=args.n_labs, n_bins=args.bins, max_epochs=args.epochs, seed=args.seed,
-            n_jobs=args.n_jobs, device=args.device, test_lab=args.test_lab,
-            verbose=not args.quiet,
-            imzml=list(args.imzml), labels=args.labels,
-        )
         try:
             run_demo(cfg)
         except (ValueError, OSError) as exc:

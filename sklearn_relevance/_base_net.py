@@ -38,7 +38,13 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from tqdm.auto import tqdm
 
 from ._batching import batch_len, index_batch, iter_slices
-from ._validation import as_torch, check_input, check_sample_shape, sample_shape
+from ._validation import (
+    as_torch,
+    check_input,
+    check_sample_shape,
+    device_problem,
+    sample_shape,
+)
 from .explainers import available_explainers, get_explainer
 from .modules import default_module
 from .penalties import NORMS, RelevancePenalty
@@ -257,6 +263,7 @@ class _RelevanceNetBase(NeuralNet):
         self
         """
         self.relevance_explainer_ = self._check_relevance_params()
+        self._check_device()
         self._check_input_names(X, reset=True)
         X = check_input(X)
         y = self._prepare_y(y, X)
@@ -361,6 +368,15 @@ class _RelevanceNetBase(NeuralNet):
         with torch.enable_grad():
             total, y_pred = self._relevance_step(batch, False, **fit_params)
         return {"loss": total.detach(), "y_pred": y_pred.detach()}
+
+    def _check_device(self):
+        """Refuse a device torch cannot use here, before any work."""
+        problem = device_problem(self.device)
+        if problem is not None:
+            raise ValueError(
+                f"The 'device' parameter of {type(self).__name__} is {self.device!r}, "
+                f"but {problem}. Use device='cpu' or a device this machine has."
+            )
 
     # ---------------------------------------------------------- feature names
     def _check_input_names(self, X, *, reset):

@@ -115,3 +115,37 @@ def as_torch(X):
     if not arr.flags.writeable:
         arr = arr.copy()
     return torch.from_numpy(arr)
+
+
+def device_problem(device):
+    """Why torch cannot use ``device`` here (a sentence), or None when it can.
+
+    ``device`` is a str or ``torch.device``; None (skorch: leave the module
+    where it is) and ``"cpu"`` are always usable. Callers word the error
+    (an estimator's ``device`` parameter, the command line's ``--device``).
+    """
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return "it is not a torch device (expected e.g. 'cpu', 'cuda' or 'cuda:0')"
+    if dev.type == "cpu":
+        return None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch was built without CUDA" if torch.version.cuda is None
+                   else "torch finds no CUDA GPU")
+            return f"CUDA is not available ({why})"
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            return f"this machine has {count} CUDA device(s)"
+        return None
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return None if mps is not None and mps.is_available() else "MPS is not available"
+    try:
+        torch.empty(0, device=dev)
+    except Exception as exc:  # any other backend that torch cannot reach here
+        return f"torch cannot allocate on it ({type(exc).__name__}: {exc})"
+    return None

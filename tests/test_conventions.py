@@ -208,3 +208,21 @@ def test_module_that_cannot_run_in_float64_is_predicted_in_float32(rng):
     got = reg.predict(X)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- device
+@pytest.mark.parametrize("device, match", [
+    ("cuda", "CUDA is not available"),
+    ("cuda:0", "CUDA is not available"),
+    ("nonsense", "it is not a torch device"),
+])
+@pytest.mark.parametrize("cls", [RelevanceNetClassifier, RelevanceNetRegressor])
+def test_unusable_device_refused_at_fit_before_any_work(cls, device, match, monkeypatch):
+    """``device="cuda"`` without CUDA once failed inside skorch's initialisation."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    X = np.zeros((6, 3), dtype=np.float32)
+    est = cls(device=device)
+    with pytest.raises(ValueError, match=f"'device' parameter of {cls.__name__} is "
+                                         f"'{device}', but {match}"):
+        est.fit(X, np.array([0, 1] * 3))
+    assert not hasattr(est, "module_") and not est.initialized_
