@@ -263,7 +263,7 @@ class _RelevanceNetBase(NeuralNet):
         self
         """
         self.relevance_explainer_ = self._check_relevance_params()
-        self._check_device()
+        self._check_device_usable()
         self._check_input_names(X, reset=True)
         X = check_input(X)
         y = self._prepare_y(y, X)
@@ -369,7 +369,7 @@ class _RelevanceNetBase(NeuralNet):
             total, y_pred = self._relevance_step(batch, False, **fit_params)
         return {"loss": total.detach(), "y_pred": y_pred.detach()}
 
-    def _check_device(self):
+    def _check_device_usable(self):
         """Refuse a device torch cannot use here, before any work."""
         problem = device_problem(self.device)
         if problem is not None:
