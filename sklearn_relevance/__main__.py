@@ -8,6 +8,14 @@ comparison of penalty 0 with the chosen penalty on a lab neither model saw
 (accuracy, relevance sparseness, a figure, and relevance ion images as
 imzML for file input).
 
+Every option is checked before any work (an unusable ``--device``, non-finite
+or negative ``--penalties``, missing files): a bad one ends in one ``error:``
+line and exit status 2, as argparse's own errors. The labels file is checked
+before any spectrum is read or any model trained: empty values, bad
+coordinates, a pixel or file labelled twice and rows that match no pixel
+(reported with their count) are errors, and so are fewer than 2 labs and a
+lab holding one class only.
+
 Examples
 --------
 ::
