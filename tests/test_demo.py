@@ -68,14 +68,6 @@ def test_load_labelled_imzml_per_pixel_and_per_file(imzml_files, tmp_path):
     per_file_csv.write_text("file,label,lab\nsection0,breast,A\nsection1.imzML,ovarian,B\n")
     Xf, yf, _labsf, _, _ = load_labelled_imzml(files, per_file_csv, n_bins=50)
     assert Xf.shape == (60, 50) and list(yf[:30]) == ["breast"] * 30
-    bad = tmp_path / "bad.csv"
-    bad.write_text("file,label\nsection0,breast\n")
-    with pytest.raises(ValueError, match="Missing: \\['lab'\\]"):
-        load_labelled_imzml(files, bad)
-    other = tmp_path / "other.csv"
-    other.write_text("file,label,lab\nnope.imzML,breast,A\n")
-    with pytest.raises(ValueError, match="not given with --imzml"):
-        load_labelled_imzml(files, other)
 
 
 def test_demo_on_imzml_files_writes_relevance_ion_images(imzml_files, tmp_path, capsys):
@@ -190,16 +182,19 @@ def test_bad_label_rows_refused(imzml_files, tmp_path, edit, match):
         load_labelled_imzml(files, bad)
 
 
-def test_per_file_labels_once_per_file(imzml_files, tmp_path):
+@pytest.mark.parametrize("text, match", [
+    ("file,label\nsection0,breast\n", r"Missing: \['lab'\]"),
+    ("file,label,lab\nnope.imzML,breast,A\n", "not given with --imzml"),
+    ("file,label,lab\nsection0,breast,A\nsection0.imzML,ovarian,A\n",
+     "1 rows .* repeat a file"),
+    ("file,label,lab\n", "has no rows"),
+], ids=["no_lab_column", "unknown_file", "file_twice", "header_only"])
+def test_bad_per_file_labels_refused(imzml_files, tmp_path, text, match):
     files, *_ = imzml_files
-    twice = tmp_path / "twice.csv"
-    twice.write_text("file,label,lab\nsection0,breast,A\nsection0.imzML,ovarian,A\n")
-    with pytest.raises(ValueError, match="1 rows .* repeat a file"):
-        load_labelled_imzml(files, twice)
-    empty = tmp_path / "empty.csv"
-    empty.write_text("file,label,lab\n")
-    with pytest.raises(ValueError, match="Missing|no rows"):
-        load_labelled_imzml(files, empty)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_labelled_imzml(files, bad)
 
 
 def test_one_class_per_lab_refused_before_training(imzml_files, tmp_path, capsys):

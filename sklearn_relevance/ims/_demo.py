@@ -322,8 +322,6 @@ def _check_label_rows(table, labels_csv, per_pixel, keys):
     Per-pixel coordinates are parsed to ints in place.
     """
     where = f"the labels file {str(labels_csv)!r}"
-    if not table:
-        raise ValueError(f"{where.capitalize()} has no rows.")
     for line, row in enumerate(table, start=2):  # line 1 is the header
         empty = [c for c in ("file", "label", "lab") if not (row.get(c) or "").strip()]
         if empty:
@@ -399,7 +397,9 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
         raise FileNotFoundError(f"Labels file {str(labels_csv)!r} does not exist.")
     with open(labels_csv, newline="") as fh:
         table = list(csv.DictReader(fh))
-    cols = set(table[0]) if table else set()
+    if not table:
+        raise ValueError(f"The labels file {str(labels_csv)!r} has no rows.")
+    cols = set(table[0])
     missing = {"file", "label", "lab"} - cols
     if missing:
         raise ValueError(
