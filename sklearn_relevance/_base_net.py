@@ -424,16 +424,18 @@ class _RelevanceNetBase(NeuralNet):
         """
         nonlin = self._get_predict_nonlinearity() if nonlinearity else None
         module, dtype = self._float64_module()
+        try:
+            return self._outputs_of_copy(module, X, dtype, nonlin)
+        except (RuntimeError, TypeError):
+            if dtype is None:
+                raise
+        # float64 failed inside the module: predict in float32, on a copy too
+        return self._outputs_of_copy(copy.deepcopy(self.module_).eval(), X, None, nonlin)
+
+    def _outputs_of_copy(self, module, X, dtype, nonlin):
         outputs = []
         for batch in self.get_iterator(self.get_dataset(X), training=False):
-            Xi = unpack_data(batch)[0]
-            try:
-                out = self._forward_copy(module, Xi, dtype)
-            except (RuntimeError, TypeError):
-                if dtype is None:
-                    raise
-                # float64 failed inside the module: predict every batch in float32
-                return self._predict_float32(X, nonlin)
+            out = self._forward_copy(module, unpack_data(batch)[0], dtype)
             outputs.append(_to_float64(out if nonlin is None else nonlin(out)))
         return np.concatenate(outputs)
 
@@ -454,14 +456,6 @@ class _RelevanceNetBase(NeuralNet):
         with torch.no_grad():
             out = module(**Xi) if isinstance(Xi, Mapping) else module(Xi)
         return out[0] if isinstance(out, tuple) else out
-
-    def _predict_float32(self, X, nonlin):
-        module = copy.deepcopy(self.module_).eval()
-        outputs = []
-        for batch in self.get_iterator(self.get_dataset(X), training=False):
-            out = self._forward_copy(module, unpack_data(batch)[0], None)
-            outputs.append(_to_float64(out if nonlin is None else nonlin(out)))
-        return np.concatenate(outputs)
 
     def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None):
         """Relevance of each input feature for the network's output.
