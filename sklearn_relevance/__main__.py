@@ -97,6 +97,8 @@ def _check(parser, args):
         parser.error(f"imzML file(s) not found: {', '.join(missing)}")
     if args.labels is not None and not args.labels.is_file():
         parser.error(f"labels file not found: {args.labels}")
+    if args.output.exists() and not args.output.is_dir():
+        parser.error(f"--output {str(args.output)!r} exists and is not a folder")
 
 
 def _demo_config(parser, args):

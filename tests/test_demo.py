@@ -210,3 +210,16 @@ def test_one_class_per_lab_refused_before_training(imzml_files, tmp_path, capsys
     assert rc == 2 and "at least 2 classes" in captured.err
     assert "3 of 3 labs hold one class only" in captured.err
     assert "grid search" not in captured.out and not out.exists()
+
+
+def test_bad_test_lab_and_output_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["demo", "--quiet", "--n-samples", "60", "--n-labs", "3", "--test-lab",
+               "lab9", "--output", str(out)])
+    assert rc == 2 and "'lab9' is none of the labs" in capsys.readouterr().err
+    assert not out.exists()
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--output", str(a_file)])
+    assert exc.value.code == 2 and "is not a folder" in capsys.readouterr().err
