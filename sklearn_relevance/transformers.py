@@ -156,6 +156,8 @@ class RelevanceTransformer(TransformerMixin, BaseEstimator):
         if self.prefit:
             check_is_fitted(self.estimator)
             self.estimator_ = self.estimator
+            if not isinstance(X, Mapping):  # names the estimator would refuse later
+                _check_feature_names(self.estimator_, X, reset=False)
         else:
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
         _record_input(self, X, reset=True)

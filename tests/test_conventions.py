@@ -136,6 +136,8 @@ def test_transformers_refuse_permuted_names(frame):
     assert list(tr.feature_names_in_) == NAMES
     with pytest.raises(ValueError, match="same order"):
         tr.transform(X[NAMES[::-1]])
+    with pytest.raises(ValueError, match="same order"):  # a prefit net, at fit
+        RelevanceTransformer(net).fit(X[NAMES[::-1]])
     maps = pd.DataFrame(np.abs(tr.transform(X)), columns=NAMES)
     rr = RegionRelevance().fit(maps)
     assert list(rr.feature_names_in_) == NAMES
