@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from ._batching import batch_len, index_batch, iter_slices
 from ._validation import as_torch, check_input, check_sample_shape, sample_shape
 from .explainers import available_explainers, get_explainer
+from .explainers._base import module_access, predicted_classes, shares_module
 from .modules import default_module
 from .penalties import NORMS, RelevancePenalty
 
@@ -414,10 +415,10 @@ class _RelevanceNetBase(NeuralNet):
             )
         bs = n if bs == -1 else int(bs)
         module = self.module_
-        was_training = module.training
-        module.eval()
         parts = []
-        try:
+        # eval mode, hooks and BatchNorm freezing under the module's lock
+        # (thread safety: explainers/_locking.py)
+        with module_access(module, shared=shares_module(exp), eval_mode=True):
             slices = tqdm(
                 list(iter_slices(n, bs)), desc="explain", unit="batch",
                 disable=not (isinstance(self.verbose, Real) and self.verbose >= 1),
@@ -427,15 +428,10 @@ class _RelevanceNetBase(NeuralNet):
                 tb = targets
                 if isinstance(targets, np.ndarray):
                     tb = torch.as_tensor(targets[sl], device=self.device)
-                elif targets == "predicted":
-                    with torch.no_grad():
-                        out = self.infer(Xb)
-                    out = out[0] if isinstance(out, tuple) else out
-                    tb = out.argmax(1)
+                elif targets == "predicted":  # in passes within the memory budget
+                    tb = predicted_classes(self.infer, Xb, module)
                 rel = exp.explain(module, Xb, tb)
                 parts.append(_to_numpy(rel))
-        finally:
-            module.train(was_training)
         if isinstance(parts[0], Mapping):
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return np.concatenate(parts)

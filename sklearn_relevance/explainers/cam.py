@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
@@ -157,12 +159,21 @@ class GradCAM(BaseExplainer):
     def _explain(self, module, X, target, *, create_graph):
         name, layer = find_layer(module, self.layer)
         seen = []
+        thread = threading.get_ident()
 
         def keep(_, __, output):
-            if torch.is_tensor(output) and not output.requires_grad:
+            if threading.get_ident() != thread:  # another thread's forward pass
+                return None
+            if not torch.is_tensor(output):
+                seen.append(output)
+                return None
+            if not output.requires_grad:
                 output = output.detach().requires_grad_(True)
             seen.append(output)
-            return output
+            # the network continues with a copy: an in-place operation after
+            # the layer (ReLU(inplace=True)) changes the copy, not the kept
+            # activations, as captum's LayerGradCam
+            return output.clone()
 
         handle = layer.register_forward_hook(keep)
         try:
@@ -185,7 +196,17 @@ class GradCAM(BaseExplainer):
             )
         with torch.enable_grad():
             score = select_output(out, target).sum()
-            (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph)
+            grads = None
+            if score.requires_grad:
+                (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph,
+                                               allow_unused=True)
+        if grads is None:
+            raise ValueError(
+                f"The output of {type(module).__name__} does not depend on the "
+                f"activations of layer {name!r} through autograd (a detach(), an "
+                "argmax or an integer cast after it?), so the Grad-CAM map would be "
+                "all zero. Name a layer the output is differentiable in."
+            )
         weights = grads.mean(dim=tuple(range(2, grads.ndim)), keepdim=True)
         cam = (weights * acts).sum(1, keepdim=True)
         if self.relu:

@@ -13,11 +13,15 @@ from ._base import (
     check_module_input,
     forward,
     module_errors,
+    no_dependence_error,
     select_output,
 )
 from .cam import find_layer, upsample_to_input
 
 __all__ = ["CaptumExplainer"]
+
+# torch's messages for outputs that autograd cannot trace back to the inputs
+_NO_GRAPH = ("does not require grad", "appears to not have been used in the graph")
 
 
 def _import_captum_attr():
@@ -140,8 +144,13 @@ class CaptumExplainer(BaseExplainer):
             select_output(out, target)
         init, attribute_kwargs, mode = self._split_kwargs(cls, module)
         method = cls(forward_func, **init)
-        with module_errors(X):
-            attr = method.attribute(inputs, target=target, **attribute_kwargs)
+        try:
+            with module_errors(X):
+                attr = method.attribute(inputs, target=target, **attribute_kwargs)
+        except RuntimeError as exc:
+            if any(s in str(exc) for s in _NO_GRAPH):
+                raise no_dependence_error(module) from exc
+            raise
         if isinstance(attr, tuple) and len(attr) == 2 and attribute_kwargs.get(
                 "return_convergence_delta"):
             attr = attr[0]

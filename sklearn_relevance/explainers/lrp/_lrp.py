@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
 
@@ -12,6 +13,7 @@ from .._base import (
     flatten_inputs,
     forward,
     frozen_batchnorm_stats,
+    no_dependence_error,
     select_output,
 )
 from ._layers import LayerView
@@ -40,6 +42,7 @@ class _Session:
         self.leaves = []  # (source index, leaf)
         self.mode = "relay"
         self.records = {}
+        self.thread = threading.get_ident()  # hooks act in this thread only
 
     def _source_of(self, x):
         for k, src in enumerate(self.sources):
@@ -78,6 +81,8 @@ class _Session:
 
     def hook(self, name):
         def _hook(module, inputs, output):
+            if threading.get_ident() != self.thread:
+                return None
             if any(h.absorbs(module) for h in self.handles):
                 return None
             rule = self._rule(name, module, inputs)
@@ -250,10 +255,14 @@ class LRP(BaseExplainer):
                 out = forward(module, rebuild(sources))
                 score = select_output(out, target).sum()
                 leaves = [leaf for _, leaf in session.leaves]
+                if not score.requires_grad:
+                    raise no_dependence_error(module)
                 grads = torch.autograd.grad(
                     score, sources + leaves, create_graph=create_graph,
                     allow_unused=True,
                 )
+                if all(g is None for g in grads):
+                    raise no_dependence_error(module)
         n = len(sources)
         relevance = [
             torch.zeros_like(t) if g is None else t * g

@@ -13,6 +13,8 @@ gradients of the relevance reach the original Conv and BatchNorm parameters.
 
 from __future__ import annotations
 
+import threading
+
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -38,6 +40,11 @@ class CanonizerHandle:
         self._layer_bn = {id(layer): bn for layer, bn in pairs}
         self._bns = {id(bn) for _, bn in pairs}
         self._saved = []
+        self.thread = threading.get_ident()  # the fold applies in this thread only
+
+    def active(self):
+        """Whether the fold applies to the calling thread's forward pass."""
+        return threading.get_ident() == self.thread
 
     def _override(self, module, forward):
         self._saved.append((module, vars(module).get("forward", _MISSING)))
@@ -46,13 +53,13 @@ class CanonizerHandle:
     def params(self, module):
         """Merged ``(weight, bias)`` of ``module`` now, or None."""
         bn = self._layer_bn.get(id(module))
-        if bn is None or not _mergeable(bn):
+        if bn is None or not _mergeable(bn) or not self.active():
             return None
         return merged_params(module, bn)
 
     def absorbs(self, module):
         """Whether ``module`` is a BatchNorm currently folded away."""
-        return id(module) in self._bns and _mergeable(module)
+        return id(module) in self._bns and _mergeable(module) and self.active()
 
     def remove(self):
         """Restore every overridden ``forward``."""
@@ -162,19 +169,19 @@ class MergeBatchNorm(Canonizer):
         handle = CanonizerHandle(self.find_pairs(module))
         try:
             for layer, bn in handle.pairs:
-                handle._override(layer, _merged_forward(layer, bn))
-                handle._override(bn, _absorbed_forward(bn))
+                handle._override(layer, _merged_forward(layer, bn, handle))
+                handle._override(bn, _absorbed_forward(bn, handle))
         except BaseException:
             handle.remove()
             raise
         return handle
 
 
-def _merged_forward(layer, bn):
+def _merged_forward(layer, bn, handle):
     original = layer.forward
 
     def forward(x):
-        if not _mergeable(bn):
+        if not (_mergeable(bn) and handle.active()):
             return original(x)
         weight, bias = merged_params(layer, bn)
         if isinstance(layer, CONV):
@@ -184,10 +191,10 @@ def _merged_forward(layer, bn):
     return forward
 
 
-def _absorbed_forward(bn):
+def _absorbed_forward(bn, handle):
     original = bn.forward
 
     def forward(x):
-        return x if _mergeable(bn) else original(x)
+        return x if _mergeable(bn) and handle.active() else original(x)
 
     return forward
