@@ -367,6 +367,19 @@ class _RelevanceNetBase(NeuralNet):
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         return as_torch(X)
 
+    def evaluation_step(self, batch, training=False):
+        """skorch's prediction step, in eval mode under the module's lock.
+
+        The module's training flags are restored afterwards, and a
+        concurrent ``explain`` never sees the mode switched under it (see
+        :func:`~sklearn_relevance.explainers._locking.module_access`).
+        """
+        module = getattr(self, "module_", None)
+        if training or not isinstance(module, torch.nn.Module):
+            return super().evaluation_step(batch, training)
+        with module_access(module, shared=True, eval_mode=True):
+            return super().evaluation_step(batch, training)
+
     def forward_output(self, X):
         """Raw module output (logits for a classifier) as a numpy array."""
         X = self._check_predict_input(X)
