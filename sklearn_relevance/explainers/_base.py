@@ -261,8 +261,9 @@ def input_gradient(module, X, target=None, *, create_graph=False):
 
 def no_dependence_error(module):
     """The error for a module whose output is not differentiable in ``X``."""
+    name = "the module" if module is None else type(module).__name__
     return ValueError(
-        f"The output of {type(module).__name__} does not depend on X through "
+        f"The output of {name} does not depend on X through "
         "autograd (a detach(), an argmax or an integer cast in its forward?): "
         "every gradient with respect to X is missing, so the relevance would be "
         "all zero (and a relevance penalty 0). Explain a module whose output is "
