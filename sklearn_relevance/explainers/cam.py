@@ -112,7 +112,8 @@ class GradCAM(BaseExplainer):
     the spatial axes; the map is ``sum_k w_k A_k`` (with ``relu``), upsampled
     to the input and repeated over its channels. Equals captum's
     ``LayerGradCam(relu_attributions=relu)`` followed by
-    ``LayerAttribution.interpolate``.
+    ``LayerAttribution.interpolate``, also with in-place operations after
+    the layer (the network continues with a copy of the layer's output).
 
     Parameters
     ----------
