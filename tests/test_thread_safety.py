@@ -253,3 +253,23 @@ def test_eval_switch_is_shared_and_restored():
             pass
         assert not any(m.training for m in net.modules())
     assert [m.training for m in net.modules()] == flags
+
+
+def test_data_parallel_hooks_act_in_every_thread():
+    """nn.DataParallel runs replicas in threads of its own: hooks placed on a
+    module that contains it are not tied to the calling thread."""
+    from sklearn_relevance.explainers._locking import hook_acts, hook_owner
+
+    net = _net()
+    wrapped = nn.DataParallel(net)
+    assert hook_owner(wrapped) is None and hook_acts(None)
+    owner = hook_owner(net)
+    assert hook_acts(owner)
+    other = []
+    thread = threading.Thread(target=lambda: other.append(hook_acts(owner)))
+    thread.start()
+    thread.join()
+    assert other == [False]
+    X = torch.randn(3, 2, 16, 16)
+    torch.testing.assert_close(GuidedBackprop().explain(wrapped, X, 1),
+                               GuidedBackprop().explain(net, X, 1))

@@ -30,8 +30,10 @@ eval mode for the duration of the call.
   not starve them.
 
 Hooks that the library attaches also act only in the thread that attached
-them, so forward passes of the module in other threads that do not take the
-lock (``predict`` on another thread) are not changed by them. Backward
+them (:func:`hook_owner`), so forward passes of the module in other threads
+that do not take the lock (a plain ``module(X)``) are not changed by them;
+``nn.DataParallel``, which runs replicas in threads of its own, is
+the exception. Backward
 passes run by autograd on other threads (CUDA) need no rule: the modified
 backward steps are autograd functions recorded in the forward pass of the
 thread that owns them.
@@ -45,7 +47,8 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["frozen_batchnorm_stats", "module_access", "shares_module"]
+__all__ = ["frozen_batchnorm_stats", "hook_acts", "hook_owner", "module_access",
+           "shares_module"]
 
 _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -61,6 +64,23 @@ def shares_module(explainer) -> bool:
         return bool(getattr(explainer, "shares_module", False))
     except Exception:  # a property that cannot be resolved (bad parameter)
         return False
+
+
+def hook_owner(module):
+    """The thread in which hooks placed now on ``module`` should act.
+
+    The calling thread, or None (every thread) for a module that contains
+    ``nn.DataParallel``, whose replicas run their forward passes in threads
+    of their own.
+    """
+    if any(isinstance(m, torch.nn.DataParallel) for m in module.modules()):
+        return None
+    return threading.get_ident()
+
+
+def hook_acts(owner):
+    """Whether a hook placed for ``owner`` (see :func:`hook_owner`) acts here."""
+    return owner is None or owner == threading.get_ident()
 
 
 def _tracking_batchnorms(module):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import torch
 import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
 from ._base import BaseExplainer, forward, select_output
+from ._locking import hook_acts, hook_owner
 
 __all__ = ["GradCAM", "find_layer", "upsample_to_input"]
 
@@ -160,10 +159,10 @@ class GradCAM(BaseExplainer):
     def _explain(self, module, X, target, *, create_graph):
         name, layer = find_layer(module, self.layer)
         seen = []
-        thread = threading.get_ident()
+        owner = hook_owner(module)
 
         def keep(_, __, output):
-            if threading.get_ident() != thread:  # another thread's forward pass
+            if not hook_acts(owner):  # another thread's forward pass
                 return None
             if not torch.is_tensor(output):
                 seen.append(output)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 import torch
 from torch import nn
 
 from ._base import BaseExplainer, input_gradient
+from ._locking import hook_acts, hook_owner
 
 __all__ = ["GuidedBackprop"]
 
@@ -29,11 +28,11 @@ class _GuidedGate(torch.autograd.Function):
         return grad.clamp(min=0)
 
 
-def _gate_hook(thread):
-    """A forward hook gating ReLU outputs in the thread ``thread`` only."""
+def _gate_hook(owner):
+    """A forward hook gating ReLU outputs in the thread ``owner`` only."""
 
     def hook(module, inputs, output):
-        if threading.get_ident() != thread:
+        if not hook_acts(owner):
             return None
         return _GuidedGate.apply(output)
 
@@ -75,7 +74,7 @@ class GuidedBackprop(BaseExplainer):
         pass
 
     def _explain(self, module, X, target, *, create_graph):
-        hook = _gate_hook(threading.get_ident())
+        hook = _gate_hook(hook_owner(module))
         handles = [
             m.register_forward_hook(hook)
             for m in module.modules() if isinstance(m, nn.ReLU)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
 
@@ -16,6 +15,7 @@ from .._base import (
     no_dependence_error,
     select_output,
 )
+from .._locking import hook_acts, hook_owner
 from ._layers import LayerView
 from ._relay import relay, shares
 from .canonizers import Canonizer, MergeBatchNorm
@@ -35,14 +35,14 @@ class _Session:
     exactly differentiable), or shares of this pass, detached, otherwise.
     """
 
-    def __init__(self, plan, sources, handles):
+    def __init__(self, plan, sources, handles, owner):
         self.plan = plan
         self.sources = sources
         self.handles = handles
         self.leaves = []  # (source index, leaf)
         self.mode = "relay"
         self.records = {}
-        self.thread = threading.get_ident()  # hooks act in this thread only
+        self.owner = owner  # hooks act in this thread only (see hook_owner)
 
     def _source_of(self, x):
         for k, src in enumerate(self.sources):
@@ -81,7 +81,7 @@ class _Session:
 
     def hook(self, name):
         def _hook(module, inputs, output):
-            if threading.get_ident() != self.thread:
+            if not hook_acts(self.owner):
                 return None
             if any(h.absorbs(module) for h in self.handles):
                 return None
@@ -242,7 +242,7 @@ class LRP(BaseExplainer):
         with ExitStack() as stack:
             stack.enter_context(frozen_batchnorm_stats(module))
             handles = [stack.enter_context(c.apply(module)) for c in canonizers]
-            session = _Session(plan, sources, handles)
+            session = _Session(plan, sources, handles, hook_owner(module))
             session.attach(module, stack)
             with torch.enable_grad():
                 if create_graph:

@@ -13,12 +13,11 @@ gradients of the relevance reach the original Conv and BatchNorm parameters.
 
 from __future__ import annotations
 
-import threading
-
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .._locking import hook_acts, hook_owner
 from ._layers import CONV, WEIGHTED, batchnorm_affine
 
 __all__ = ["Canonizer", "MergeBatchNorm"]
@@ -35,16 +34,16 @@ class CanonizerHandle:
         The (layer, BatchNorm) pairs merged.
     """
 
-    def __init__(self, pairs):
+    def __init__(self, pairs, owner=None):
         self.pairs = pairs
         self._layer_bn = {id(layer): bn for layer, bn in pairs}
         self._bns = {id(bn) for _, bn in pairs}
         self._saved = []
-        self.thread = threading.get_ident()  # the fold applies in this thread only
+        self.owner = owner  # the fold applies in this thread only (hook_owner)
 
     def active(self):
         """Whether the fold applies to the calling thread's forward pass."""
-        return threading.get_ident() == self.thread
+        return hook_acts(self.owner)
 
     def _override(self, module, forward):
         self._saved.append((module, vars(module).get("forward", _MISSING)))
@@ -166,7 +165,7 @@ class MergeBatchNorm(Canonizer):
         -------
         CanonizerHandle
         """
-        handle = CanonizerHandle(self.find_pairs(module))
+        handle = CanonizerHandle(self.find_pairs(module), hook_owner(module))
         try:
             for layer, bn in handle.pairs:
                 handle._override(layer, _merged_forward(layer, bn, handle))
