@@ -462,6 +462,11 @@ class _RelevanceNetBase(NeuralNet):
             if y is None:
                 raise ValueError("target='true' needs the true labels: pass y to explain.")
             return self._encode_targets(y, n)
+        if isinstance(target, (bool, np.bool_)):  # not a class index
+            raise ValueError(
+                "The 'target' parameter of explain must be None, 'true', an int or an "
+                f"array of ints. Got the bool {target!r} instead."
+            )
         if isinstance(target, (Integral, np.integer)):
             if not -k <= int(target) < k:
                 raise ValueError(

@@ -200,6 +200,15 @@ def test_nan_and_inf_baselines_are_refused(explainer, baselines, word):
         explainer(baselines=baselines).explain(net, torch.randn(3, *shape), 1)
 
 
+@pytest.mark.parametrize("baselines", [float("nan"), torch.full((1, 2, 12), float("inf"))])
+def test_captum_bridge_refuses_nan_and_inf_baselines(baselines):
+    pytest.importorskip("captum.attr")
+    net, shape = _conv_net(1)
+    with pytest.raises(ValueError, match="baselines.*(NaN|infinity)"):
+        CaptumExplainer("IntegratedGradients", baselines=baselines).explain(
+            net, torch.randn(3, *shape), 1)
+
+
 # --------------------------------------------------------------------------
 # targets
 # --------------------------------------------------------------------------
@@ -377,3 +386,13 @@ def test_predicted_class_pass_is_chunked_within_the_budget():
     want = clf.explain(Xe, explainer="gradient", batch_size=-1,
                        target=clf.predict_proba(Xe).argmax(1))
     np.testing.assert_allclose(rel, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("target", [True, np.bool_(False), np.array([0.0, 1.0, 1.0]),
+                                    np.array([[0], [1], [1]]), np.array([True, False, True])])
+def test_estimator_explain_refuses_bool_float_and_2d_targets(target):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 5)).astype(np.float32)
+    clf = RelevanceNetClassifier(max_epochs=1, random_state=0).fit(X, np.arange(12) % 3)
+    with pytest.raises(ValueError, match="'target' parameter of explain"):
+        clf.explain(X[:3], target=target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from numbers import Real
 
 import torch
 
@@ -143,6 +144,7 @@ class CaptumExplainer(BaseExplainer):
         else:
             select_output(out, target)
         init, attribute_kwargs, mode = self._split_kwargs(cls, module)
+        _check_finite_baselines(attribute_kwargs.get("baselines"))
         method = cls(forward_func, **init)
         try:
             with module_errors(X):
@@ -159,3 +161,21 @@ class CaptumExplainer(BaseExplainer):
         if tuple(attr.shape) != tuple(X.shape) and attr.ndim == X.ndim:
             attr = upsample_to_input(attr, X, mode)
         return attr.detach()
+
+
+def _check_finite_baselines(baselines):
+    """Refuse captum ``baselines`` (a number, a tensor or a tuple) with NaN or inf."""
+    parts = baselines if isinstance(baselines, tuple) else (baselines,)
+    for part in parts:
+        if isinstance(part, Real) and not isinstance(part, bool):
+            values = torch.as_tensor(float(part))
+        elif torch.is_tensor(part) and part.is_floating_point():
+            values = part.detach()
+        else:
+            continue
+        if not bool(torch.isfinite(values).all()):
+            got = "NaN" if bool(torch.isnan(values).any()) else "infinity"
+            raise ValueError(
+                "The 'baselines' parameter of CaptumExplainer must hold finite values. "
+                f"Got a baseline containing {got} instead."
+            )
