@@ -180,7 +180,9 @@ def _barrier_net(barrier, counter):
 ])
 def test_hook_free_calls_overlap_and_hook_based_ones_do_not(explainer, overlap):
     counter = {"lock": threading.Lock(), "now": 0, "max": 0}
-    barrier = threading.Barrier(2, timeout=1.0)
+    # side by side, both passes meet at the barrier at once; one at a time,
+    # the first pass gives up waiting for the second
+    barrier = threading.Barrier(2, timeout=60.0 if overlap else 0.5)
     net = _barrier_net(barrier, counter)
     X = torch.randn(3, 4)
     with ThreadPoolExecutor(2) as pool:
