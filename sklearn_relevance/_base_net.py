@@ -135,9 +135,74 @@ class _RelevanceNetBase(NeuralNet):
             accepted = _accepted_kwargs(self._module_class())
             for key, value in (("input_shape", self.input_shape_),
                                ("n_outputs", self.n_outputs_)):
-                if key not in params and (accepted is None or key in accepted):
+                if accepted is not None and key not in accepted:
+                    # module__input_shape / module__n_outputs given for
+                    # ``initialize`` serve the estimator, not such a module
+                    params.pop(key, None)
+                elif key not in params:
                     params[key] = value
         return params
+
+    # ------------------------------------------------------- save and load
+    def initialize(self):
+        """Initialise the network without fitting, e.g. to load saved weights.
+
+        skorch's save/load idiom works once the estimator knows the sizes
+        ``fit`` would infer: pass the shape of one sample as
+        ``module__input_shape`` and, for a classifier, ``classes=``
+        (a regressor takes ``module__n_outputs``, default 1)::
+
+            net = RelevanceNetClassifier(module__input_shape=(64,),
+                                         classes=np.arange(10))
+            net.initialize()
+            net.load_params(f_params="params.pt")
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Before ``fit``, when those parameters are missing.
+        """
+        if getattr(self, "input_shape_", None) is None:
+            self._initialize_sizes()
+        return super().initialize()
+
+    def _initialize_sizes(self):
+        """Set what ``fit`` infers from the data from the parameters instead."""
+        given = NeuralNet.get_params_for(self, "module")
+        shape = given.get("input_shape")
+        n_outputs, missing = self._outputs_without_fit(given.get("n_outputs"))
+        if shape is None:
+            missing = ["module__input_shape (the shape of one sample, e.g. (64,))",
+                       *missing]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}.initialize() before fit needs the sizes fit "
+                f"would infer from the data: pass {' and '.join(missing)}. "
+                "Or fit the estimator, or load a pickled/joblib copy."
+            )
+        if isinstance(shape, Mapping):
+            shape = {k: tuple(int(d) for d in v) for k, v in shape.items()}
+        else:
+            try:
+                shape = tuple(int(d) for d in np.atleast_1d(shape))
+            except (TypeError, ValueError):
+                shape = None
+            if not shape or min(shape) < 1:
+                raise ValueError(
+                    f"The 'module__input_shape' parameter of {type(self).__name__} "
+                    "must be the shape of one sample (a tuple of positive ints, or a "
+                    f"dict of them per modality). Got {given['input_shape']!r} instead."
+                )
+        self.relevance_explainer_ = self._check_relevance_params()
+        self._penalty_fn = None
+        self.input_shape_ = shape
+        self.n_outputs_ = n_outputs
+        if not isinstance(shape, Mapping) and len(shape) == 1:
+            self.n_features_in_ = shape[0]
 
     def _module_class(self):
         module = self.module
@@ -155,6 +220,8 @@ class _RelevanceNetBase(NeuralNet):
         if isinstance(self.module, torch.nn.Module):
             # an instance is used as is (skorch semantics): no size injection
             kwargs = super().get_params_for("module")
+            for key in ("input_shape", "n_outputs"):
+                kwargs.pop(key, None)
             self.module_ = self.initialized_instance(self.module, kwargs)
             return self
         return super().initialize_module()
@@ -371,8 +438,12 @@ class _RelevanceNetBase(NeuralNet):
         X = self._check_predict_input(X)
         return self.forward(X).detach().cpu().numpy()
 
-    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None):
+    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None,
+                explainer_params=None, **params):
         """Relevance of each input feature for the network's output.
+
+        To explain a Pipeline or a search from raw X, use
+        :func:`sklearn_relevance.explain`.
 
         Parameters
         ----------
@@ -394,16 +465,31 @@ class _RelevanceNetBase(NeuralNet):
             ``batch_size``. Explainers that expand the batch (IG steps,
             SmoothGrad samples) chunk further by their own
             ``internal_batch_size``.
+        explainer_params : dict, optional
+            Parameters of the explainer by name, e.g. ``{"n_steps": 64}``.
+        **params
+            The same by keyword: ``explain(X, explainer="ig", n_steps=64)``.
+            They override ``explainer_params`` and, without ``explainer``,
+            the ``relevance_explainer__*`` parameters. An unknown name raises
+            ``ValueError`` naming it.
 
         Returns
         -------
         ndarray of X's shape, or a dict of arrays for dict X
         """
+        if explainer_params is not None and not isinstance(explainer_params, Mapping):
+            raise ValueError(
+                "The 'explainer_params' parameter of explain must be a dict or None. "
+                f"Got {type(explainer_params).__name__} instead."
+            )
         X = self._check_predict_input(X)
         if explainer is None:
             exp = self._make_explainer(self.relevance_explainer, with_params=True)
         else:
             exp = self._make_explainer(explainer)
+        params = {**(explainer_params or {}), **params}
+        if params:
+            exp = get_explainer(exp, param_name="explainer", **params)
         n = batch_len(X)
         targets = self._explain_targets(target, y, n)
         bs = batch_size if batch_size is not None else self.batch_size
