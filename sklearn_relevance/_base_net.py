@@ -253,6 +253,17 @@ class _RelevanceNetBase(NeuralNet):
             self._penalty_fn = None
         return super().set_params(**params)
 
+    def _get_params_html(self, deep=True, doc_link=""):
+        # the HTML repr lists parameters; skorch's deep get_params adds every
+        # default callback's parameters (callbacks__<name>__*), which nobody
+        # set: keep only those given explicitly
+        params = super()._get_params_html(deep=deep, doc_link=doc_link)
+        own = set(vars(self))
+        for key in [k for k in params if k.startswith("callbacks__") and k not in own]:
+            del params[key]
+        params.non_default = tuple(k for k in params.non_default if k in params)
+        return params
+
     def initialize_virtual_params(self):
         self.virtual_params_ = {}
 
