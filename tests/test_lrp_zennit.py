@@ -114,35 +114,31 @@ FIRST = {
 }
 
 
-@pytest.mark.parametrize("net_name", list(NETS))
-@pytest.mark.parametrize("rule", list(RULES))
-def test_rule_on_every_layer_matches_zennit(net_name, rule):
+def _compare_by_name(net_name, target, layer_rules):
+    """Ours and zennit with ``[(layer names, (our rule, zennit rule))]``."""
     make, shape = NETS[net_name]
-    net, x, target = make(), _inputs(shape), torch.tensor([0, 1, 2, 1])
-    ours_rule, their_rule = RULES[rule]
-    names = _weighted(net)
-    mine = ours(net, x, target, {n: ours_rule() for n in names}, epsilon=STAB)
-    theirs = zennit_relevance(
-        net, x, target,
-        zc.NameMapComposite([(names, their_rule()), *_structural(net)]),
-    )
+    net, x = make(), _inputs(shape)
+    mine = ours(net, x, target, {n: pair[0]() for names, pair in layer_rules
+                                 for n in names})
+    theirs = zennit_relevance(net, x, target, zc.NameMapComposite(
+        [(names, pair[1]()) for names, pair in layer_rules] + _structural(net)))
     torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-9)
     assert mine.abs().sum() > 0
 
 
 @pytest.mark.parametrize("net_name", list(NETS))
+@pytest.mark.parametrize("rule", list(RULES))
+def test_rule_on_every_layer_matches_zennit(net_name, rule):
+    names = _weighted(NETS[net_name][0]())
+    _compare_by_name(net_name, torch.tensor([0, 1, 2, 1]), [(names, RULES[rule])])
+
+
+@pytest.mark.parametrize("net_name", list(NETS))
 @pytest.mark.parametrize("rule", list(FIRST))
 def test_input_layer_rule_matches_zennit(net_name, rule):
-    make, shape = NETS[net_name]
-    net, x, target = make(), _inputs(shape), torch.tensor([2, 0, 1, 1])
-    ours_rule, their_rule = FIRST[rule]
-    first, *rest = _weighted(net)
-    mine = ours(net, x, target,
-                {first: ours_rule(), **{n: Epsilon(STAB) for n in rest}})
-    theirs = zennit_relevance(net, x, target, zc.NameMapComposite(
-        [([first], their_rule()), (rest, zr.Epsilon(STAB)), *_structural(net)]
-    ))
-    torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-9)
+    first, *rest = _weighted(NETS[net_name][0]())
+    _compare_by_name(net_name, torch.tensor([2, 0, 1, 1]),
+                     [([first], FIRST[rule]), (rest, RULES["epsilon"])])
 
 
 def test_bias_makes_a_difference_here():
