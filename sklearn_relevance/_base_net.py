@@ -150,7 +150,9 @@ class _RelevanceNetBase(NeuralNet):
         skorch's save/load idiom works once the estimator knows the sizes
         ``fit`` would infer: pass the shape of one sample as
         ``module__input_shape`` and, for a classifier, ``classes=``
-        (a regressor takes ``module__n_outputs``, default 1)::
+        (a regressor takes ``module__n_outputs``, default 1). A module
+        instance with an ``input_shape`` attribute (the library's modules)
+        needs no ``module__input_shape``::
 
             net = RelevanceNetClassifier(module__input_shape=(64,),
                                          classes=np.arange(10))
@@ -174,6 +176,10 @@ class _RelevanceNetBase(NeuralNet):
         """Set what ``fit`` infers from the data from the parameters instead."""
         given = NeuralNet.get_params_for(self, "module")
         shape = given.get("input_shape")
+        if shape is None and isinstance(self.module, torch.nn.Module):
+            # library modules (MLP, SpectrumCNN, ImageCNN, ...) know their input
+            shape = getattr(self.module, "input_shape", None)
+            given["input_shape"] = shape
         n_outputs, missing = self._outputs_without_fit(given.get("n_outputs"))
         if shape is None:
             missing = ["module__input_shape (the shape of one sample, e.g. (64,))",

@@ -128,3 +128,16 @@ def test_joblib_round_trip(fitted, digits, tmp_path):
     loaded = joblib.load(tmp_path / "net.joblib")
     np.testing.assert_allclose(loaded.predict_proba(X), fitted.predict_proba(X))
     np.testing.assert_allclose(loaded.explain(X[:4]), fitted.explain(X[:4]))
+
+
+def test_module_instance_knows_its_input_shape(digits, tmp_path):
+    """A library module instance carries input_shape: classes suffice."""
+    from sklearn_relevance.modules import MLP
+
+    X, y = digits
+    net = RelevanceNetClassifier(MLP((64,), 10, hidden_units=(16,)), max_epochs=1,
+                                 random_state=0).fit(X, y)
+    net.save_params(f_params=tmp_path / "m.pt")
+    new = RelevanceNetClassifier(MLP((64,), 10, hidden_units=(16,)), classes=range(10))
+    new.initialize().load_params(f_params=tmp_path / "m.pt")
+    np.testing.assert_allclose(new.predict_proba(X), net.predict_proba(X))
