@@ -136,9 +136,80 @@ class _RelevanceNetBase(NeuralNet):
             accepted = _accepted_kwargs(self._module_class())
             for key, value in (("input_shape", self.input_shape_),
                                ("n_outputs", self.n_outputs_)):
-                if key not in params and (accepted is None or key in accepted):
+                if accepted is not None and key not in accepted:
+                    # module__input_shape / module__n_outputs given for
+                    # ``initialize`` serve the estimator, not such a module
+                    params.pop(key, None)
+                elif key not in params:
                     params[key] = value
         return params
+
+    # ------------------------------------------------------- save and load
+    def initialize(self):
+        """Initialise the network without fitting, e.g. to load saved weights.
+
+        skorch's save/load idiom works once the estimator knows the sizes
+        ``fit`` would infer: pass the shape of one sample as
+        ``module__input_shape`` and, for a classifier, ``classes=``
+        (a regressor takes ``module__n_outputs``, default 1). A module
+        instance with an ``input_shape`` attribute (the library's modules)
+        needs no ``module__input_shape``::
+
+            net = RelevanceNetClassifier(module__input_shape=(64,),
+                                         classes=np.arange(10))
+            net.initialize()
+            net.load_params(f_params="params.pt")
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Before ``fit``, when those parameters are missing.
+        """
+        if getattr(self, "input_shape_", None) is None:
+            self._initialize_sizes()
+        return super().initialize()
+
+    def _initialize_sizes(self):
+        """Set what ``fit`` infers from the data from the parameters instead."""
+        given = NeuralNet.get_params_for(self, "module")
+        shape = given.get("input_shape")
+        if shape is None and isinstance(self.module, torch.nn.Module):
+            # library modules (MLP, SpectrumCNN, ImageCNN, ...) know their input
+            shape = getattr(self.module, "input_shape", None)
+            given["input_shape"] = shape
+        n_outputs, missing = self._outputs_without_fit(given.get("n_outputs"))
+        if shape is None:
+            missing = ["module__input_shape (the shape of one sample, e.g. (64,))",
+                       *missing]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}.initialize() before fit needs the sizes fit "
+                f"would infer from the data: pass {' and '.join(missing)}. "
+                "Or fit the estimator, or load a pickled/joblib copy."
+            )
+        if isinstance(shape, Mapping):
+            shape = {k: tuple(int(d) for d in v) for k, v in shape.items()}
+        else:
+            try:
+                shape = tuple(int(d) for d in np.atleast_1d(shape))
+            except (TypeError, ValueError):
+                shape = None
+            if not shape or min(shape) < 1:
+                raise ValueError(
+                    f"The 'module__input_shape' parameter of {type(self).__name__} "
+                    "must be the shape of one sample (a tuple of positive ints, or a "
+                    f"dict of them per modality). Got {given['input_shape']!r} instead."
+                )
+        self.relevance_explainer_ = self._check_relevance_params()
+        self._penalty_fn = None
+        self.input_shape_ = shape
+        self.n_outputs_ = n_outputs
+        if not isinstance(shape, Mapping) and len(shape) == 1:
+            self.n_features_in_ = shape[0]
 
     def _module_class(self):
         module = self.module
@@ -156,6 +227,8 @@ class _RelevanceNetBase(NeuralNet):
         if isinstance(self.module, torch.nn.Module):
             # an instance is used as is (skorch semantics): no size injection
             kwargs = super().get_params_for("module")
+            for key in ("input_shape", "n_outputs"):
+                kwargs.pop(key, None)
             self.module_ = self.initialized_instance(self.module, kwargs)
             return self
         return super().initialize_module()
@@ -186,6 +259,17 @@ class _RelevanceNetBase(NeuralNet):
             self._params_to_validate.add(key)
             self._penalty_fn = None
         return super().set_params(**params)
+
+    def _get_params_html(self, deep=True, doc_link=""):
+        # the HTML repr lists parameters; skorch's deep get_params adds every
+        # default callback's parameters (callbacks__<name>__*), which nobody
+        # set: keep only those given explicitly
+        params = super()._get_params_html(deep=deep, doc_link=doc_link)
+        own = set(vars(self))
+        for key in [k for k in params if k.startswith("callbacks__") and k not in own]:
+            del params[key]
+        params.non_default = tuple(k for k in params.non_default if k in params)
+        return params
 
     def initialize_virtual_params(self):
         self.virtual_params_ = {}
@@ -385,8 +469,12 @@ class _RelevanceNetBase(NeuralNet):
         X = self._check_predict_input(X)
         return self.forward(X).detach().cpu().numpy()
 
-    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None):
+    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None,
+                explainer_params=None, **params):
         """Relevance of each input feature for the network's output.
+
+        To explain a Pipeline or a search from raw X, use
+        :func:`sklearn_relevance.explain`.
 
         Parameters
         ----------
@@ -408,16 +496,31 @@ class _RelevanceNetBase(NeuralNet):
             ``batch_size``. Explainers that expand the batch (IG steps,
             SmoothGrad samples) chunk further by their own
             ``internal_batch_size``.
+        explainer_params : dict, optional
+            Parameters of the explainer by name, e.g. ``{"n_steps": 64}``.
+        **params
+            The same by keyword: ``explain(X, explainer="ig", n_steps=64)``.
+            They override ``explainer_params`` and, without ``explainer``,
+            the ``relevance_explainer__*`` parameters. An unknown name raises
+            ``ValueError`` naming it.
 
         Returns
         -------
         ndarray of X's shape, or a dict of arrays for dict X
         """
+        if explainer_params is not None and not isinstance(explainer_params, Mapping):
+            raise ValueError(
+                "The 'explainer_params' parameter of explain must be a dict or None. "
+                f"Got {type(explainer_params).__name__} instead."
+            )
         X = self._check_predict_input(X)
         if explainer is None:
             exp = self._make_explainer(self.relevance_explainer, with_params=True)
         else:
             exp = self._make_explainer(explainer)
+        params = {**(explainer_params or {}), **params}
+        if params:
+            exp = get_explainer(exp, param_name="explainer", **params)
         n = batch_len(X)
         targets = self._explain_targets(target, y, n)
         bs = batch_size if batch_size is not None else self.batch_size

@@ -551,7 +551,7 @@ def available_explainers() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_explainer(explainer, *, param_name: str = "explainer"):
+def get_explainer(explainer, *, param_name: str = "explainer", **params):
     """Return an explainer instance from a name or an instance.
 
     Parameters
@@ -559,9 +559,15 @@ def get_explainer(explainer, *, param_name: str = "explainer"):
     explainer : str or explainer object
         A registered name (see :func:`available_explainers`) or an object
         with an ``explain(module, X, target, *, create_graph=False)`` method,
-        which is returned unchanged.
+        which is returned unchanged when no ``params`` are given (a clone
+        with ``params`` set otherwise).
     param_name : str
         Name used in error messages.
+    **params
+        Parameters of the explainer by name, e.g.
+        ``get_explainer("integrated_gradients", n_steps=64)``; they override
+        the ones a name stands for. An unknown name raises ``ValueError``
+        naming it and the valid ones.
 
     Returns
     -------
@@ -572,6 +578,8 @@ def get_explainer(explainer, *, param_name: str = "explainer"):
     >>> from sklearn_relevance.explainers import get_explainer
     >>> get_explainer("gradient_x_input")
     GradientXInput()
+    >>> get_explainer("ig", n_steps=64)
+    IntegratedGradients(n_steps=64)
     """
     if isinstance(explainer, str):
         try:
@@ -584,10 +592,35 @@ def get_explainer(explainer, *, param_name: str = "explainer"):
             ) from None
         package = __name__.rsplit(".", 1)[0] if mod.startswith(".") else None
         cls = getattr(importlib.import_module(mod, package), clsname)
-        return cls(**kwargs)
+        if params:
+            _check_explainer_params(cls, params, repr(explainer))
+        return cls(**{**kwargs, **params})
     if callable(getattr(explainer, "explain", None)):
-        return explainer
+        if not params:
+            return explainer
+        if not hasattr(explainer, "get_params"):
+            raise ValueError(
+                f"Explainer parameters {sorted(params)} were given for a "
+                f"{type(explainer).__name__}, which has no get_params/set_params; "
+                "set them on the object instead."
+            )
+        from sklearn.base import clone
+
+        _check_explainer_params(type(explainer), params, "object")
+        return clone(explainer).set_params(**params)
     raise ValueError(
         f"The '{param_name}' parameter must be a str among {available_explainers()} "
         f"or an object with an 'explain' method. Got {type(explainer).__name__} instead."
     )
+
+
+def _check_explainer_params(cls, params, what):
+    """Raise ``ValueError`` naming each parameter ``cls`` does not take."""
+    valid = cls._get_param_names() if hasattr(cls, "_get_param_names") else []
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise ValueError(
+            f"Unknown parameter {names} for the explainer {what} ({cls.__name__}). "
+            f"Valid parameters are: {sorted(valid)}."
+        )

@@ -20,7 +20,7 @@ from ._layers import LayerView
 from ._relay import relay, shares
 from .canonizers import Canonizer, MergeBatchNorm
 from .composites import Composite, composite_error, composite_from_dict, make_composite
-from .rules import _check_real
+from .rules import _check_bool, _check_real
 
 __all__ = ["LRP"]
 
@@ -171,6 +171,15 @@ class LRP(BaseExplainer):
     low, high : float, array-like or None, default=None
         Input bounds of the box rule (``"epsilon_gamma_box"``); None takes
         each sample's minimum / maximum.
+    bias : bool, default=False
+        Whether the z+ and alpha-beta rules of the named composites count
+        the layers' biases. ``True`` equals zennit's rules and composites
+        (``EpsilonPlus``, ``EpsilonAlpha2Beta1``); relevance is then
+        conserved only up to what the biases absorb.
+    generalized_gamma : bool, default=False
+        Use the generalised gamma rule (zennit's ``Gamma``, which treats
+        negative inputs and negative outputs separately) in
+        ``"epsilon_gamma_box"``.
     canonizers : "auto", list of Canonizer or None, default="auto"
         ``"auto"`` merges BatchNorm into the preceding Linear / Conv layer
         of ``nn.Sequential`` containers (eval mode) with
@@ -196,21 +205,27 @@ class LRP(BaseExplainer):
         return not isinstance(self.composite, str)
 
     def __init__(self, composite="epsilon_plus", *, epsilon=1e-6, gamma=0.25,
-                 low=None, high=None, canonizers="auto"):
+                 low=None, high=None, bias=False, generalized_gamma=False,
+                 canonizers="auto"):
         self.composite = composite
         self.epsilon = epsilon
         self.gamma = gamma
         self.low = low
         self.high = high
+        self.bias = bias
+        self.generalized_gamma = generalized_gamma
         self.canonizers = canonizers
 
     def _make_composite(self):
         _check_real("LRP", "epsilon", self.epsilon, low=0)
         _check_real("LRP", "gamma", self.gamma, low=0, strict=False)
+        _check_bool("LRP", "bias", self.bias)
+        _check_bool("LRP", "generalized_gamma", self.generalized_gamma)
         composite = self.composite
         if isinstance(composite, str):
             return make_composite(composite, epsilon=self.epsilon, gamma=self.gamma,
-                                  low=self.low, high=self.high)
+                                  low=self.low, high=self.high, bias=self.bias,
+                                  generalized_gamma=self.generalized_gamma)
         if isinstance(composite, Mapping):
             return composite_from_dict(composite, epsilon=self.epsilon)
         if isinstance(composite, Composite):
