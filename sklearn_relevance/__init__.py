@@ -18,6 +18,7 @@ _LAZY = {
     "RelevanceNetClassifier": ".estimators",
     "RelevanceNetRegressor": ".estimators",
     "RelevancePenalty": ".penalties",
+    "explain": "._explain",
     # explainers
     "get_explainer": ".explainers",
     "available_explainers": ".explainers",

@@ -34,12 +34,27 @@ from pathlib import Path
 __all__ = ["build_parser", "main"]
 
 
-def build_parser():
-    """The argument parser of ``python -m sklearn_relevance``."""
+def _prog():
+    """The command's own name: ``sklearn-relevance`` when run as the console
+    script, ``python -m sklearn_relevance`` otherwise."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if name.startswith("sklearn-relevance"):  # sklearn-relevance(.exe)
+        return "sklearn-relevance"
+    return "python -m sklearn_relevance"
+
+
+def build_parser(prog=None):
+    """The argument parser of ``python -m sklearn_relevance``.
+
+    Parameters
+    ----------
+    prog : str, optional
+        The name shown in usage and help; by default the command's own name.
+    """
     from .ims._demo import DEFAULT_PENALTIES
 
     parser = argparse.ArgumentParser(
-        prog="python -m sklearn_relevance",
+        prog=prog if prog is not None else _prog(),
         description="sklearn-relevance: relevance-regularised neural networks.",
     )
     sub = parser.add_subparsers(dest="command", required=True)

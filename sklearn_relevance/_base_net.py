@@ -46,6 +46,7 @@ from ._validation import (
     sample_shape,
 )
 from .explainers import available_explainers, get_explainer
+from .explainers._base import module_access, predicted_classes, shares_module
 from .modules import default_module
 from .penalties import NORMS, RelevancePenalty
 
@@ -142,9 +143,80 @@ class _RelevanceNetBase(NeuralNet):
             accepted = _accepted_kwargs(self._module_class())
             for key, value in (("input_shape", self.input_shape_),
                                ("n_outputs", self.n_outputs_)):
-                if key not in params and (accepted is None or key in accepted):
+                if accepted is not None and key not in accepted:
+                    # module__input_shape / module__n_outputs given for
+                    # ``initialize`` serve the estimator, not such a module
+                    params.pop(key, None)
+                elif key not in params:
                     params[key] = value
         return params
+
+    # ------------------------------------------------------- save and load
+    def initialize(self):
+        """Initialise the network without fitting, e.g. to load saved weights.
+
+        skorch's save/load idiom works once the estimator knows the sizes
+        ``fit`` would infer: pass the shape of one sample as
+        ``module__input_shape`` and, for a classifier, ``classes=``
+        (a regressor takes ``module__n_outputs``, default 1). A module
+        instance with an ``input_shape`` attribute (the library's modules)
+        needs no ``module__input_shape``::
+
+            net = RelevanceNetClassifier(module__input_shape=(64,),
+                                         classes=np.arange(10))
+            net.initialize()
+            net.load_params(f_params="params.pt")
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Before ``fit``, when those parameters are missing.
+        """
+        if getattr(self, "input_shape_", None) is None:
+            self._initialize_sizes()
+        return super().initialize()
+
+    def _initialize_sizes(self):
+        """Set what ``fit`` infers from the data from the parameters instead."""
+        given = NeuralNet.get_params_for(self, "module")
+        shape = given.get("input_shape")
+        if shape is None and isinstance(self.module, torch.nn.Module):
+            # library modules (MLP, SpectrumCNN, ImageCNN, ...) know their input
+            shape = getattr(self.module, "input_shape", None)
+            given["input_shape"] = shape
+        n_outputs, missing = self._outputs_without_fit(given.get("n_outputs"))
+        if shape is None:
+            missing = ["module__input_shape (the shape of one sample, e.g. (64,))",
+                       *missing]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}.initialize() before fit needs the sizes fit "
+                f"would infer from the data: pass {' and '.join(missing)}. "
+                "Or fit the estimator, or load a pickled/joblib copy."
+            )
+        if isinstance(shape, Mapping):
+            shape = {k: tuple(int(d) for d in v) for k, v in shape.items()}
+        else:
+            try:
+                shape = tuple(int(d) for d in np.atleast_1d(shape))
+            except (TypeError, ValueError):
+                shape = None
+            if not shape or min(shape) < 1:
+                raise ValueError(
+                    f"The 'module__input_shape' parameter of {type(self).__name__} "
+                    "must be the shape of one sample (a tuple of positive ints, or a "
+                    f"dict of them per modality). Got {given['input_shape']!r} instead."
+                )
+        self.relevance_explainer_ = self._check_relevance_params()
+        self._penalty_fn = None
+        self.input_shape_ = shape
+        self.n_outputs_ = n_outputs
+        if not isinstance(shape, Mapping) and len(shape) == 1:
+            self.n_features_in_ = shape[0]
 
     def _module_class(self):
         module = self.module
@@ -162,6 +234,8 @@ class _RelevanceNetBase(NeuralNet):
         if isinstance(self.module, torch.nn.Module):
             # an instance is used as is (skorch semantics): no size injection
             kwargs = super().get_params_for("module")
+            for key in ("input_shape", "n_outputs"):
+                kwargs.pop(key, None)
             self.module_ = self.initialized_instance(self.module, kwargs)
             return self
         return super().initialize_module()
@@ -192,6 +266,17 @@ class _RelevanceNetBase(NeuralNet):
             self._params_to_validate.add(key)
             self._penalty_fn = None
         return super().set_params(**params)
+
+    def _get_params_html(self, deep=True, doc_link=""):
+        # the HTML repr lists parameters; skorch's deep get_params adds every
+        # default callback's parameters (callbacks__<name>__*), which nobody
+        # set: keep only those given explicitly
+        params = super()._get_params_html(deep=deep, doc_link=doc_link)
+        own = set(vars(self))
+        for key in [k for k in params if k.startswith("callbacks__") and k not in own]:
+            del params[key]
+        params.non_default = tuple(k for k in params.non_default if k in params)
+        return params
 
     def initialize_virtual_params(self):
         self.virtual_params_ = {}
@@ -401,6 +486,19 @@ class _RelevanceNetBase(NeuralNet):
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         return as_torch(X)
 
+    def evaluation_step(self, batch, training=False):
+        """skorch's prediction step, in eval mode under the module's lock.
+
+        The module's training flags are restored afterwards, and a
+        concurrent ``explain`` never sees the mode switched under it (see
+        :func:`~sklearn_relevance.explainers._locking.module_access`).
+        """
+        module = getattr(self, "module_", None)
+        if training or not isinstance(module, torch.nn.Module):
+            return super().evaluation_step(batch, training)
+        with module_access(module, shared=True, eval_mode=True):
+            return super().evaluation_step(batch, training)
+
     def forward_output(self, X):
         """Raw module output (logits for a classifier) as a float64 numpy array."""
         X = self._check_predict_input(X)
@@ -416,8 +514,8 @@ class _RelevanceNetBase(NeuralNet):
         about 1e-7. A float64 copy of the trained network (float32 weights
         are exact in float64) makes each sample's output independent of the
         batch to about 1e-16, as scikit-learn expects
-        (``check_methods_subset_invariance``). The copy is made per call and
-        the fitted module is left untouched (not even switched to eval mode).
+        (``check_methods_subset_invariance``). The copy is made per call, under
+        the module's lock; the fitted module is left as it was.
         A module that cannot run in float64 (a float32 tensor held outside
         its parameters and buffers, a device without float64) is predicted
         in float32, as skorch does.
@@ -430,7 +528,13 @@ class _RelevanceNetBase(NeuralNet):
             if dtype is None:
                 raise
         # float64 failed inside the module: predict in float32, on a copy too
-        return self._outputs_of_copy(copy.deepcopy(self.module_).eval(), X, None, nonlin)
+        return self._outputs_of_copy(self._module_copy().eval(), X, None, nonlin)
+
+    def _module_copy(self):
+        """A copy of ``module_`` taken under its lock, so that no hook or
+        forward override of a concurrent ``explain`` (LRP, Grad-CAM) is copied."""
+        with module_access(self.module_, shared=True, eval_mode=True):
+            return copy.deepcopy(self.module_)
 
     def _outputs_of_copy(self, module, X, dtype, nonlin):
         outputs = []
@@ -443,7 +547,7 @@ class _RelevanceNetBase(NeuralNet):
         """(eval-mode copy of ``module_``, its float dtype or None for float32)."""
         device = torch.device(self.device) if self.device is not None else None
         dtype = None if device is not None and device.type == "mps" else torch.float64
-        module = copy.deepcopy(self.module_)
+        module = self._module_copy()
         if dtype is not None:
             module = module.to(dtype)
         return module.eval(), dtype
@@ -457,8 +561,12 @@ class _RelevanceNetBase(NeuralNet):
             out = module(**Xi) if isinstance(Xi, Mapping) else module(Xi)
         return out[0] if isinstance(out, tuple) else out
 
-    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None):
+    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None,
+                explainer_params=None, **params):
         """Relevance of each input feature for the network's output.
+
+        To explain a Pipeline or a search from raw X, use
+        :func:`sklearn_relevance.explain`.
 
         Parameters
         ----------
@@ -480,16 +588,31 @@ class _RelevanceNetBase(NeuralNet):
             ``batch_size``. Explainers that expand the batch (IG steps,
             SmoothGrad samples) chunk further by their own
             ``internal_batch_size``.
+        explainer_params : dict, optional
+            Parameters of the explainer by name, e.g. ``{"n_steps": 64}``.
+        **params
+            The same by keyword: ``explain(X, explainer="ig", n_steps=64)``.
+            They override ``explainer_params`` and, without ``explainer``,
+            the ``relevance_explainer__*`` parameters. An unknown name raises
+            ``ValueError`` naming it.
 
         Returns
         -------
         ndarray of X's shape, or a dict of arrays for dict X
         """
+        if explainer_params is not None and not isinstance(explainer_params, Mapping):
+            raise ValueError(
+                "The 'explainer_params' parameter of explain must be a dict or None. "
+                f"Got {type(explainer_params).__name__} instead."
+            )
         X = self._check_predict_input(X)
         if explainer is None:
             exp = self._make_explainer(self.relevance_explainer, with_params=True)
         else:
             exp = self._make_explainer(explainer)
+        params = {**(explainer_params or {}), **params}
+        if params:
+            exp = get_explainer(exp, param_name="explainer", **params)
         n = batch_len(X)
         targets = self._explain_targets(target, y, n)
         bs = batch_size if batch_size is not None else self.batch_size
@@ -500,10 +623,10 @@ class _RelevanceNetBase(NeuralNet):
             )
         bs = n if bs == -1 else int(bs)
         module = self.module_
-        was_training = module.training
-        module.eval()
         parts = []
-        try:
+        # eval mode, hooks and BatchNorm freezing under the module's lock
+        # (thread safety: explainers/_locking.py)
+        with module_access(module, shared=shares_module(exp), eval_mode=True):
             slices = tqdm(
                 list(iter_slices(n, bs)), desc="explain", unit="batch",
                 disable=not (isinstance(self.verbose, Real) and self.verbose >= 1),
@@ -513,15 +636,10 @@ class _RelevanceNetBase(NeuralNet):
                 tb = targets
                 if isinstance(targets, np.ndarray):
                     tb = torch.as_tensor(targets[sl], device=self.device)
-                elif targets == "predicted":
-                    with torch.no_grad():
-                        out = self.infer(Xb)
-                    out = out[0] if isinstance(out, tuple) else out
-                    tb = out.argmax(1)
+                elif targets == "predicted":  # in passes within the memory budget
+                    tb = predicted_classes(self.infer, Xb, module)
                 rel = exp.explain(module, Xb, tb)
                 parts.append(_to_numpy(rel))
-        finally:
-            module.train(was_training)
         if isinstance(parts[0], Mapping):
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return np.concatenate(parts)
@@ -539,6 +657,11 @@ class _RelevanceNetBase(NeuralNet):
             if y is None:
                 raise ValueError("target='true' needs the true labels: pass y to explain.")
             return self._encode_targets(y, n)
+        if isinstance(target, (bool, np.bool_)):  # not a class index
+            raise ValueError(
+                "The 'target' parameter of explain must be None, 'true', an int or an "
+                f"array of ints. Got the bool {target!r} instead."
+            )
         if isinstance(target, (Integral, np.integer)):
             if not -k <= int(target) < k:
                 raise ValueError(

@@ -117,6 +117,30 @@ def as_torch(X):
     return torch.from_numpy(arr)
 
 
+def check_finite_tensor(X, *, name="X", owner=None):
+    """Raise ``ValueError`` when a tensor (or a dict of them) holds NaN or infinity.
+
+    The messages are scikit-learn's (``"Input X contains NaN."``), as the
+    estimators' ``check_input`` raises them, with the owner named when given.
+    The check runs on the tensor's device (one reduction, no copy to the host).
+    """
+    if isinstance(X, Mapping):
+        for key, value in X.items():
+            check_finite_tensor(value, name=f"{name}[{key!r}]", owner=owner)
+        return
+    if not torch.is_tensor(X) or not torch.is_floating_point(X):
+        return
+    values = X.detach()
+    if bool(torch.isfinite(values).all()):
+        return
+    where = f" of {owner}" if owner else ""
+    if bool(torch.isnan(values).any()):
+        raise ValueError(f"Input {name}{where} contains NaN.")
+    raise ValueError(
+        f"Input {name}{where} contains infinity or a value too large for {values.dtype}."
+    )
+
+
 def device_problem(device):
     """Why torch cannot use ``device`` here (a sentence), or None when it can.
 

@@ -110,6 +110,12 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
     relevance_target : {{"true", "predicted", "all"}}, default="true"
         Class whose relevance is penalised: the true class, the predicted
         class, or every class (their norms add up).
+    classes : array-like of shape (n_classes,), default=None
+        All class labels, as skorch's ``NeuralNetClassifier`` takes them:
+        ``fit`` then accepts data that lacks some classes, and
+        :meth:`initialize` (with ``module__input_shape``) builds the
+        network without data, so saved parameters can be loaded. ``None``
+        takes the classes found in ``y``.
 
     Attributes
     ----------
@@ -128,10 +134,47 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
     (3, 64)
     """
 
+    def __init__(self, module=None, *, relevance_penalty=0.0,
+                 relevance_explainer="gradient_x_input", relevance_norm="l1",
+                 relevance_target="true", classes=None, **kwargs):
+        super().__init__(
+            module, relevance_penalty=relevance_penalty,
+            relevance_explainer=relevance_explainer, relevance_norm=relevance_norm,
+            relevance_target=relevance_target, **kwargs,
+        )
+        self.classes = classes
+
     def _default_criterion(self, **kwargs):
         return torch.nn.CrossEntropyLoss(**kwargs)
 
     _is_regressor = False
+
+    def _given_classes(self):
+        """``classes`` as a sorted array of at least 2 labels, or None."""
+        if self.classes is None:
+            return None
+        classes = np.asarray(self.classes)
+        if classes.ndim != 1 or len(np.unique(classes)) < 2:
+            raise ValueError(
+                f"The 'classes' parameter of {type(self).__name__} must be None or a "
+                "1D array-like of at least 2 distinct labels. Got "
+                f"{self.classes!r} instead."
+            )
+        return np.unique(classes)
+
+    def _outputs_without_fit(self, n_outputs):
+        classes = self._given_classes()
+        if classes is None:
+            return None, ["classes (the class labels, as skorch's NeuralNetClassifier "
+                          "takes them)"]
+        if n_outputs is not None and n_outputs != len(classes):
+            raise ValueError(
+                f"The 'module__n_outputs' parameter of {type(self).__name__} "
+                f"({n_outputs!r}) must equal the number of classes ({len(classes)}). "
+                "Leave it out: classes sets it."
+            )
+        self.classes_ = classes
+        return len(classes), []
 
     def _extra_default_callbacks(self):
         return [("valid_acc", EpochScoring(_encoded_accuracy, name="valid_acc",
@@ -155,7 +198,10 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
                 f"[{batch_len(X)}, {y.shape[0]}]"
             )
         check_classification_targets(y)
-        if refit:
+        if refit and self.classes is not None:
+            self.classes_ = self._given_classes()
+            self.n_outputs_ = len(self.classes_)
+        elif refit:
             encoder = LabelEncoder().fit(y)
             if len(encoder.classes_) < 2:
                 raise ValueError(
@@ -275,6 +321,16 @@ class RelevanceNetRegressor(RegressorMixin, _RelevanceNetBase):
 
     def _default_criterion(self, **kwargs):
         return torch.nn.MSELoss(**kwargs)
+
+    def _outputs_without_fit(self, n_outputs):
+        n_outputs = 1 if n_outputs is None else n_outputs
+        if not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
+            raise ValueError(
+                f"The 'module__n_outputs' parameter of {type(self).__name__} must be "
+                f"a positive int. Got {n_outputs!r} instead."
+            )
+        self._y_ndim = 1 if n_outputs == 1 else 2
+        return int(n_outputs), []
 
     def _prepare_y(self, y, X, refit=True):
         if y is None:

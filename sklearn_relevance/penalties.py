@@ -16,7 +16,12 @@ from collections.abc import Mapping
 import torch
 
 from .explainers import get_explainer
-from .explainers._base import flatten_inputs, frozen_batchnorm_stats, select_output
+from .explainers._base import (
+    flatten_inputs,
+    frozen_batchnorm_stats,
+    gradient_wrt_inputs,
+    select_output,
+)
 from .explainers.gradient import Gradient, GradientXInput
 
 __all__ = ["RelevancePenalty", "relevance_norm"]
@@ -140,7 +145,7 @@ class RelevancePenalty:
             if fast:
                 rel = _gradient_relevance(
                     explainer, X, y_pred, target, create_graph=create_graph,
-                    retain_graph=retain,
+                    retain_graph=retain, module=module,
                 )
             else:
                 with frozen_batchnorm_stats(module):
@@ -158,16 +163,15 @@ def _n_outputs(out):
     return 1 if out.ndim == 1 else int(out[0].numel())
 
 
-def _gradient_relevance(explainer, X, y_pred, target, *, create_graph, retain_graph):
+def _gradient_relevance(explainer, X, y_pred, target, *, create_graph, retain_graph,
+                        module=None):
     """Gradient (x input) relevance from an existing forward pass."""
     tensors, rebuild = flatten_inputs(X)
     out = _first(y_pred)
     score = out.sum() if target == "sum" else select_output(out, target).sum()
-    grads = torch.autograd.grad(
-        score, tensors, create_graph=create_graph, retain_graph=retain_graph,
-        allow_unused=True,
-    )
-    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+    # raises when the output does not depend on X (the penalty would be 0)
+    grads = gradient_wrt_inputs(score, tensors, module, create_graph=create_graph,
+                                retain_graph=retain_graph)
     if isinstance(explainer, GradientXInput):
         grads = [g * t for g, t in zip(grads, tensors)]
     elif getattr(explainer, "absolute", False):

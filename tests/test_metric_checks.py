@@ -26,7 +26,7 @@ def test_non_finite_baseline_refused(fitted, baseline):
     """``baseline=np.nan`` gave NaN curves without an error."""
     net, X, y, rel = fitted
     with pytest.raises(ValueError, match="'baseline' parameter of perturbation_curve "
-                                         "must give finite values"):
+                                         "must hold finite values"):
         perturbation_curve(net, X, rel, baseline=baseline, steps=3)
     with pytest.raises(ValueError, match="finite"):
         deletion_auc(net, X, rel, baseline=baseline, steps=3)

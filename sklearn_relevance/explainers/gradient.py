@@ -24,11 +24,14 @@ from ._base import (
     get_explainer,
     input_gradient,
     map_inputs,
+    module_access,
     module_errors,
     repeat_target,
     select_output,
+    wrapped_shares_module,
     wrapped_uses_layers,
 )
+from .._validation import check_finite_tensor
 from ._baselines import resolve_baselines
 from ._engine import (
     expanded_chunks,
@@ -74,6 +77,7 @@ class Gradient(BaseExplainer):
     _parameter_constraints = {"absolute": ["boolean"]}
 
     uses_layers = False
+    shares_module = True
 
     def __init__(self, *, absolute=False):
         self.absolute = absolute
@@ -106,6 +110,7 @@ class GradientXInput(BaseExplainer):
     """
 
     uses_layers = False
+    shares_module = True
 
     def __init__(self):
         pass
@@ -236,6 +241,7 @@ callable, default=0.0
     }
 
     uses_layers = False
+    shares_module = True
 
     def __init__(self, *, n_steps=50, method="gausslegendre", baselines=0.0,
                  internal_batch_size=None, multiply_by_inputs=True):
@@ -290,8 +296,9 @@ callable, default=0.0
         Tensor of shape (n,)
         """
         check_inputs(X)
+        check_finite_tensor(X, owner=type(self).__name__)
         base = resolve_baselines(self.baselines, X, owner=type(self).__name__)
-        with torch.no_grad(), module_errors(X):
+        with torch.no_grad(), module_access(module, shared=True), module_errors(X):
             diff = select_output(forward(module, X), target) - select_output(
                 forward(module, base), target)
         parts, _ = flatten_inputs(attributions)
@@ -425,6 +432,11 @@ class SmoothGrad(BaseExplainer):
     def uses_layers(self):
         """As the wrapped explainer's (see :class:`BaseExplainer`)."""
         return wrapped_uses_layers(self.explainer)
+
+    @property
+    def shares_module(self):
+        """As the wrapped explainer's (see :class:`BaseExplainer`)."""
+        return wrapped_shares_module(self.explainer)
 
     def __init__(self, explainer="gradient", *, n_samples=50, noise_level=0.15,
                  stdevs=None, squared=False, var=False, internal_batch_size=None,

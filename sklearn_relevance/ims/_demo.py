@@ -193,8 +193,8 @@ def _fit_and_compare(X, y, labs, mz, cfg, log):
     scorer, sparseness = _sparseness_tools(log)
 
     def scoring(estimator, X_test, y_test):
-        # one callable returning both scores: scikit-learn's multimetric dict
-        # would look for an 'explain' method on the Pipeline itself
+        # one callable returning both scores, so the sparseness scorer can be
+        # left out when its metric is unavailable
         scores = {"accuracy": estimator.score(X_test, y_test)}
         if scorer is not None:
             scores["sparseness"] = scorer(estimator, X_test, y_test)

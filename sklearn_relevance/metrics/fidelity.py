@@ -121,16 +121,6 @@ def _response(out, target, response):
     return out.gather(-1, idx)[..., 0]
 
 
-def _check_finite_baseline(base, baseline):
-    """NaN or inf baselines would give NaN or inf curves that look like data."""
-    if not bool(torch.isfinite(base).all()):
-        shown = baseline if isinstance(baseline, (str, float, int)) else type(baseline).__name__
-        raise ValueError(
-            "The 'baseline' parameter of perturbation_curve must give finite values. "
-            f"Got {shown!r}, whose values hold NaN or infinity, instead."
-        )
-
-
 def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20,
                        baseline=0.0, response="logit", target=None, kind="deletion",
                        batch_size=None, random_state=None):
@@ -228,7 +218,6 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
         )
     tgt = _target_spec(final, target, y, n, device)
     base = resolve_baselines(baseline, X, name="baseline", owner="perturbation_curve")
-    _check_finite_baseline(base, baseline)
     pos = _positions(rel_flat, order, random_state)
     counts = (torch.arange(steps + 1, device=device) * F) // steps
     rel_shape, x_shape = tuple(rel.shape[1:]), tuple(X.shape[1:])
