@@ -194,6 +194,20 @@ class _RelevanceNetBase(NeuralNet):
             setattr(self, key, params.pop(key))
             self._params_to_validate.add(key)
             self._penalty_fn = None
+        # the penalty object's own parameters, scikit-learn's nested way
+        term = {k.split("__", 1)[1]: params.pop(k) for k in list(params)
+                if k.startswith("relevance_term__")}
+        if "relevance_term" in params:
+            self.relevance_term = params.pop("relevance_term")
+            self._penalty_fn = None
+        if term:
+            if self.relevance_term is None:
+                raise ValueError(
+                    "relevance_term__<name> parameters need a relevance_term object. "
+                    f"Got relevance_term=None with {sorted(term)}."
+                )
+            self.relevance_term.set_params(**term)
+            self._penalty_fn = None
         return super().set_params(**params)
 
     def initialize_virtual_params(self):

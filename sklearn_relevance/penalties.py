@@ -306,13 +306,10 @@ class RelevancePenalty(BaseEstimator):
             if m is None:
                 total = total + _per_sample_norm(r, self.norm)
                 continue
-            m = m.to(dtype=r.dtype)
-            outside = r * (1 - torch.nan_to_num(m, nan=0.0))
-            norms = _per_sample_norm(outside, self.norm)
-            if self.unannotated == "skip":
-                annotated = ~torch.isnan(m.reshape(m.shape[0], -1)[:, 0])
-                norms = norms * annotated.to(norms.dtype)
-            total = total + norms
+            # an unannotated (all-NaN) mask reads as "all allowed" (skip:
+            # no penalty) or "nothing allowed" (drr: the unmasked penalty)
+            allowed = torch.nan_to_num(m, nan=1.0 if self.unannotated == "skip" else 0.0)
+            total = total + _per_sample_norm(r * (1 - allowed.to(r.dtype)), self.norm)
         return total.mean()
 
 
