@@ -183,6 +183,14 @@ def _fmt(values):
     return f"{m:.3f}" if np.isnan(h) else f"{m:.3f} ± {h:.3f}"
 
 
+def _list_table(caption, headers, rows):
+    """reST list-table lines: a caption, a header row, then (name, cells) rows."""
+    lines = [caption, "", ".. list-table::", "   :header-rows: 1", ""]
+    for first, cells in [(headers[0], headers[1:]), *rows]:
+        lines += [f"   * - {first}", *(f"     - {c}" for c in cells)]
+    return lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny run (seconds)")
@@ -208,22 +216,13 @@ def main(argv=None):
             f"{k}: acc {a:.3f} inside {i:.3f} penalty {p:g}" for k, (a, i, p) in res.items()))
         for k, v in res.items():
             rows.setdefault(k, []).append(v)
-    lines = [
+    lines = _list_table(
         f"Decoy digits: {len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), "
         f"{args.epochs} epochs, penalties {args.penalties}; mean ± 95% t-interval.",
-        "",
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - training",
-        "     - test accuracy",
-        "     - relevance share outside the decoy (test)",
-        "     - penalties chosen",
-    ]
-    for k, vals in rows.items():
-        acc, ins, pen = zip(*vals)
-        lines += [f"   * - {k}", f"     - {_fmt(acc)}", f"     - {_fmt(ins)}",
-                  f"     - {' '.join(f'{p:g}' for p in pen)}"]
+        ["training", "test accuracy", "relevance share outside the decoy (test)",
+         "penalties chosen"],
+        [(k, [_fmt(acc), _fmt(ins), " ".join(f"{p:g}" for p in pen)])
+         for k, (acc, ins, pen) in ((k, zip(*v)) for k, v in rows.items())])
     gain = np.array([m[0] for m in rows["masked (annotation CV)"]]) - np.array(
         [p[0] for p in rows["plain"]])
     over = np.array([m[0] for m in rows["masked (annotation CV)"]]) - np.array(
@@ -241,24 +240,14 @@ def main(argv=None):
                 f"{k}: acc {a:.3f} inside {i:.3f} auc {u:.3f}" for k, (a, i, u) in res.items()))
             for k, v in res.items():
                 ct_rows.setdefault(k, []).append(v)
-        lines += [
+        lines += _list_table(
             f"CT organs (4 real slices, jittered; lesion inside the largest organ, "
             f"corner marker in training; image CNN, {args.ct_epochs} epochs): "
             f"{len(args.ct_seeds)} seeds ({' '.join(map(str, args.ct_seeds))}), "
             f"penalties {args.ct_penalties}, chosen {' '.join(f'{p:g}' for p in chosen)}.",
-            "",
-            ".. list-table::",
-            "   :header-rows: 1",
-            "",
-            "   * - training",
-            "     - test accuracy",
-            "     - relevance share inside the organ",
-            "     - organ-mask ROC-AUC",
-        ]
-        for k, vals in ct_rows.items():
-            acc, ins, auc = zip(*vals)
-            lines += [f"   * - {k}", f"     - {_fmt(acc)}", f"     - {_fmt(ins)}",
-                      f"     - {_fmt(auc)}"]
+            ["training", "test accuracy", "relevance share inside the organ",
+             "organ-mask ROC-AUC"],
+            [(k, [_fmt(c) for c in zip(*v)]) for k, v in ct_rows.items()])
         lines.append("")
     else:
         print(f"CT study skipped: {CT_DIR} not found")

@@ -76,13 +76,14 @@ def _check_one(mask, shape, n, where, owner):
                 "sample and free of NaN otherwise. Got partly NaN masks for samples "
                 f"{np.flatnonzero(partial)[:5].tolist()}."
             )
-    finite = arr[~nan]
-    if finite.size and (finite.min() < 0 or finite.max() > 1 or not np.isfinite(finite).all()):
-        raise ValueError(
-            f"The {where} parameter of {owner} must hold values in [0, 1] (1 where "
-            f"relevance is allowed, 0 where it must vanish). Got values in "
-            f"[{finite.min()}, {finite.max()}] instead."
-        )
+    if not nan.all():
+        low, high = (np.nanmin(arr), np.nanmax(arr)) if nan.any() else (arr.min(), arr.max())
+        if not (0 <= low and high <= 1):  # also refuses infinity
+            raise ValueError(
+                f"The {where} parameter of {owner} must hold values in [0, 1] (1 where "
+                f"relevance is allowed, 0 where it must vanish). Got values in "
+                f"[{low}, {high}] instead."
+            )
     # leading singleton axes, so that the masks broadcast against the relevance
     return np.ascontiguousarray(arr.reshape((n,) + (1,) * (len(shape) - len(mshape)) + mshape))
 
