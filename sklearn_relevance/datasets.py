@@ -258,7 +258,7 @@ def make_decoy_images(*, canvas=12, patch=2, test_size=0.5, decoy_contrast=1.0,
     >>> from sklearn_relevance.datasets import make_decoy_images
     >>> data = make_decoy_images(random_state=0)
     >>> data.X_train.shape, data.relevance_mask_train.shape
-    ((898, 1, 12, 12), (898, 1, 12, 12))
+    ((899, 1, 12, 12), (899, 1, 12, 12))
     >>> float(data.decoy_mask_train[0].sum())
     4.0
     """
