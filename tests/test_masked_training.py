@@ -461,3 +461,18 @@ def test_masked_estimator_pickles_and_clones(data):
     again = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(again.predict(X), clf.predict(X))
     assert isinstance(clone(clf).relevance_term, RightReasonsPenalty)
+
+
+def test_dict_input_trains_with_dict_masks_and_a_split():
+    rng = np.random.default_rng(0)
+    X = {"img": rng.normal(size=(24, 1, 8, 8)).astype("float32"),
+         "tab": rng.normal(size=(24, 3)).astype("float32")}
+    y = (X["tab"][:, 0] > 0).astype(int)
+    masks = {"tab": np.tile([1.0, 0.0, 0.0], (24, 1)).astype("float32")}
+    masks["tab"][:4] = np.nan
+    kw = dict(relevance_penalty=0.5, max_epochs=2, random_state=0, train_split=ValidSplit(4))
+    a = RelevanceNetClassifier(**kw).fit(X, y, relevance_mask=masks)
+    b = RelevanceNetClassifier(**kw).fit(X, y)
+    assert np.isfinite(a.history[:, "valid_relevance"]).all()
+    # the allowed tabular feature is not penalised: less penalty than without masks
+    assert a.history[0, "train_relevance"] < b.history[0, "train_relevance"]
