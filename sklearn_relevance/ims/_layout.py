@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._integrity import CHECKSUMS, UUID_ACCESSION, check_uuid
+from ._integrity import verify_checksum as check_checksum
+
 # imzML stores little-endian numbers; pyimzml names them with struct codes.
 _DTYPES = {"f": "<f4", "d": "<f8", "i": "<i4", "l": "<i8"}
 
@@ -69,8 +72,12 @@ def _compressed(parser):
     return any("zlib compression" in g.param_by_name for g in groups)
 
 
-def parse(path) -> Layout:
+def parse(path, *, verify_checksum=False) -> Layout:
     """Parse ``path`` (an .imzML file) and validate it against its .ibd.
+
+    The .ibd's UUID header must equal the UUID the XML declares; with
+    ``verify_checksum`` the whole .ibd is hashed against the declared
+    SHA-1/MD5.
 
     Raises
     ------
@@ -126,7 +133,11 @@ def parse(path) -> Layout:
     )
     layout.metadata["continuous"] = layout.continuous
     layout.metadata["uuid"] = desc.get("universally unique identifier")
+    by_acc = parser.metadata.file_description.param_by_accession
+    check_uuid(imzml, ibd, by_acc.get(UUID_ACCESSION))
     _check_ibd(layout)
+    if verify_checksum:
+        check_checksum(imzml, ibd, {a: by_acc.get(a) for a in CHECKSUMS if a in by_acc})
     if layout.continuous:
         layout.shared_mz = read_blocks(ibd, layout.mz_offsets[:1], layout.mz_lengths[:1],
                                        layout.mz_dtype)

@@ -11,7 +11,6 @@ names, then both files are renamed into place.
 from __future__ import annotations
 
 import os
-import uuid as _uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,8 +157,18 @@ def _read_rows(layout, start, stop, axis, dtype):
     return out
 
 
-def _open(path, mz_range, bin_width, n_bins, mz, dtype):
-    layout = parse(path)
+def _check_flag(value, name, caller):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f"The '{name}' parameter of {caller} must be a bool. Got {value!r} instead."
+        )
+    return bool(value)
+
+
+def _open(path, mz_range, bin_width, n_bins, mz, dtype, verify_checksum=False,
+          caller="read_imzml"):
+    verify_checksum = _check_flag(verify_checksum, "verify_checksum", caller)
+    layout = parse(path, verify_checksum=verify_checksum)
     axis = make_axis(layout, mz_range=mz_range, bin_width=bin_width, n_bins=n_bins,
                      mz=mz)
     dtype = _check_dtype(dtype)
@@ -173,7 +182,7 @@ def _public_metadata(layout):
 
 
 def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
-               dtype=np.float32):
+               dtype=np.float32, verify_checksum=False):
     """Read an imzML file into one array of spectra on a common m/z axis.
 
     Continuous files are read in bulk from a memory map of the .ibd file;
@@ -196,6 +205,10 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
         the ``mz`` of another file so that both share columns.
     dtype : floating dtype or None, default=np.float32
         dtype of ``X``; None keeps the file's own precision.
+    verify_checksum : bool, default=False
+        Hash the whole .ibd file and compare it with the SHA-1 or MD5 the
+        .imzML declares; a file that declares none raises ``ValueError``.
+        (The UUID shared by both files is compared on every read.)
 
     Returns
     -------
@@ -207,8 +220,11 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
     FileNotFoundError
         The .imzML or .ibd file is missing.
     ValueError
-        Cut or malformed XML, a truncated .ibd, continuous spectra of different
-        lengths, an ``mz_range`` outside the data, conflicting options.
+        Cut or malformed XML, a truncated .ibd, an .ibd whose UUID header
+        differs from the UUID in the XML (another acquisition, or an
+        interrupted write), a failed checksum, continuous spectra of
+        different lengths, an ``mz_range`` outside the data, conflicting
+        options.
 
     See Also
     --------
@@ -231,7 +247,8 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
     >>> read_imzml(path, n_bins=1).X.ravel()
     array([ 6., 15.], dtype=float32)
     """
-    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype)
+    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype,
+                                verify_checksum)
     chunk = _chunk_rows(layout, axis, dtype, None, DEFAULT_MEMORY_BUDGET)
     if chunk >= layout.n_pixels:  # one block: no second copy into a preallocated array
         X = _read_rows(layout, 0, layout.n_pixels, axis, dtype)
@@ -245,7 +262,8 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
 
 
 def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=None,
-               mz=None, dtype=np.float32, memory_budget=DEFAULT_MEMORY_BUDGET):
+               mz=None, dtype=np.float32, memory_budget=DEFAULT_MEMORY_BUDGET,
+               verify_checksum=False):
     """Stream an imzML file in chunks of pixels, with memory bounded by the chunk.
 
     The file is parsed and validated (and the m/z axis settled) before the
@@ -258,7 +276,7 @@ def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=N
         The .imzML file.
     chunk_size : int or None
         Pixels per chunk; None sizes chunks to ``memory_budget``.
-    mz_range, bin_width, n_bins, mz, dtype
+    mz_range, bin_width, n_bins, mz, dtype, verify_checksum
         As in :func:`read_imzml`.
     memory_budget : int, default=256 MiB
         Bytes a chunk (with its temporaries) may take when ``chunk_size`` is None.
@@ -279,7 +297,8 @@ def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=N
     >>> [chunk.X.shape for chunk in iter_imzml(path, chunk_size=2)]
     [(2, 2), (1, 2)]
     """
-    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype)
+    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype,
+                                verify_checksum, "iter_imzml")
     chunk = _chunk_rows(layout, axis, dtype, chunk_size, memory_budget)
     meta = _public_metadata(layout)
     mz_axis = np.asarray(axis.mz).copy()
@@ -295,64 +314,18 @@ def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=N
 
 # --------------------------------------------------------------------------- writing
 
-def _check_write_args(path, X, coords, mz):
-    path = Path(path)
-    if path.suffix.lower() in (".imzml", ".ibd"):
-        path = path.with_suffix("")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"Cannot write {str(path)!r}.imzML: folder {str(path.parent)!r} does not exist."
-        )
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(
-            "The 'X' parameter of write_imzml must be a non-empty 2D array "
-            f"(n_pixels, n_mz). Got shape {X.shape} instead."
-        )
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
-            or X.dtype == bool):
-        raise ValueError(
-            "The 'X' parameter of write_imzml must hold real numbers. Got dtype "
-            f"{X.dtype} instead."
-        )
-    coords = np.asarray(coords)
-    if coords.ndim != 2 or coords.shape[0] != X.shape[0] or coords.shape[1] not in (2, 3):
-        raise ValueError(
-            "The 'coords' parameter of write_imzml must have shape (n_pixels, 2) or "
-            f"(n_pixels, 3) with n_pixels={X.shape[0]}. Got shape {coords.shape} instead."
-        )
-    if not np.issubdtype(coords.dtype, np.number) or np.any(coords != np.round(coords)) \
-            or np.any(coords < 1):
-        raise ValueError(
-            "The 'coords' parameter of write_imzml must hold 1-based integer pixel "
-            "coordinates (>= 1)."
-        )
-    coords = coords.astype(np.int64)
-    if coords.shape[1] == 2:
-        coords = np.column_stack([coords, np.ones(len(coords), np.int64)])
-    if len(np.unique(coords, axis=0)) != len(coords):
-        raise ValueError("The 'coords' parameter of write_imzml holds duplicate pixels.")
-    mz = np.asarray(mz, dtype=np.float64)
-    if mz.shape != (X.shape[1],) or not np.all(np.isfinite(mz)) \
-            or (mz.size > 1 and not np.all(np.diff(mz) > 0)):
-        raise ValueError(
-            "The 'mz' parameter of write_imzml must be a strictly increasing, finite "
-            f"1D array of length {X.shape[1]} (X's columns). Got shape {mz.shape} "
-            "instead."
-        )
-    if X.dtype.kind != "f":
-        X = X.astype(np.float32)
-    return path, X, coords, mz
-
-
 def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float64,
                 spec_type="profile", polarity=None):
     """Write spectra on one m/z axis as a continuous-mode imzML file, atomically.
 
-    Both files are written by pyimzml's writer under temporary names in the
-    target folder, then renamed into place (the .ibd first), so a failure
-    leaves no half-written output and readers never see a partial file.
-    Signed values (relevance) are kept as they are.
+    Every argument is checked before any file is opened. Both files are
+    written by pyimzml's writer under temporary names in the target folder
+    (``.<name>.<pid>-<random>.tmp.imzML`` / ``.ibd``; the next write to the
+    same target removes those of a killed writer), then renamed into place,
+    the .ibd first. Both files carry the same UUID, and :func:`read_imzml`
+    compares them: a crash between the two renames leaves a pair that is
+    refused with an error, never read as garbage. Signed values (relevance)
+    are kept as they are.
 
     Parameters
     ----------
@@ -367,6 +340,7 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
         Strictly increasing m/z axis shared by all spectra.
     intensity_dtype : {np.float32, np.float64} or None
         Stored precision; None keeps X's float dtype (float32 for integers).
+        Finite values that overflow it raise ``ValueError``.
     mz_dtype : {np.float64, np.float32}, default=np.float64
     spec_type : {"profile", "centroid"}, default="profile"
     polarity : {"positive", "negative"} or None
@@ -374,6 +348,15 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     Returns
     -------
     None
+
+    Raises
+    ------
+    ValueError
+        A malformed argument, or values the requested dtypes cannot hold.
+    FileNotFoundError
+        The target folder does not exist.
+    IsADirectoryError
+        The target .imzML or .ibd is a directory (nothing is changed).
 
     Examples
     --------
@@ -388,32 +371,20 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     """
     from pyimzml.ImzMLWriter import ImzMLWriter
 
-    base, X, coords, mz = _check_write_args(path, X, coords, mz)
-    if intensity_dtype is None:
-        intensity_dtype = X.dtype.type
-    intensity_dtype = np.dtype(intensity_dtype).type
-    mz_dtype = np.dtype(mz_dtype).type
-    for name, value in (("intensity_dtype", intensity_dtype), ("mz_dtype", mz_dtype)):
-        if value not in (np.float32, np.float64):
-            raise ValueError(
-                f"The '{name}' parameter of write_imzml must be np.float32 or "
-                f"np.float64. Got {value!r} instead."
-            )
-    if spec_type not in ("profile", "centroid"):
-        raise ValueError(
-            "The 'spec_type' parameter of write_imzml must be 'profile' or 'centroid'. "
-            f"Got {spec_type!r} instead."
-        )
+    from ._write import check_write_args, remove_stale_temporaries, temporary_base
+
+    base, X, coords, mz = check_write_args(path, X, coords, mz, intensity_dtype,
+                                           mz_dtype, spec_type, polarity)
+    remove_stale_temporaries(base)
     final = {ext: base.parent / (base.name + ext) for ext in (".imzML", ".ibd")}
-    tmp_base = base.parent / f".{base.name}.{_uuid.uuid4().hex[:12]}.tmp"
+    tmp_base = temporary_base(base)
     tmp = {ext: Path(str(tmp_base) + ext) for ext in (".imzML", ".ibd")}
     try:
-        with ImzMLWriter(str(tmp[".imzML"]), mz_dtype=mz_dtype, intensity_dtype=intensity_dtype,
-                         mode="continuous", spec_type=spec_type,
-                         polarity=polarity) as writer:
-            mz_values = mz.astype(mz_dtype)
+        with ImzMLWriter(str(tmp[".imzML"]), mz_dtype=mz.dtype.type,
+                         intensity_dtype=X.dtype.type, mode="continuous",
+                         spec_type=spec_type, polarity=polarity) as writer:
             for row, xyz in zip(X, coords.tolist()):
-                writer.addSpectrum(mz_values, row, tuple(xyz))
+                writer.addSpectrum(mz, row, tuple(xyz))
         # pyimzml names the run after the (temporary) path: name it after the target
         xml = tmp[".imzML"].read_bytes()
         xml = xml.replace(f'id="{tmp_base}"'.encode(),
