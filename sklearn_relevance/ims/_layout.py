@@ -1,7 +1,7 @@
 """Parse an imzML file into a byte layout that numpy can read in bulk.
 
-pyimzml parses the XML (offsets, lengths, precisions, coordinates); this
-module checks that layout against the .ibd file (present, long enough,
+:mod:`._parser` parses the XML (offsets, lengths, precisions, coordinates,
+as pyimzML reports them); this module checks that layout against the .ibd file (present, long enough,
 uncompressed) and reads spectra as whole blocks through a memory map: one
 strided view when the offsets are regular, a vectorised fancy index of the
 map when they are not. No Python loop runs over spectra.
@@ -10,7 +10,6 @@ map when they are not. No Python loop runs over spectra.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,16 +87,14 @@ def parse(path, *, verify_checksum=False) -> Layout:
         file is shorter than the offsets say, or a continuous file holds
         spectra of different lengths.
     """
-    from pyimzml.ImzMLParser import ImzMLParser
+    from ._parser import parse_imzml
 
     imzml = Path(path)
     if not imzml.is_file():
         raise FileNotFoundError(f"imzML file {str(imzml)!r} does not exist.")
     ibd = _find_ibd(imzml)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pyimzml warns on misnamed accessions
-            parser = ImzMLParser(str(imzml), ibd_file=None)
+        parser = parse_imzml(imzml)
     except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
         raise ValueError(
             f"{str(imzml)!r} is not a readable imzML file (cut or malformed XML?): "
@@ -128,7 +125,7 @@ def parse(path, *, verify_checksum=False) -> Layout:
         int_dtype=np.dtype(_DTYPES[parser.intensityPrecision]),
         coords=np.asarray(parser.coordinates, dtype=np.int64).reshape(n, 3),
         continuous=bool(desc.get("continuous", False))
-        or bool(np.all(parser.mzOffsets == parser.mzOffsets[0])),
+        or bool(np.all(np.asarray(parser.mzOffsets) == parser.mzOffsets[0])),
         metadata=_metadata(parser),
     )
     layout.metadata["continuous"] = layout.continuous

@@ -1,0 +1,421 @@
+"""A streaming imzML metadata parser: a vectorised byte scan of the spectrum list.
+
+pyimzML builds an ElementTree element for every ``<spectrum>`` (about 40
+Python objects each): minutes and gigabytes for 10^6 spectra. What a reader
+needs from the spectrum list is seven numbers per spectrum (two offsets, two
+lengths, x, y, z). This module finds them with numpy over blocks of the
+file's bytes (a few MiB at a time, so memory stays bounded whatever the
+file size):
+
+* the header (everything before ``<spectrumList``, a few kB) and the first
+  spectrum are parsed as XML; the file description, referenceable parameter
+  groups and the other header sections go through pyimzML's own
+  :class:`~pyimzml.metadata.Metadata` so that ``metadata`` is identical;
+* every block of whole spectra is scanned for its quotes, ``<`` and ``>``:
+  attribute names and values are compared as byte windows, integers are
+  parsed digit by digit in vectorised Horner steps, and every number is
+  attributed to its spectrum and its ``<binaryDataArray>`` by ``searchsorted``
+  on the element start positions;
+* the document end (after the last spectrum) is fed to the same XML parser,
+  so a cut file is refused as pyimzML refuses it.
+
+The scan checks the structure it relies on (balanced quotes and brackets,
+exactly one offset and length per array, one x and y per spectrum,
+integer values); a file that departs from it (comments or text inside the
+spectrum list, attributes in another order, a third data array, values that
+are not plain integers) is parsed by pyimzML's :class:`ImzMLParser` instead,
+so the results, and the refusals, are pyimzML's in every case.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from xml.etree.ElementTree import XMLPullParser
+
+import numpy as np
+
+#: Bytes read per block of the spectrum list.
+BLOCK = 4 * 2**20
+_NS = "{http://psi.hupo.org/ms/mzml}"
+_PRECISIONS = {"32-bit float": "f", "64-bit float": "d", "32-bit integer": "i",
+               "64-bit integer": "l"}
+# accession codes (IMS:1000xxx) of the numbers read per spectrum
+_X, _Y, _Z, _OFFSET, _LENGTH = b"050", b"051", b"052", b"102", b"103"
+
+
+class Irregular(Exception):
+    """The byte scan cannot vouch for this file: parse it with pyimzML."""
+
+
+@dataclass
+class ParsedImzML:
+    """What pyimzML's ``ImzMLParser`` reports, under its attribute names."""
+
+    mzOffsets: np.ndarray  # noqa: N815 - pyimzML's names
+    mzLengths: np.ndarray  # noqa: N815
+    intensityOffsets: np.ndarray  # noqa: N815
+    intensityLengths: np.ndarray  # noqa: N815
+    coordinates: np.ndarray
+    mzPrecision: str | None  # noqa: N815
+    intensityPrecision: str | None  # noqa: N815
+    metadata: object
+    imzmldict: dict
+    polarity: str | None
+    spectrum_mode: str | None
+
+
+# ----------------------------------------------------------------------------- bytes
+
+def _window(a, pos, k):
+    """``a[pos[i] : pos[i] + k]`` for every i, as an (n, k) array (padded with 0)."""
+    idx = pos[:, None] + np.arange(k)
+    out = a[np.minimum(idx, a.size - 1)]
+    out[idx >= a.size] = 0
+    return out
+
+
+def _matches(a, pos, text):
+    """Mask of positions ``p`` where ``a[p : p + len(text)] == text``.
+
+    Byte by byte, last byte first (tag and attribute names differ most at
+    their end), on the surviving candidates only: most fail on the first
+    comparison, so the work is about one gather per candidate.
+    """
+    keep = np.flatnonzero(pos + len(text) <= a.size)
+    for j in range(len(text) - 1, -1, -1):
+        keep = keep[a[pos[keep] + j] == text[j]]
+    mask = np.zeros(pos.size, bool)
+    mask[keep] = True
+    return mask
+
+
+def _space(c):
+    return (c == 32) | (c == 10) | (c == 9) | (c == 13)
+
+
+def _attr_named(a, eq, name):
+    """Attributes (by the position of their ``=``) called ``name``."""
+    start = eq - len(name)
+    mask = start > 0
+    mask[mask] = _matches(a, start[mask], name)
+    mask[mask] = _space(a[start[mask] - 1])
+    return mask
+
+
+def _integers(a, start, length):
+    """Parse ``a[start : start + length]`` as optionally signed decimal integers."""
+    if start.size == 0:
+        return np.empty(0, np.int64)
+    if length.min() < 1 or length.max() > 18:
+        raise Irregular
+    w = _window(a, start, int(length.max())).astype(np.int64)
+    inside = np.arange(w.shape[1]) < length[:, None]
+    neg = w[:, 0] == 45  # '-'
+    digit = (w >= 48) & (w <= 57)
+    digit[:, 0] |= neg & (length > 1)
+    if not np.all(digit | ~inside):
+        raise Irregular
+    d = np.where(inside, w - 48, 0)
+    d[neg, 0] = 0
+    value = np.zeros(len(start), np.int64)
+    for k in range(w.shape[1]):
+        value = np.where(inside[:, k], value * 10 + d[:, k], value)
+    return np.where(neg, -value, value)
+
+
+def _elements(a, lt, name):
+    """Start positions of ``<name`` elements (followed by whitespace, ``>`` or ``/``)."""
+    tag = b"<" + name
+    hit = lt[_matches(a, lt, tag)]
+    nxt = a[np.minimum(hit + len(tag), a.size - 1)]
+    return hit[_space(nxt) | (nxt == 62) | (nxt == 47)]
+
+
+def scan_block(b, mz_id, int_id):
+    """The per-spectrum numbers of ``b``, a run of whole ``<spectrum>`` elements.
+
+    Returns
+    -------
+    dict of ndarray
+        ``mz_offset``, ``mz_length``, ``int_offset``, ``int_length``, ``x``,
+        ``y``, ``z`` (z is 1 where a spectrum declares none), one per spectrum.
+
+    Raises
+    ------
+    Irregular
+        When the bytes depart from the structure the scan relies on.
+    """
+    a = np.frombuffer(b, np.uint8)
+    lt = np.flatnonzero(a == 60)
+    qt = np.flatnonzero(a == 34)
+    if lt.size != np.count_nonzero(a == 62) or qt.size % 2:
+        raise Irregular
+    starts = _elements(a, lt, b"spectrum")
+    ends = lt[_matches(a, lt, b"</spectrum>")]
+    n = starts.size
+    if n == 0 or ends.size != n or np.any(ends < starts) or np.any(ends[:-1] > starts[1:]):
+        raise Irregular
+    opens, closes = qt[0::2], qt[1::2]
+    eq = opens - 1
+    if np.any(a[eq] != 61):  # every quote pair is an attribute value: name="..."
+        raise Irregular
+    vlen = closes - opens - 1
+
+    # accession="IMS:1000xxx" attributes of the numbers we want, and their value="..."
+    acc = np.flatnonzero(vlen == 11)
+    acc = acc[_attr_named(a, eq[acc], b"accession")]
+    acc = acc[_matches(a, opens[acc] + 1, b"IMS:1000")]
+    wanted = np.zeros(acc.size, bool)
+    kind = np.full(acc.size, -1)
+    for k, c in enumerate((_X, _Y, _Z, _OFFSET, _LENGTH)):
+        hit = _matches(a, opens[acc] + 9, c)
+        kind[hit] = k
+        wanted |= hit
+    acc, kind = acc[wanted], kind[wanted]
+    # the value="..." attribute among the next few of the same tag
+    val = np.full(acc.size, -1)
+    for step in range(4, 0, -1):
+        cand = np.minimum(acc + step, opens.size - 1)
+        val = np.where(_attr_named(a, eq[cand], b"value"), cand, val)
+    if np.any(val < 0):
+        raise Irregular
+    next_tag = lt[np.minimum(np.searchsorted(lt, opens[acc]), lt.size - 1)]
+    if np.any(opens[val] > next_tag):
+        raise Irregular
+    values = _integers(a, opens[val] + 1, vlen[val])
+    pos = opens[acc]
+    spec = np.searchsorted(starts, pos, side="right") - 1
+    if np.any(spec < 0) or np.any(pos > ends[spec]):
+        raise Irregular
+
+    out = {}
+    ones = np.ones(n, np.int64)
+    for name, k, required in (("x", 0, True), ("y", 1, True), ("z", 2, False)):
+        sel = kind == k
+        counts = np.bincount(spec[sel], minlength=n)
+        if np.any(counts > 1) or (required and np.any(counts != 1)):
+            raise Irregular
+        col = ones.copy()
+        col[spec[sel]] = values[sel]
+        out[name] = col
+
+    # binary data arrays, each identified by its referenceableParamGroupRef
+    arrays = _elements(a, lt, b"binaryDataArray")
+    arr_ends = lt[_matches(a, lt, b"</binaryDataArray>")]
+    if arr_ends.size != arrays.size or np.any(arr_ends < arrays) \
+            or np.any(arr_ends[:-1] > arrays[1:]):
+        raise Irregular
+    arr_spec = np.searchsorted(starts, arrays, side="right") - 1
+    ref_tags = _elements(a, lt, b"referenceableParamGroupRef")
+    ref = np.searchsorted(opens, ref_tags)  # its first attribute ...
+    ref = ref[ref < opens.size]
+    ref = ref[_attr_named(a, eq[ref], b"ref")]  # ... must be ref="..."
+    ref_pos = opens[ref]
+    ref_arr = np.searchsorted(arrays, ref_pos, side="right") - 1
+    inside = ref_arr >= 0
+    inside[inside] &= ref_pos[inside] < arr_ends[ref_arr[inside]]
+    ref, ref_arr = ref[inside], ref_arr[inside]
+    if np.any(np.bincount(ref_arr, minlength=arrays.size) != 1):
+        raise Irregular
+    arr_kind = np.full(arrays.size, 2)
+    for k, group in enumerate((mz_id, int_id)):
+        g = group.encode()
+        hit = (vlen[ref] == len(g)) & _matches(a, opens[ref] + 1, g)
+        arr_kind[ref_arr[hit]] = np.where(arr_kind[ref_arr[hit]] == 2, k, 3)
+    for k in (0, 1):  # one m/z and one intensity array per spectrum
+        if np.any(np.bincount(arr_spec[arr_kind == k], minlength=n) != 1):
+            raise Irregular
+
+    sel = kind >= 3
+    tok_arr = np.searchsorted(arrays, pos[sel], side="right") - 1
+    if np.any(tok_arr < 0) or np.any(pos[sel] > arr_ends[tok_arr]):
+        raise Irregular
+    tok_kind, tok_vals = kind[sel], values[sel]
+    for arr_k, prefix in ((0, "mz"), (1, "int")):
+        for k, field in ((3, "offset"), (4, "length")):
+            m = (arr_kind[tok_arr] == arr_k) & (tok_kind == k)
+            if np.any(np.bincount(arr_spec[tok_arr[m]], minlength=n) != 1):
+                raise Irregular
+            col = np.empty(n, np.int64)
+            col[arr_spec[tok_arr[m]]] = tok_vals[m]
+            out[f"{prefix}_{field}"] = col
+    return out
+
+
+# ----------------------------------------------------------------------------- header
+
+def _imzmldict(root):
+    """pyimzML's ``imzmldict`` (``ImzMLParser.__readimzmlmeta``) from the header."""
+    from pyimzml.ImzMLParser import _get_cv_param
+
+    d = {}
+    sections = (
+        ("scanSettingsList", (
+            ("max count of pixels x", "IMS:1000042"), ("max count of pixels y", "IMS:1000043"),
+            ("max dimension x", "IMS:1000044"), ("max dimension y", "IMS:1000045"),
+            ("pixel size x", "IMS:1000046"), ("pixel size y", "IMS:1000047"),
+            ("matrix solution concentration", "MS:1000835"))),
+        ("instrumentConfigurationList", (
+            ("wavelength", "MS:1000843"), ("focus diameter x", "MS:1000844"),
+            ("focus diameter y", "MS:1000845"), ("pulse energy", "MS:1000846"),
+            ("pulse duration", "MS:1000847"), ("attenuation", "MS:1000848"))),
+    )
+    for section, params in sections:
+        elem = root.find(_NS + section)
+        for name, accession in params:
+            try:
+                val = _get_cv_param(elem, accession, deep=True, convert=True)
+                if val is not None:
+                    d[name] = val
+            except ValueError:
+                warnings.warn(Warning(f'Wrong data type in XML file. Skipped attribute "{name}"'),
+                              stacklevel=2)
+    return d
+
+
+def _groups(metadata):
+    """pyimzML's choice of the m/z and intensity groups and their precisions."""
+    mz_id = int_id = mz_prec = int_prec = None
+    for param_id, group in metadata.referenceable_param_groups.items():
+        if "m/z array" in group.param_by_name:
+            mz_id = param_id
+            for name, code in _PRECISIONS.items():
+                if name in group.param_by_name:
+                    mz_prec = code
+        if "intensity array" in group.param_by_name:
+            int_id = param_id
+            for name, code in _PRECISIONS.items():
+                if name in group.param_by_name:
+                    int_prec = code
+    return mz_id, int_id, mz_prec, int_prec
+
+
+def _mode_and_polarity(metadata, spectrum):
+    from pyimzml.metadata import SpectrumData
+
+    groups = metadata.referenceable_param_groups
+    first = SpectrumData(spectrum, groups)
+
+    def has(term):
+        return any(term in g for g in groups.values()) or term in first
+
+    pos, neg = has("positive scan"), has("negative scan")
+    polarity = "mixed" if pos and neg else "positive" if pos else "negative" if neg else None
+    mode = "profile" if has("profile spectrum") else \
+        "centroid" if has("centroid spectrum") else None
+    return polarity, mode
+
+
+def _fix_offsets(values):
+    """pyimzML's repair of offsets written as signed 32-bit integers."""
+    v = np.asarray(values, np.int64)
+    if v.size < 2 or not np.any(v < 0):
+        return v
+    wrap = np.zeros(v.size, np.int64)
+    wrap[1:] = (v[1:] < 0) & (v[:-1] >= 0)
+    return v + np.cumsum(wrap) * 2**32
+
+
+# ----------------------------------------------------------------------------- parse
+
+def _fast(path):
+    with open(path, "rb") as f:
+        buf = b""
+        while b"</spectrum>" not in buf:
+            block = f.read(BLOCK)
+            if not block:
+                raise Irregular
+            buf += block
+        head_end = buf.find(b"<spectrumList")
+        first = buf.find(b"<spectrum", head_end + 1)
+        first_end = buf.find(b"</spectrum>", first) + len(b"</spectrum>")
+        if head_end < 0 or first < 0 or first_end < first:
+            raise Irregular
+        xml = XMLPullParser(events=("start",))
+        xml.feed(buf[:first_end])
+        root = next(xml.read_events())[1]
+        spectrum_list = root.find(f"{_NS}run/{_NS}spectrumList")
+        if spectrum_list is None or len(spectrum_list) != 1:
+            raise Irregular
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyimzml warns on misnamed accessions
+            from pyimzml.metadata import Metadata
+
+            metadata = Metadata(root)
+            imzmldict = _imzmldict(root)
+            polarity, mode = _mode_and_polarity(metadata, spectrum_list[0])
+        mz_id, int_id, mz_prec, int_prec = _groups(metadata)
+        if mz_id is None or int_id is None:
+            raise Irregular
+        parts = []
+        rest = buf[head_end:]
+        while True:
+            block = f.read(BLOCK)
+            whole = rest + block if block else rest
+            cut = whole.rfind(b"</spectrum>")
+            if cut >= 0:
+                cut += len(b"</spectrum>")
+                parts.append(scan_block(whole[:cut], mz_id, int_id))
+                rest = whole[cut:]
+            else:
+                rest = whole
+            if not block:
+                break
+        xml.feed(rest)  # the document's end: a cut file fails here
+        xml.close()
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    coords = np.column_stack([cols["x"], cols["y"], cols["z"]])
+    imzmldict["max count of pixels z"] = coords[:, 2].max()
+    return ParsedImzML(
+        mzOffsets=_fix_offsets(cols["mz_offset"]), mzLengths=cols["mz_length"],
+        intensityOffsets=_fix_offsets(cols["int_offset"]),
+        intensityLengths=cols["int_length"], coordinates=coords, mzPrecision=mz_prec,
+        intensityPrecision=int_prec, metadata=metadata, imzmldict=imzmldict,
+        polarity=polarity, spectrum_mode=mode)
+
+
+def _with_pyimzml(path):
+    from pyimzml.ImzMLParser import ImzMLParser
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = ImzMLParser(str(path), ibd_file=None)
+    n = len(p.coordinates)
+    return ParsedImzML(
+        mzOffsets=np.asarray(p.mzOffsets, np.int64), mzLengths=np.asarray(p.mzLengths, np.int64),
+        intensityOffsets=np.asarray(p.intensityOffsets, np.int64),
+        intensityLengths=np.asarray(p.intensityLengths, np.int64),
+        coordinates=np.asarray(p.coordinates, np.int64).reshape(n, 3),
+        mzPrecision=p.mzPrecision, intensityPrecision=p.intensityPrecision,
+        metadata=p.metadata, imzmldict=p.imzmldict, polarity=p.polarity,
+        spectrum_mode=p.spectrum_mode)
+
+
+def parse_imzml(path, *, engine="auto"):
+    """Parse the XML of an imzML file: pyimzML's fields, found by a byte scan.
+
+    Parameters
+    ----------
+    path : path-like
+    engine : {"auto", "scan", "pyimzml"}
+        ``"auto"`` scans and falls back to pyimzML on an irregular file;
+        ``"scan"`` raises :class:`Irregular` instead; ``"pyimzml"`` always
+        uses pyimzML (the reference).
+
+    Returns
+    -------
+    ParsedImzML
+
+    Raises
+    ------
+    Exception
+        Whatever pyimzML raises on a malformed file (the caller wraps it).
+    """
+    if engine != "pyimzml":
+        try:
+            return _fast(path)
+        except Exception as exc:  # noqa: BLE001 - pyimzML decides on any doubt
+            if engine == "scan":
+                raise Irregular(f"{path}: {type(exc).__name__}: {exc}") from None
+    return _with_pyimzml(path)
