@@ -37,6 +37,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from tqdm.auto import tqdm
 
 from ._batching import batch_len, index_batch, iter_slices
+from ._stream import StreamBatches, is_streamed
 from ._validation import as_torch, check_input, check_sample_shape, sample_shape
 from .explainers import available_explainers, get_explainer
 from .modules import default_module
@@ -503,6 +504,8 @@ class _TensorBatches(torch.utils.data.Dataset):
         if type(dataset) is not Dataset:
             return None
         X, y = dataset.X, dataset.y
+        if is_streamed(X):  # out-of-core rows, read one batch at a time
+            return StreamBatches(X, y, indices)
         tensors = list(X.values()) if isinstance(X, Mapping) else [X]
         if not all(torch.is_tensor(t) for t in tensors):
             return None

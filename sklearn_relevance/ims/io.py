@@ -145,16 +145,22 @@ def _chunk_rows(layout, axis, dtype, chunk_size, budget):
     return max(int(budget // max(_per_pixel_bytes(layout, axis, dtype), 1)), 1)
 
 
-def _read_rows(layout, start, stop, axis, dtype):
-    """Spectra ``start:stop`` on ``axis``; binning runs in cache-sized passes."""
+def read_index(layout, rows, axis, dtype):
+    """Spectra ``rows`` (any order) on ``axis``; binning runs in cache-sized passes."""
+    rows = np.asarray(rows, dtype=np.int64)
     direct = layout.continuous and axis.edges is None
-    sub = stop - start if direct else _chunk_rows(layout, axis, dtype, None, _WORKING_SET)
-    if sub >= stop - start:
-        return np.ascontiguousarray(fill(layout, np.arange(start, stop), axis, dtype))
-    out = np.empty((stop - start, axis.n), dtype=dtype)
-    for sl in iter_slices(stop - start, sub):
-        out[sl] = fill(layout, np.arange(start + sl.start, start + sl.stop), axis, dtype)
+    sub = len(rows) if direct else _chunk_rows(layout, axis, dtype, None, _WORKING_SET)
+    if sub >= len(rows):
+        return np.ascontiguousarray(fill(layout, rows, axis, dtype))
+    out = np.empty((len(rows), axis.n), dtype=dtype)
+    for sl in iter_slices(len(rows), sub):
+        out[sl] = fill(layout, rows[sl], axis, dtype)
     return out
+
+
+def _read_rows(layout, start, stop, axis, dtype):
+    """Spectra ``start:stop`` on ``axis``."""
+    return read_index(layout, np.arange(start, stop), axis, dtype)
 
 
 def _check_flag(value, name, caller):
@@ -182,7 +188,7 @@ def _public_metadata(layout):
 
 
 def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
-               dtype=np.float32, verify_checksum=False):
+               dtype=np.float32, verify_checksum=False, lazy=False):
     """Read an imzML file into one array of spectra on a common m/z axis.
 
     Continuous files are read in bulk from a memory map of the .ibd file;
@@ -209,6 +215,13 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
         Hash the whole .ibd file and compare it with the SHA-1 or MD5 the
         .imzML declares; a file that declares none raises ``ValueError``.
         (The UUID shared by both files is compared on every read.)
+    lazy : bool, default=False
+        Parse the file but read no spectrum: ``X`` is then a
+        :class:`~sklearn_relevance.ims.LazySpectra` that reads rows on
+        demand (a read-only memmap for continuous files, the binning reader
+        for processed ones). Indexing rows gives another lazy view; the
+        estimators train on it batch by batch without materialising it, and
+        it pickles as path + options + row indices.
 
     Returns
     -------
@@ -247,6 +260,8 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
     >>> read_imzml(path, n_bins=1).X.ravel()
     array([ 6., 15.], dtype=float32)
     """
+    if _check_flag(lazy, "lazy", "read_imzml"):
+        return _read_lazy(path, mz_range, bin_width, n_bins, mz, dtype, verify_checksum)
     layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype,
                                 verify_checksum)
     chunk = _chunk_rows(layout, axis, dtype, None, DEFAULT_MEMORY_BUDGET)
@@ -259,6 +274,23 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
     return IMSData(X, layout.coords.copy(), np.asarray(axis.mz).copy(),
                    _public_metadata(layout), str(layout.imzml),
                    np.arange(layout.n_pixels))
+
+
+def _read_lazy(path, mz_range, bin_width, n_bins, mz, dtype, verify_checksum):
+    from ._lazy import LazySpectra, open_source
+
+    if mz is not None:
+        mz = np.asarray(mz, dtype=np.float64)
+    if isinstance(mz_range, (list, np.ndarray)):
+        mz_range = tuple(np.asarray(mz_range).tolist())
+    dtype = _check_dtype(dtype)
+    options = {"mz_range": mz_range, "bin_width": bin_width, "n_bins": n_bins, "mz": mz,
+               "dtype": None if dtype is None else dtype.str}
+    source = open_source(path, options, verify_checksum=verify_checksum)
+    layout = source.layout
+    return IMSData(LazySpectra(source), layout.coords.copy(),
+                   np.asarray(source.axis.mz).copy(), _public_metadata(layout),
+                   str(layout.imzml), np.arange(layout.n_pixels))
 
 
 def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=None,
