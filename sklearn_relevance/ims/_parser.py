@@ -75,19 +75,31 @@ def _window(a, pos, k):
     return out
 
 
+_PAD = 64  # zero bytes after every block, so that word reads never run past it
+
+
+def _words(a):
+    """Overlapping little-endian 8-byte words: ``w[i]`` holds ``a[i : i + 8]``."""
+    return np.ndarray((a.size - 7,), dtype="<u8", buffer=a, strides=(1,))
+
+
 def _matches(a, pos, text):
     """Mask of positions ``p`` where ``a[p : p + len(text)] == text``.
 
-    Byte by byte, last byte first (tag and attribute names differ most at
-    their end), on the surviving candidates only: most fail on the first
-    comparison, so the work is about one gather per candidate.
+    Compares 8 bytes per gather (through the overlapping word view of the
+    padded block), on the surviving candidates only.
     """
-    keep = np.flatnonzero(pos + len(text) <= a.size)
-    for j in range(len(text) - 1, -1, -1):
-        keep = keep[a[pos[keep] + j] == text[j]]
-    mask = np.zeros(pos.size, bool)
-    mask[keep] = True
-    return mask
+    w = _words(a)
+    keep = np.arange(pos.size)
+    for k in range(0, len(text), 8):
+        part = text[k:k + 8]
+        mask = (1 << (8 * len(part))) - 1
+        want = int.from_bytes(part, "little")
+        got = w[np.minimum(pos[keep] + k, w.size - 1)]
+        keep = keep[(got & np.uint64(mask)) == np.uint64(want)]
+    out = np.zeros(pos.size, bool)
+    out[keep] = True
+    return out
 
 
 def _space(c):
@@ -124,12 +136,42 @@ def _integers(a, start, length):
     return np.where(neg, -value, value)
 
 
-def _elements(a, lt, name):
-    """Start positions of ``<name`` elements (followed by whitespace, ``>`` or ``/``)."""
+def _tags(a, cand, name):
+    """Those of ``cand`` (positions of ``<``) that start a ``<name`` element."""
     tag = b"<" + name
-    hit = lt[_matches(a, lt, tag)]
-    nxt = a[np.minimum(hit + len(tag), a.size - 1)]
+    hit = cand[_matches(a, cand, tag)]
+    nxt = a[hit + len(tag)]
     return hit[_space(nxt) | (nxt == 62) | (nxt == 47)]
+
+
+def _values(a, b, pos):
+    """Start and length of the ``value="..."`` attribute following each ``pos``.
+
+    Writers put the same attributes between ``accession`` and ``value`` of
+    one term, so the offset found on the first occurrence is tried on all,
+    and only the exceptions are searched one by one.
+    """
+    start = np.empty(pos.size, np.int64)
+    if pos.size == 0:
+        return start, start.copy()
+    p0 = int(pos[0])
+    first = b.find(b' value="', p0, b.find(b">", p0))
+    if first < 0:
+        raise Irregular
+    d = first - p0
+    ok = _matches(a, pos + d, b' value="')
+    start[ok] = pos[ok] + d + 8
+    for i in np.flatnonzero(~ok):  # the exceptions: search within the tag
+        p = int(pos[i])
+        j = b.find(b' value="', p, b.find(b">", p))
+        if j < 0:
+            raise Irregular
+        start[i] = j + 8
+    window = _window(a, start, 20)
+    quote = window == 34
+    if not quote.any(axis=1).all():
+        raise Irregular
+    return start, np.argmax(quote, axis=1)
 
 
 def scan_block(b, mz_id, int_id):
@@ -146,45 +188,44 @@ def scan_block(b, mz_id, int_id):
     Irregular
         When the bytes depart from the structure the scan relies on.
     """
-    a = np.frombuffer(b, np.uint8)
+    a = np.frombuffer(b + bytes(_PAD), np.uint8)
     lt = np.flatnonzero(a == 60)
-    qt = np.flatnonzero(a == 34)
-    if lt.size != np.count_nonzero(a == 62) or qt.size % 2:
+    if lt.size != np.count_nonzero(a == 62):
         raise Irregular
-    starts = _elements(a, lt, b"spectrum")
-    ends = lt[_matches(a, lt, b"</spectrum>")]
+    c1 = a[lt + 1]
+    if np.any((c1 == 33) | (c1 == 63)):  # comments, CDATA, processing instructions
+        raise Irregular
+    cand = lt[c1 == 115]  # <s...
+    starts = _tags(a, cand, b"spectrum")
+    close = lt[c1 == 47]  # </...
+    c2 = a[close + 2]
+    ends = close[c2 == 115]
+    ends = ends[_matches(a, ends, b"</spectrum>")]
     n = starts.size
     if n == 0 or ends.size != n or np.any(ends < starts) or np.any(ends[:-1] > starts[1:]):
         raise Irregular
-    opens, closes = qt[0::2], qt[1::2]
-    eq = opens - 1
-    if np.any(a[eq] != 61):  # every quote pair is an attribute value: name="..."
-        raise Irregular
-    vlen = closes - opens - 1
 
-    # accession="IMS:1000xxx" attributes of the numbers we want, and their value="..."
-    acc = np.flatnonzero(vlen == 11)
-    acc = acc[_attr_named(a, eq[acc], b"accession")]
-    acc = acc[_matches(a, opens[acc] + 1, b"IMS:1000")]
-    wanted = np.zeros(acc.size, bool)
-    kind = np.full(acc.size, -1)
+    # accession="IMS:1000xxx" of the numbers we want (found by their colon)
+    colon = np.flatnonzero(a == 58)
+    colon = colon[colon >= 15]
+    colon = colon[_matches(a, colon - 14, b'accession="IMS:1000')]
+    colon = colon[_space(a[colon - 15])]
+    wanted = np.zeros(colon.size, bool)
+    kind = np.full(colon.size, -1)
     for k, c in enumerate((_X, _Y, _Z, _OFFSET, _LENGTH)):
-        hit = _matches(a, opens[acc] + 9, c)
+        hit = _matches(a, colon + 5, c + b'"')
         kind[hit] = k
         wanted |= hit
-    acc, kind = acc[wanted], kind[wanted]
-    # the value="..." attribute among the next few of the same tag
-    val = np.full(acc.size, -1)
-    for step in range(4, 0, -1):
-        cand = np.minimum(acc + step, opens.size - 1)
-        val = np.where(_attr_named(a, eq[cand], b"value"), cand, val)
-    if np.any(val < 0):
+    pos, kind = colon[wanted] + 9, kind[wanted]  # pos: just after the closing quote
+    order = np.argsort(kind, kind="stable")  # one value offset per term
+    start, length = np.empty(pos.size, np.int64), np.empty(pos.size, np.int64)
+    for k in range(5):
+        sel = order[kind[order] == k]
+        start[sel], length[sel] = _values(a, b, pos[sel])
+    next_tag = lt[np.minimum(np.searchsorted(lt, pos), lt.size - 1)]
+    if np.any(start > next_tag):  # the value lies in the accession's own tag
         raise Irregular
-    next_tag = lt[np.minimum(np.searchsorted(lt, opens[acc]), lt.size - 1)]
-    if np.any(opens[val] > next_tag):
-        raise Irregular
-    values = _integers(a, opens[val] + 1, vlen[val])
-    pos = opens[acc]
+    values = _integers(a, start, length)
     spec = np.searchsorted(starts, pos, side="right") - 1
     if np.any(spec < 0) or np.any(pos > ends[spec]):
         raise Irregular
@@ -201,27 +242,27 @@ def scan_block(b, mz_id, int_id):
         out[name] = col
 
     # binary data arrays, each identified by its referenceableParamGroupRef
-    arrays = _elements(a, lt, b"binaryDataArray")
-    arr_ends = lt[_matches(a, lt, b"</binaryDataArray>")]
+    arrays = _tags(a, lt[c1 == 98], b"binaryDataArray")
+    arr_ends = close[c2 == 98]
+    arr_ends = arr_ends[_matches(a, arr_ends, b"</binaryDataArray>")]
     if arr_ends.size != arrays.size or np.any(arr_ends < arrays) \
             or np.any(arr_ends[:-1] > arrays[1:]):
         raise Irregular
     arr_spec = np.searchsorted(starts, arrays, side="right") - 1
-    ref_tags = _elements(a, lt, b"referenceableParamGroupRef")
-    ref = np.searchsorted(opens, ref_tags)  # its first attribute ...
-    ref = ref[ref < opens.size]
-    ref = ref[_attr_named(a, eq[ref], b"ref")]  # ... must be ref="..."
-    ref_pos = opens[ref]
-    ref_arr = np.searchsorted(arrays, ref_pos, side="right") - 1
+    refs = _tags(a, lt[c1 == 114], b"referenceableParamGroupRef")
+    ref_arr = np.searchsorted(arrays, refs, side="right") - 1
     inside = ref_arr >= 0
-    inside[inside] &= ref_pos[inside] < arr_ends[ref_arr[inside]]
-    ref, ref_arr = ref[inside], ref_arr[inside]
+    inside[inside] &= refs[inside] < arr_ends[ref_arr[inside]]
+    refs, ref_arr = refs[inside], ref_arr[inside]
     if np.any(np.bincount(ref_arr, minlength=arrays.size) != 1):
+        raise Irregular
+    head = len(b"<referenceableParamGroupRef")
+    if not np.all(_space(a[refs + head])) \
+            or not np.all(_matches(a, refs + head + 1, b'ref="')):
         raise Irregular
     arr_kind = np.full(arrays.size, 2)
     for k, group in enumerate((mz_id, int_id)):
-        g = group.encode()
-        hit = (vlen[ref] == len(g)) & _matches(a, opens[ref] + 1, g)
+        hit = _matches(a, refs + head + 6, group.encode() + b'"')
         arr_kind[ref_arr[hit]] = np.where(arr_kind[ref_arr[hit]] == 2, k, 3)
     for k in (0, 1):  # one m/z and one intensity array per spectrum
         if np.any(np.bincount(arr_spec[arr_kind == k], minlength=n) != 1):
