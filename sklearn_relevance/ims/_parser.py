@@ -35,8 +35,8 @@ from xml.etree.ElementTree import XMLPullParser
 
 import numpy as np
 
-#: Bytes read per block of the spectrum list.
-BLOCK = 4 * 2**20
+#: Bytes read per block of the spectrum list (a few such blocks is the parse's memory).
+BLOCK = 2**20
 _NS = "{http://psi.hupo.org/ms/mzml}"
 _PRECISIONS = {"32-bit float": "f", "64-bit float": "d", "32-bit integer": "i",
                "64-bit integer": "l"}
@@ -75,11 +75,17 @@ def _window(a, pos, k):
     return out
 
 
-_PAD = 64  # zero bytes after every block, so that word reads never run past it
+def _at(a, pos):
+    """``a[pos]``, with 0 for positions past the end."""
+    out = a[np.minimum(pos, a.size - 1)]
+    out[pos >= a.size] = 0
+    return out
 
 
 def _words(a):
     """Overlapping little-endian 8-byte words: ``w[i]`` holds ``a[i : i + 8]``."""
+    if a.size < 8:
+        return np.zeros(1, "<u8")
     return np.ndarray((a.size - 7,), dtype="<u8", buffer=a, strides=(1,))
 
 
@@ -90,13 +96,16 @@ def _matches(a, pos, text):
     padded block), on the surviving candidates only.
     """
     w = _words(a)
-    keep = np.arange(pos.size)
+    keep = np.flatnonzero(pos + len(text) <= a.size)
     for k in range(0, len(text), 8):
         part = text[k:k + 8]
         mask = (1 << (8 * len(part))) - 1
         want = int.from_bytes(part, "little")
-        got = w[np.minimum(pos[keep] + k, w.size - 1)]
-        keep = keep[(got & np.uint64(mask)) == np.uint64(want)]
+        # the last word may start before ``pos + k`` so that it ends within ``a``
+        at = np.minimum(pos[keep] + k, w.size - 1)
+        shift = (pos[keep] + k - at).astype(np.uint64) * np.uint64(8)
+        got = (w[at] >> shift) & np.uint64(mask)
+        keep = keep[got == np.uint64(want)]
     out = np.zeros(pos.size, bool)
     out[keep] = True
     return out
@@ -140,7 +149,7 @@ def _tags(a, cand, name):
     """Those of ``cand`` (positions of ``<``) that start a ``<name`` element."""
     tag = b"<" + name
     hit = cand[_matches(a, cand, tag)]
-    nxt = a[hit + len(tag)]
+    nxt = _at(a, hit + len(tag))
     return hit[_space(nxt) | (nxt == 62) | (nxt == 47)]
 
 
@@ -174,8 +183,8 @@ def _values(a, b, pos):
     return start, np.argmax(quote, axis=1)
 
 
-def scan_block(b, mz_id, int_id):
-    """The per-spectrum numbers of ``b``, a run of whole ``<spectrum>`` elements.
+def scan_block(b, mz_id, int_id, end=None):
+    """The per-spectrum numbers of ``b[:end]``, a run of whole ``<spectrum>`` elements.
 
     Returns
     -------
@@ -188,17 +197,17 @@ def scan_block(b, mz_id, int_id):
     Irregular
         When the bytes depart from the structure the scan relies on.
     """
-    a = np.frombuffer(b + bytes(_PAD), np.uint8)
+    a = np.frombuffer(b, np.uint8, count=len(b) if end is None else end)
     lt = np.flatnonzero(a == 60)
     if lt.size != np.count_nonzero(a == 62):
         raise Irregular
-    c1 = a[lt + 1]
+    c1 = _at(a, lt + 1)
     if np.any((c1 == 33) | (c1 == 63)):  # comments, CDATA, processing instructions
         raise Irregular
     cand = lt[c1 == 115]  # <s...
     starts = _tags(a, cand, b"spectrum")
     close = lt[c1 == 47]  # </...
-    c2 = a[close + 2]
+    c2 = _at(a, close + 2)
     ends = close[c2 == 115]
     ends = ends[_matches(a, ends, b"</spectrum>")]
     n = starts.size
@@ -257,7 +266,7 @@ def scan_block(b, mz_id, int_id):
     if np.any(np.bincount(ref_arr, minlength=arrays.size) != 1):
         raise Irregular
     head = len(b"<referenceableParamGroupRef")
-    if not np.all(_space(a[refs + head])) \
+    if not np.all(_space(_at(a, refs + head))) \
             or not np.all(_matches(a, refs + head + 1, b'ref="')):
         raise Irregular
     arr_kind = np.full(arrays.size, 2)
@@ -390,19 +399,22 @@ def _fast(path):
         if mz_id is None or int_id is None:
             raise Irregular
         parts = []
-        rest = buf[head_end:]
+        whole = buf[head_end:]
+        del buf
         while True:
-            block = f.read(BLOCK)
-            whole = rest + block if block else rest
             cut = whole.rfind(b"</spectrum>")
             if cut >= 0:
                 cut += len(b"</spectrum>")
-                parts.append(scan_block(whole[:cut], mz_id, int_id))
+                parts.append(scan_block(whole, mz_id, int_id, end=cut))
                 rest = whole[cut:]
             else:
                 rest = whole
+            del whole
+            block = f.read(BLOCK)
             if not block:
                 break
+            whole = rest + block
+            del block
         xml.feed(rest)  # the document's end: a cut file fails here
         xml.close()
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
