@@ -30,11 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 
 import numpy as np
 
 from _timing import best_of  # noqa: E402  (benchmarks/ is on the path)
+from bench_imzml import _parser as _pyimzml_parser  # noqa: E402
+from bench_imzml import _pyimzml_loop, _write_processed  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # measure the checkout this script lies in
@@ -72,14 +73,6 @@ def _peak_during(fn):
     thread.join()
     peak[0] = max(peak[0], _rss_anon())
     return out, seconds, peak[0] - base
-
-
-def _pyimzml_parser(path):
-    from pyimzml.ImzMLParser import ImzMLParser
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return ImzMLParser(path)
 
 
 def _child(task, args):
@@ -154,25 +147,6 @@ def _write_continuous(path, n, L, rng, chunk=20_000):
             X = rng.random((min(chunk, n - start), L), dtype=np.float32)
             for i, row in enumerate(X, start):
                 w.addSpectrum(mz, row, (i % side + 1, i // side + 1))
-
-
-def _write_processed(path, n, k, rng):
-    from pyimzml.ImzMLWriter import ImzMLWriter
-
-    side = int(np.ceil(np.sqrt(n)))
-    with ImzMLWriter(path, mode="processed", mz_dtype=np.float64,
-                     intensity_dtype=np.float32) as w:
-        for i in range(n):
-            mz = np.sort(rng.uniform(2000, 10000, k))
-            w.addSpectrum(mz, rng.random(k, dtype=np.float32), (i % side + 1, i // side + 1))
-
-
-def _pyimzml_loop(path):
-    p = _pyimzml_parser(path)
-    try:
-        return np.stack([p.getspectrum(i)[1] for i in range(len(p.coordinates))])
-    finally:
-        p.m.close()
 
 
 def _check_parse_equal(path):

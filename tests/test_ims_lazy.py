@@ -129,22 +129,13 @@ def _grid(n_jobs):
         {"lr": [0.01, 0.05]}, cv=LeaveOneGroupOut(), n_jobs=n_jobs)
 
 
-def test_grid_search_leave_one_lab_out_on_lazy_file(tmp_path):
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_grid_search_leave_one_lab_out_on_lazy_file(tmp_path, n_jobs):
+    # with n_jobs=2 the workers receive the lazy X pickled as path + rows, and reopen it
     path, X, y = _write(tmp_path, n=180)
     labs = np.arange(len(X)) % 3
     lazy = read_imzml(path, lazy=True).X.map(TICNormalizer())
     ref = _grid(1).fit(lazy.read(), y, groups=labs)
-    got = _grid(1).fit(lazy, y, groups=labs)
-    np.testing.assert_array_equal(got.cv_results_["mean_test_score"],
-                                  ref.cv_results_["mean_test_score"])
-
-
-@pytest.mark.slow
-def test_grid_search_workers_reopen_the_file(tmp_path):
-    path, X, y = _write(tmp_path, n=180)
-    labs = np.arange(len(X)) % 3
-    lazy = read_imzml(path, lazy=True).X.map(TICNormalizer())
-    ref = _grid(1).fit(lazy.read(), y, groups=labs)
-    got = _grid(2).fit(lazy, y, groups=labs)
+    got = _grid(n_jobs).fit(lazy, y, groups=labs)
     np.testing.assert_array_equal(got.cv_results_["mean_test_score"],
                                   ref.cv_results_["mean_test_score"])

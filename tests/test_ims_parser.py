@@ -115,7 +115,7 @@ def _copy(shared_data, tmp_path, name="Example_Continuous"):
 
 
 @pytest.mark.parametrize("edit", ["value_first", "comment", "single_quotes", "third_array",
-                                  "signed_offsets"])
+                                  "signed_offsets", "renamed_term"])
 def test_irregular_files_fall_back_to_pyimzml_with_equal_results(shared_data, tmp_path,
                                                                  edit):
     path = _copy(shared_data, tmp_path)
@@ -135,9 +135,13 @@ def test_irregular_files_fall_back_to_pyimzml_with_equal_results(shared_data, tm
     elif edit == "signed_offsets":  # written as signed 32-bit: pyimzML's repair applies
         assert b'value="67208"' in text
         text = text.replace(b'value="67208"', b'value="-67208"')
+    elif edit == "renamed_term":  # another attribute length in one spectrum only
+        text = text.replace(b'name="position y" value="2"', b'name="y" value="2"', 1)
     assert text != path.read_bytes()
     path.write_bytes(text)
-    if edit == "signed_offsets":  # regular: the scan repairs them itself
+    if edit == "renamed_term":  # regular: found one by one
+        parse_imzml(path, engine="scan")
+    elif edit == "signed_offsets":  # regular: the scan repairs them itself
         ours = parse_imzml(path, engine="scan")
         assert ours.intensityOffsets[1] == 2**32 - 67208
     elif edit != "third_array":
