@@ -82,30 +82,34 @@ def _at(a, pos):
     return out
 
 
-def _words(a):
-    """Overlapping little-endian 8-byte words: ``w[i]`` holds ``a[i : i + 8]``."""
-    if a.size < 8:
-        return np.zeros(1, "<u8")
-    return np.ndarray((a.size - 7,), dtype="<u8", buffer=a, strides=(1,))
+class _Bytes:
+    """A block as bytes (``a``) and as aligned little-endian 8-byte words (``w``)."""
+
+    __slots__ = ("a", "w")
+
+    def __init__(self, a):
+        self.a = a
+        self.w = np.zeros(a.size // 8 + 2, "<u8")
+        self.w.view(np.uint8)[: a.size] = a
 
 
-def _matches(a, pos, text):
+def _matches(buf, pos, text):
     """Mask of positions ``p`` where ``a[p : p + len(text)] == text``.
 
-    Compares 8 bytes per gather (through the overlapping word view of the
-    padded block), on the surviving candidates only.
+    Compares 8 bytes at a time, each read as two aligned words shifted
+    together, on the surviving candidates only.
     """
-    w = _words(a)
-    keep = np.flatnonzero(pos + len(text) <= a.size)
+    a, W = buf.a, buf.w
+    keep = np.flatnonzero((pos >= 0) & (pos + len(text) <= a.size))
     for k in range(0, len(text), 8):
         part = text[k:k + 8]
-        mask = (1 << (8 * len(part))) - 1
-        want = int.from_bytes(part, "little")
-        # the last word may start before ``pos + k`` so that it ends within ``a``
-        at = np.minimum(pos[keep] + k, w.size - 1)
-        shift = (pos[keep] + k - at).astype(np.uint64) * np.uint64(8)
-        got = (w[at] >> shift) & np.uint64(mask)
-        keep = keep[got == np.uint64(want)]
+        mask = np.uint64((1 << (8 * len(part))) - 1)
+        p = pos[keep] + k
+        q = p >> 3
+        r = (p & 7).astype(np.uint64) << np.uint64(3)
+        lo, hi = W[q], W[q + 1]
+        word = np.where(r == 0, lo, (lo >> r) | (hi << ((np.uint64(64) - r) & np.uint64(63))))
+        keep = keep[(word & mask) == np.uint64(int.from_bytes(part, "little"))]
     out = np.zeros(pos.size, bool)
     out[keep] = True
     return out
@@ -113,15 +117,6 @@ def _matches(a, pos, text):
 
 def _space(c):
     return (c == 32) | (c == 10) | (c == 9) | (c == 13)
-
-
-def _attr_named(a, eq, name):
-    """Attributes (by the position of their ``=``) called ``name``."""
-    start = eq - len(name)
-    mask = start > 0
-    mask[mask] = _matches(a, start[mask], name)
-    mask[mask] = _space(a[start[mask] - 1])
-    return mask
 
 
 def _integers(a, start, length):
@@ -145,15 +140,15 @@ def _integers(a, start, length):
     return np.where(neg, -value, value)
 
 
-def _tags(a, cand, name):
+def _tags(buf, cand, name):
     """Those of ``cand`` (positions of ``<``) that start a ``<name`` element."""
     tag = b"<" + name
-    hit = cand[_matches(a, cand, tag)]
-    nxt = _at(a, hit + len(tag))
+    hit = cand[_matches(buf, cand, tag)]
+    nxt = _at(buf.a, hit + len(tag))
     return hit[_space(nxt) | (nxt == 62) | (nxt == 47)]
 
 
-def _values(a, b, pos):
+def _values(buf, b, pos):
     """Start and length of the ``value="..."`` attribute following each ``pos``.
 
     Writers put the same attributes between ``accession`` and ``value`` of
@@ -168,7 +163,7 @@ def _values(a, b, pos):
     if first < 0:
         raise Irregular
     d = first - p0
-    ok = _matches(a, pos + d, b' value="')
+    ok = _matches(buf, pos + d, b' value="')
     start[ok] = pos[ok] + d + 8
     for i in np.flatnonzero(~ok):  # the exceptions: search within the tag
         p = int(pos[i])
@@ -176,7 +171,7 @@ def _values(a, b, pos):
         if j < 0:
             raise Irregular
         start[i] = j + 8
-    window = _window(a, start, 20)
+    window = _window(buf.a, start, 20)
     quote = window == 34
     if not quote.any(axis=1).all():
         raise Irregular
@@ -198,6 +193,7 @@ def scan_block(b, mz_id, int_id, end=None):
         When the bytes depart from the structure the scan relies on.
     """
     a = np.frombuffer(b, np.uint8, count=len(b) if end is None else end)
+    buf = _Bytes(a)
     lt = np.flatnonzero(a == 60)
     if lt.size != np.count_nonzero(a == 62):
         raise Irregular
@@ -205,11 +201,11 @@ def scan_block(b, mz_id, int_id, end=None):
     if np.any((c1 == 33) | (c1 == 63)):  # comments, CDATA, processing instructions
         raise Irregular
     cand = lt[c1 == 115]  # <s...
-    starts = _tags(a, cand, b"spectrum")
+    starts = _tags(buf, cand, b"spectrum")
     close = lt[c1 == 47]  # </...
     c2 = _at(a, close + 2)
     ends = close[c2 == 115]
-    ends = ends[_matches(a, ends, b"</spectrum>")]
+    ends = ends[_matches(buf, ends, b"</spectrum>")]
     n = starts.size
     if n == 0 or ends.size != n or np.any(ends < starts) or np.any(ends[:-1] > starts[1:]):
         raise Irregular
@@ -217,12 +213,12 @@ def scan_block(b, mz_id, int_id, end=None):
     # accession="IMS:1000xxx" of the numbers we want (found by their colon)
     colon = np.flatnonzero(a == 58)
     colon = colon[colon >= 15]
-    colon = colon[_matches(a, colon - 14, b'accession="IMS:1000')]
+    colon = colon[_matches(buf, colon - 14, b'accession="IMS:1000')]
     colon = colon[_space(a[colon - 15])]
     wanted = np.zeros(colon.size, bool)
     kind = np.full(colon.size, -1)
     for k, c in enumerate((_X, _Y, _Z, _OFFSET, _LENGTH)):
-        hit = _matches(a, colon + 5, c + b'"')
+        hit = _matches(buf, colon + 5, c + b'"')
         kind[hit] = k
         wanted |= hit
     pos, kind = colon[wanted] + 9, kind[wanted]  # pos: just after the closing quote
@@ -230,7 +226,7 @@ def scan_block(b, mz_id, int_id, end=None):
     start, length = np.empty(pos.size, np.int64), np.empty(pos.size, np.int64)
     for k in range(5):
         sel = order[kind[order] == k]
-        start[sel], length[sel] = _values(a, b, pos[sel])
+        start[sel], length[sel] = _values(buf, b, pos[sel])
     next_tag = lt[np.minimum(np.searchsorted(lt, pos), lt.size - 1)]
     if np.any(start > next_tag):  # the value lies in the accession's own tag
         raise Irregular
@@ -251,14 +247,14 @@ def scan_block(b, mz_id, int_id, end=None):
         out[name] = col
 
     # binary data arrays, each identified by its referenceableParamGroupRef
-    arrays = _tags(a, lt[c1 == 98], b"binaryDataArray")
+    arrays = _tags(buf, lt[c1 == 98], b"binaryDataArray")
     arr_ends = close[c2 == 98]
-    arr_ends = arr_ends[_matches(a, arr_ends, b"</binaryDataArray>")]
+    arr_ends = arr_ends[_matches(buf, arr_ends, b"</binaryDataArray>")]
     if arr_ends.size != arrays.size or np.any(arr_ends < arrays) \
             or np.any(arr_ends[:-1] > arrays[1:]):
         raise Irregular
     arr_spec = np.searchsorted(starts, arrays, side="right") - 1
-    refs = _tags(a, lt[c1 == 114], b"referenceableParamGroupRef")
+    refs = _tags(buf, lt[c1 == 114], b"referenceableParamGroupRef")
     ref_arr = np.searchsorted(arrays, refs, side="right") - 1
     inside = ref_arr >= 0
     inside[inside] &= refs[inside] < arr_ends[ref_arr[inside]]
@@ -267,11 +263,11 @@ def scan_block(b, mz_id, int_id, end=None):
         raise Irregular
     head = len(b"<referenceableParamGroupRef")
     if not np.all(_space(_at(a, refs + head))) \
-            or not np.all(_matches(a, refs + head + 1, b'ref="')):
+            or not np.all(_matches(buf, refs + head + 1, b'ref="')):
         raise Irregular
     arr_kind = np.full(arrays.size, 2)
     for k, group in enumerate((mz_id, int_id)):
-        hit = _matches(a, refs + head + 6, group.encode() + b'"')
+        hit = _matches(buf, refs + head + 6, group.encode() + b'"')
         arr_kind[ref_arr[hit]] = np.where(arr_kind[ref_arr[hit]] == 2, k, 3)
     for k in (0, 1):  # one m/z and one intensity array per spectrum
         if np.any(np.bincount(arr_spec[arr_kind == k], minlength=n) != 1):
