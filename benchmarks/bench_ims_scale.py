@@ -179,10 +179,10 @@ def main(argv=None):
 
     if args.small:
         shapes = [(200, 2000), (5000, 50)]
-        fit_shape, budget, n_proc, k_proc = (2000, 2000), 4 * 2**20, 5000, 50
+        fit_shape, budget, n_proc, k_proc = (2000, 2000), 2**20, 5000, 50
     else:
         shapes = [(2000, 20000), (100_000, 200)]
-        fit_shape, budget, n_proc, k_proc = (16_000, 5000), 80 * 2**20, 100_000, 100
+        fit_shape, budget, n_proc, k_proc = (16_000, 5000), 64 * 2**20, 100_000, 100
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         print(f"{'parse':<34} {'ours (s)':>9} {'pyimzML (s)':>12} {'ratio':>7}  "

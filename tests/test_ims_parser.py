@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import warnings
 
@@ -115,7 +116,8 @@ def _copy(shared_data, tmp_path, name="Example_Continuous"):
 
 
 @pytest.mark.parametrize("edit", ["value_first", "comment", "single_quotes", "third_array",
-                                  "signed_offsets", "renamed_term"])
+                                  "signed_offsets", "renamed_term", "count_low",
+                                  "count_high"])
 def test_irregular_files_fall_back_to_pyimzml_with_equal_results(shared_data, tmp_path,
                                                                  edit):
     path = _copy(shared_data, tmp_path)
@@ -137,9 +139,12 @@ def test_irregular_files_fall_back_to_pyimzml_with_equal_results(shared_data, tm
         text = text.replace(b'value="67208"', b'value="-67208"')
     elif edit == "renamed_term":  # another attribute length in one spectrum only
         text = text.replace(b'name="position y" value="2"', b'name="y" value="2"', 1)
+    elif edit.startswith("count"):  # the spectrum list's count is only a size hint
+        n = b"1" if edit == "count_low" else b"100000"
+        text = re.sub(rb'(<spectrumList count=")\d+"', rb"\g<1>" + n + b'"', text)
     assert text != path.read_bytes()
     path.write_bytes(text)
-    if edit == "renamed_term":  # regular: found one by one
+    if edit == "renamed_term" or edit.startswith("count"):  # regular: the scan copes
         parse_imzml(path, engine="scan")
     elif edit == "signed_offsets":  # regular: the scan repairs them itself
         ours = parse_imzml(path, engine="scan")

@@ -42,6 +42,11 @@ _PRECISIONS = {"32-bit float": "f", "64-bit float": "d", "32-bit integer": "i",
                "64-bit integer": "l"}
 # accession codes (IMS:1000xxx) of the numbers read per spectrum
 _X, _Y, _Z, _OFFSET, _LENGTH = b"050", b"051", b"052", b"102", b"103"
+# the same, closing quote included, as little-endian words, sorted; _KIND: their term
+_CODES = np.array([int.from_bytes(c + b'"', "little")
+                   for c in (_X, _Y, _Z, _OFFSET, _LENGTH)], dtype=np.uint64)
+_KIND = np.argsort(_CODES)
+_CODES = _CODES[_KIND]
 
 
 class Irregular(Exception):
@@ -99,17 +104,11 @@ def _matches(buf, pos, text):
     Compares 8 bytes at a time, each read as two aligned words shifted
     together, on the surviving candidates only.
     """
-    a, W = buf.a, buf.w
-    keep = np.flatnonzero((pos >= 0) & (pos + len(text) <= a.size))
+    keep = np.flatnonzero((pos >= 0) & (pos + len(text) <= buf.a.size))
     for k in range(0, len(text), 8):
         part = text[k:k + 8]
-        mask = np.uint64((1 << (8 * len(part))) - 1)
-        p = pos[keep] + k
-        q = p >> 3
-        r = (p & 7).astype(np.uint64) << np.uint64(3)
-        lo, hi = W[q], W[q + 1]
-        word = np.where(r == 0, lo, (lo >> r) | (hi << ((np.uint64(64) - r) & np.uint64(63))))
-        keep = keep[(word & mask) == np.uint64(int.from_bytes(part, "little"))]
+        word = _word(buf, pos[keep] + k, len(part))
+        keep = keep[word == np.uint64(int.from_bytes(part, "little"))]
     out = np.zeros(pos.size, bool)
     out[keep] = True
     return out
@@ -148,23 +147,36 @@ def _tags(buf, cand, name):
     return hit[_space(nxt) | (nxt == 62) | (nxt == 47)]
 
 
-def _values(buf, b, pos):
+def _word(buf, pos, n):
+    """The ``n`` (<= 8) bytes at each position as little-endian integers."""
+    W = buf.w
+    q = pos >> 3
+    r = (pos & 7).astype(np.uint64) << np.uint64(3)
+    lo, hi = W[q], W[q + 1]
+    word = np.where(r == 0, lo, (lo >> r) | (hi << ((np.uint64(64) - r) & np.uint64(63))))
+    return word & np.uint64((1 << (8 * n)) - 1)
+
+
+def _values(buf, b, pos, kind):
     """Start and length of the ``value="..."`` attribute following each ``pos``.
 
     Writers put the same attributes between ``accession`` and ``value`` of
-    one term, so the offset found on the first occurrence is tried on all,
-    and only the exceptions are searched one by one.
+    one term, so the offset found on the first occurrence of each term is
+    tried on all, and only the exceptions are searched one by one.
     """
     start = np.empty(pos.size, np.int64)
     if pos.size == 0:
         return start, start.copy()
-    p0 = int(pos[0])
-    first = b.find(b' value="', p0, b.find(b">", p0))
-    if first < 0:
-        raise Irregular
-    d = first - p0
+    offset = np.zeros(kind.max() + 1, np.int64)
+    for k in np.unique(kind):
+        p0 = int(pos[np.argmax(kind == k)])
+        first = b.find(b' value="', p0, b.find(b">", p0))
+        if first < 0:
+            raise Irregular
+        offset[k] = first - p0
+    d = offset[kind]
     ok = _matches(buf, pos + d, b' value="')
-    start[ok] = pos[ok] + d + 8
+    start[ok] = pos[ok] + d[ok] + 8
     for i in np.flatnonzero(~ok):  # the exceptions: search within the tag
         p = int(pos[i])
         j = b.find(b' value="', p, b.find(b">", p))
@@ -213,20 +225,14 @@ def scan_block(b, mz_id, int_id, end=None):
     # accession="IMS:1000xxx" of the numbers we want (found by their colon)
     colon = np.flatnonzero(a == 58)
     colon = colon[colon >= 15]
+    colon = colon[(a[colon - 4] == 34) & (a[colon - 3] == 73)]  # '"I': skips MS: terms
     colon = colon[_matches(buf, colon - 14, b'accession="IMS:1000')]
     colon = colon[_space(a[colon - 15])]
-    wanted = np.zeros(colon.size, bool)
-    kind = np.full(colon.size, -1)
-    for k, c in enumerate((_X, _Y, _Z, _OFFSET, _LENGTH)):
-        hit = _matches(buf, colon + 5, c + b'"')
-        kind[hit] = k
-        wanted |= hit
-    pos, kind = colon[wanted] + 9, kind[wanted]  # pos: just after the closing quote
-    order = np.argsort(kind, kind="stable")  # one value offset per term
-    start, length = np.empty(pos.size, np.int64), np.empty(pos.size, np.int64)
-    for k in range(5):
-        sel = order[kind[order] == k]
-        start[sel], length[sel] = _values(buf, b, pos[sel])
+    code = _word(buf, colon + 5, 4)  # e.g. b'050"'
+    idx = np.minimum(np.searchsorted(_CODES, code), _CODES.size - 1)
+    wanted = _CODES[idx] == code
+    pos, kind = colon[wanted] + 9, _KIND[idx[wanted]]  # pos: just after the closing quote
+    start, length = _values(buf, b, pos, kind)
     next_tag = lt[np.minimum(np.searchsorted(lt, pos), lt.size - 1)]
     if np.any(start > next_tag):  # the value lies in the accession's own tag
         raise Irregular
@@ -365,6 +371,46 @@ def _fix_offsets(values):
 
 # ----------------------------------------------------------------------------- parse
 
+class _Columns:
+    """Per-spectrum numbers gathered block by block, into arrays sized by the
+    spectrum list's ``count`` (no second copy) when it is right."""
+
+    _NAMES = ("mz_offset", "mz_length", "int_offset", "int_length")
+
+    def __init__(self, count):
+        try:
+            n = int(count)
+        except (TypeError, ValueError):
+            n = 0
+        self.n = 0
+        self.cols = {k: np.empty(max(n, 0), np.int64) for k in self._NAMES}
+        self.coords = np.empty((max(n, 0), 3), np.int64)
+        self.parts = []  # used when count is missing or wrong
+
+    def add(self, part):
+        m = len(part["x"])
+        if self.parts or self.n + m > len(self.coords):
+            self.parts.append(part)
+            return
+        sl = slice(self.n, self.n + m)
+        for k in self._NAMES:
+            self.cols[k][sl] = part[k]
+        for j, k in enumerate("xyz"):
+            self.coords[sl, j] = part[k]
+        self.n += m
+
+    def result(self):
+        if not self.parts and self.n == len(self.coords):
+            return self.cols, self.coords
+        head = {k: v[: self.n] for k, v in self.cols.items()}
+        head.update(x=self.coords[: self.n, 0], y=self.coords[: self.n, 1],
+                    z=self.coords[: self.n, 2])
+        parts = [head, *self.parts]
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in self._NAMES}
+        coords = np.column_stack([np.concatenate([p[k] for p in parts]) for k in "xyz"])
+        return cols, coords
+
+
 def _fast(path):
     with open(path, "rb") as f:
         buf = b""
@@ -394,14 +440,14 @@ def _fast(path):
         mz_id, int_id, mz_prec, int_prec = _groups(metadata)
         if mz_id is None or int_id is None:
             raise Irregular
-        parts = []
+        columns = _Columns(spectrum_list.get("count"))
         whole = buf[head_end:]
         del buf
         while True:
             cut = whole.rfind(b"</spectrum>")
             if cut >= 0:
                 cut += len(b"</spectrum>")
-                parts.append(scan_block(whole, mz_id, int_id, end=cut))
+                columns.add(scan_block(whole, mz_id, int_id, end=cut))
                 rest = whole[cut:]
             else:
                 rest = whole
@@ -413,8 +459,7 @@ def _fast(path):
             del block
         xml.feed(rest)  # the document's end: a cut file fails here
         xml.close()
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    coords = np.column_stack([cols["x"], cols["y"], cols["z"]])
+    cols, coords = columns.result()
     imzmldict["max count of pixels z"] = coords[:, 2].max()
     return ParsedImzML(
         mzOffsets=_fix_offsets(cols["mz_offset"]), mzLengths=cols["mz_length"],
