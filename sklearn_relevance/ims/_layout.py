@@ -201,10 +201,8 @@ def read_blocks(path, offsets, lengths, dtype):
         np.all(lengths == L)
         and (len(offsets) == 1 or np.all(np.diff(offsets) == L * s))
     )
-    if regular:  # one contiguous block: read it straight from the file
-        mm = np.memmap(path, dtype=dtype, mode="r", offset=int(offsets[0]),
-                       shape=(total,))
-        return np.array(mm)
+    if regular:  # one contiguous block: read straight into the array (no page faults)
+        return np.fromfile(path, dtype=dtype, count=total, offset=int(offsets[0]))
     if np.all(lengths == L) and len(offsets) > 1:
         stride = np.diff(offsets)
         if np.all(stride == stride[0]) and stride[0] > 0:  # equal blocks, equal spacing
