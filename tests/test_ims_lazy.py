@@ -108,6 +108,10 @@ def test_fit_on_lazy_file_equals_fit_in_memory(tmp_path, monkeypatch, penalty):
         assert torch.equal(w_ref, w), k
     np.testing.assert_array_equal(est.predict_proba(lazy), ref.predict_proba(X))
     assert est.n_features_in_ == X.shape[1]
+    monkeypatch.undo()
+    with pytest.raises(TypeError, match=r"explain .* take arrays: pass X\[rows\]\.read\(\)"):
+        est.explain(lazy)
+    assert est.explain(lazy[:5].read()).shape == (5, X.shape[1])
 
 
 def test_fit_on_lazy_file_with_nan_raises(tmp_path):

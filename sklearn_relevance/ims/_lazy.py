@@ -233,6 +233,18 @@ class LazySpectra:
         pos = _row_positions(key, len(self))
         return LazySpectra(self._source, self.rows[pos], self.transforms)
 
+    def convert_to_tensors(self, kind=None):
+        """Refuse a direct conversion (skorch's ``to_tensor`` asks through this).
+
+        Batches are read through estimators' ``fit``/``predict``; other
+        consumers (``explain``, explainers, metrics) take arrays.
+        """
+        raise TypeError(
+            f"{self!r} is read batch by batch only by fit, partial_fit and predict; "
+            "explain and the relevance metrics take arrays: pass X[rows].read() "
+            "(the rows to explain)."
+        )
+
     def __array__(self, dtype=None, copy=None):
         out = self.read()
         return out if dtype is None else out.astype(dtype, copy=False)
