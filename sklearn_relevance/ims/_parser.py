@@ -118,24 +118,26 @@ def _space(c):
     return (c == 32) | (c == 10) | (c == 9) | (c == 13)
 
 
-def _integers(a, start, length):
-    """Parse ``a[start : start + length]`` as optionally signed decimal integers."""
-    if start.size == 0:
+_POW10 = 10 ** np.arange(19, dtype=np.int64)
+
+
+def _integers(window, length):
+    """Parse the first ``length`` bytes of each row of ``window`` as signed integers."""
+    if length.size == 0:
         return np.empty(0, np.int64)
     if length.min() < 1 or length.max() > 18:
         raise Irregular
-    w = _window(a, start, int(length.max())).astype(np.int64)
+    w = window[:, : int(length.max())]
     inside = np.arange(w.shape[1]) < length[:, None]
     neg = w[:, 0] == 45  # '-'
     digit = (w >= 48) & (w <= 57)
     digit[:, 0] |= neg & (length > 1)
     if not np.all(digit | ~inside):
         raise Irregular
-    d = np.where(inside, w - 48, 0)
+    d = np.where(inside, w.astype(np.int64) - 48, 0)
     d[neg, 0] = 0
-    value = np.zeros(len(start), np.int64)
-    for k in range(w.shape[1]):
-        value = np.where(inside[:, k], value * 10 + d[:, k], value)
+    exponent = np.maximum(length[:, None] - 1 - np.arange(w.shape[1]), 0)
+    value = (d * _POW10[exponent]).sum(axis=1)
     return np.where(neg, -value, value)
 
 
@@ -158,7 +160,7 @@ def _word(buf, pos, n):
 
 
 def _values(buf, b, pos, kind):
-    """Start and length of the ``value="..."`` attribute following each ``pos``.
+    """Start, length and first 20 bytes of the ``value="..."`` following each ``pos``.
 
     Writers put the same attributes between ``accession`` and ``value`` of
     one term, so the offset found on the first occurrence of each term is
@@ -166,7 +168,7 @@ def _values(buf, b, pos, kind):
     """
     start = np.empty(pos.size, np.int64)
     if pos.size == 0:
-        return start, start.copy()
+        return start, start.copy(), np.zeros((0, 20), np.uint8)
     offset = np.zeros(kind.max() + 1, np.int64)
     for k in np.unique(kind):
         p0 = int(pos[np.argmax(kind == k)])
@@ -187,7 +189,7 @@ def _values(buf, b, pos, kind):
     quote = window == 34
     if not quote.any(axis=1).all():
         raise Irregular
-    return start, np.argmax(quote, axis=1)
+    return start, np.argmax(quote, axis=1), window
 
 
 def scan_block(b, mz_id, int_id, end=None):
@@ -232,11 +234,11 @@ def scan_block(b, mz_id, int_id, end=None):
     idx = np.minimum(np.searchsorted(_CODES, code), _CODES.size - 1)
     wanted = _CODES[idx] == code
     pos, kind = colon[wanted] + 9, _KIND[idx[wanted]]  # pos: just after the closing quote
-    start, length = _values(buf, b, pos, kind)
+    start, length, window = _values(buf, b, pos, kind)
     next_tag = lt[np.minimum(np.searchsorted(lt, pos), lt.size - 1)]
     if np.any(start > next_tag):  # the value lies in the accession's own tag
         raise Irregular
-    values = _integers(a, start, length)
+    values = _integers(window, length)
     spec = np.searchsorted(starts, pos, side="right") - 1
     if np.any(spec < 0) or np.any(pos > ends[spec]):
         raise Irregular
