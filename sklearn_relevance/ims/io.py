@@ -1,7 +1,8 @@
 """Read and write imzML files (imaging mass spectrometry).
 
-pyimzml parses the XML; intensities are read in bulk from a memory map of
-the .ibd file (no Python loop over spectra), processed-mode spectra are
+Our byte-scan parser (:mod:`._parser`, pyimzML's results exactly) reads the
+XML; the .ibd must carry the XML's UUID; intensities are read in bulk from
+the .ibd file (no Python loop over spectra), or on demand with ``lazy=True``, processed-mode spectra are
 binned onto a common m/z axis with one vectorised sum per chunk, and files
 larger than memory stream in chunks bounded by a memory budget. Writing goes
 through pyimzml's :class:`~pyimzml.ImzMLWriter.ImzMLWriter` under temporary
@@ -30,8 +31,9 @@ class IMSData:
 
     Attributes
     ----------
-    X : ndarray of shape (n_pixels, n_mz)
-        Intensities, one row per pixel (spectrum), in the file's order.
+    X : ndarray or LazySpectra of shape (n_pixels, n_mz)
+        Intensities, one row per pixel (spectrum), in the file's order
+        (a :class:`LazySpectra` reading rows on demand for ``lazy=True``).
     coords : ndarray of shape (n_pixels, 3)
         1-based (x, y, z) pixel coordinates.
     mz : ndarray of shape (n_mz,)
