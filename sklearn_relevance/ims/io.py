@@ -1,10 +1,11 @@
 """Read and write imzML files (imaging mass spectrometry).
 
 Our byte-scan parser (:mod:`._parser`, pyimzML's results exactly) reads the
-XML; the .ibd must carry the XML's UUID; intensities are read in bulk from
-the .ibd file (no Python loop over spectra), or on demand with ``lazy=True``, processed-mode spectra are
-binned onto a common m/z axis with one vectorised sum per chunk, and files
-larger than memory stream in chunks bounded by a memory budget. Writing goes
+XML, and the .ibd must carry the XML's UUID. Intensities are read in bulk
+from the .ibd file (no Python loop over spectra), or on demand with
+``lazy=True``; processed-mode spectra are binned onto a common m/z axis with
+one vectorised sum per chunk, and files larger than memory stream in chunks
+bounded by a memory budget. Writing goes
 through pyimzml's :class:`~pyimzml.ImzMLWriter.ImzMLWriter` under temporary
 names, then both files are renamed into place.
 """
