@@ -38,6 +38,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from tqdm.auto import tqdm
 
 from ._batching import batch_len, index_batch, iter_slices
+from ._stream import StreamBatches, is_streamed
 from ._validation import (
     as_torch,
     check_input,
@@ -766,6 +767,8 @@ class _TensorBatches(torch.utils.data.Dataset):
             return None
         X, masks = split_masks(dataset.X)
         y = dataset.y
+        if is_streamed(X):  # out-of-core rows, read one batch at a time
+            return StreamBatches(X, y, indices)
         tensors = list(X.values()) if isinstance(X, Mapping) else [X]
         if masks is not None:
             tensors += list(masks.values()) if isinstance(masks, Mapping) else [masks]

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from ._stream import is_streamed
+
 #: Reserved keys of a batch that carries masks.
 X_KEY = "__sklearn_relevance_X__"
 MASK_KEY = "__sklearn_relevance_relevance_mask__"
@@ -111,6 +113,13 @@ def check_relevance_mask(mask, X, owner, *, name="relevance_mask"):
     if mask is None:
         return None
     where = f"'{name}'"
+    if is_streamed(X):
+        raise ValueError(
+            f"The {where} parameter of {owner} is not supported with an out-of-core X "
+            f"(a row source read batch by batch). Got relevance masks with X of type "
+            f"{type(X).__name__}; pass an in-memory X (e.g. X[rows].read()) to train "
+            "with masks."
+        )
     if isinstance(X, Mapping):
         n = len(next(iter(X.values())))
         if not isinstance(mask, Mapping):

@@ -9,6 +9,8 @@ import torch
 from scipy.sparse import issparse
 from sklearn.utils import check_array
 
+from ._stream import check_streamed, is_streamed
+
 
 def check_array_nd(X, *, name="X", min_ndim=2, allow_nan=False, dtype=np.float32):
     """Validate an array of shape (n_samples, ...) and cast it to ``dtype``.
@@ -38,6 +40,8 @@ def check_input(X, *, name="X", min_ndim=2):
     Dict inputs (multimodal) are validated per key and must hold the same
     number of samples in every modality.
     """
+    if is_streamed(X):  # out-of-core row source: read batch by batch (_stream.py)
+        return check_streamed(X, name=name, min_ndim=min_ndim)
     if isinstance(X, Mapping) and not issparse(X):
         if not X:
             raise ValueError(f"The '{name}' parameter must not be an empty dict.")
@@ -109,7 +113,7 @@ def as_torch(X):
     """
     if isinstance(X, Mapping):
         return {k: as_torch(v) for k, v in X.items()}
-    if torch.is_tensor(X):
+    if torch.is_tensor(X) or is_streamed(X):
         return X
     arr = np.ascontiguousarray(X)
     if not arr.flags.writeable:
