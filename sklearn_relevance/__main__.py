@@ -8,6 +8,14 @@ comparison of penalty 0 with the chosen penalty on a lab neither model saw
 (accuracy, relevance sparseness, a figure, and relevance ion images as
 imzML for file input).
 
+Every option is checked before any work (an unusable ``--device``, non-finite
+or negative ``--penalties``, missing files): a bad one ends in one ``error:``
+line and exit status 2, as argparse's own errors. The labels file is checked
+before any spectrum is read or any model trained: empty values, bad
+coordinates, a pixel or file labelled twice and rows that match no pixel
+(reported with their count) are errors, and so are fewer than 2 labs and a
+lab holding one class only.
+
 Examples
 --------
 ::
@@ -26,12 +34,27 @@ from pathlib import Path
 __all__ = ["build_parser", "main"]
 
 
-def build_parser():
-    """The argument parser of ``python -m sklearn_relevance``."""
+def _prog():
+    """The command's own name: ``sklearn-relevance`` when run as the console
+    script, ``python -m sklearn_relevance`` otherwise."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if name.startswith("sklearn-relevance"):  # sklearn-relevance(.exe)
+        return "sklearn-relevance"
+    return "python -m sklearn_relevance"
+
+
+def build_parser(prog=None):
+    """The argument parser of ``python -m sklearn_relevance``.
+
+    Parameters
+    ----------
+    prog : str, optional
+        The name shown in usage and help; by default the command's own name.
+    """
     from .ims._demo import DEFAULT_PENALTIES
 
     parser = argparse.ArgumentParser(
-        prog="python -m sklearn_relevance",
+        prog=prog if prog is not None else _prog(),
         description="sklearn-relevance: relevance-regularised neural networks.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,20 +102,39 @@ def build_parser():
 
 
 def _check(parser, args):
+    """Every bad argument ends in ``parser.error``: one ``error:`` line, exit 2."""
     if args.imzml and args.labels is None:
         parser.error("--imzml needs --labels CSV")
     if args.labels is not None and not args.imzml:
         parser.error("--labels needs --imzml FILE...")
-    for name in ("n_samples", "n_labs", "bins", "epochs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive int")
-    if args.n_labs < 2 and not args.imzml:
-        parser.error("--n-labs must be at least 2")
-    if any(p < 0 for p in args.penalties):
-        parser.error("--penalties must be non-negative")
     missing = [str(f) for f in args.imzml if not f.is_file()]
     if missing:
         parser.error(f"imzML file(s) not found: {', '.join(missing)}")
+    if args.labels is not None and not args.labels.is_file():
+        parser.error(f"labels file not found: {args.labels}")
+    if args.output.exists() and not args.output.is_dir():
+        parser.error(f"--output {str(args.output)!r} exists and is not a folder")
+
+
+def _demo_config(parser, args):
+    """The demo's options, checked (device, penalties, sizes) before any work."""
+    from .ims._demo import DemoConfig, check_config
+
+    cfg = DemoConfig(
+        output=args.output, quick=args.quick, network=args.network,
+        penalties=tuple(args.penalties), n_samples=args.n_samples,
+        n_labs=args.n_labs, n_bins=args.bins, max_epochs=args.epochs, seed=args.seed,
+        n_jobs=args.n_jobs, device=args.device, test_lab=args.test_lab,
+        verbose=not args.quiet,
+        imzml=list(args.imzml), labels=args.labels,
+    )
+    if args.seed < 0:
+        parser.error(f"--seed must be a non-negative int. Got {args.seed} instead.")
+    try:
+        check_config(cfg)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return cfg
 
 
 def main(argv=None):
@@ -103,19 +145,12 @@ def main(argv=None):
     if args.command == "demo":
         import torch
 
-        from .ims._demo import DemoConfig, run_demo
+        from .ims._demo import run_demo
 
+        cfg = _demo_config(parser, args)
         # small networks: one thread per process is fastest (and GridSearchCV
         # workers with --n-jobs each get one)
         torch.set_num_threads(1)
-        cfg = DemoConfig(
-            output=args.output, quick=args.quick, network=args.network,
-            penalties=tuple(args.penalties), n_samples=args.n_samples,
-            n_labs=args.n_labs, n_bins=args.bins, max_epochs=args.epochs, seed=args.seed,
-            n_jobs=args.n_jobs, device=args.device, test_lab=args.test_lab,
-            verbose=not args.quiet,
-            imzml=list(args.imzml), labels=args.labels,
-        )
         try:
             run_demo(cfg)
         except (ValueError, OSError) as exc:

@@ -12,6 +12,7 @@ Extends skorch by overriding single steps, never by copying its loops:
 
 from __future__ import annotations
 
+import copy
 import inspect
 import types
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_feature_names, check_is_fitted
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressBar
 from skorch.dataset import Dataset, unpack_data
@@ -38,9 +39,18 @@ from tqdm.auto import tqdm
 
 from ._batching import batch_len, index_batch, iter_slices
 from ._inference import module_for_explainer
-from ._validation import as_torch, check_input, check_sample_shape, sample_shape
+from ._stream import StreamBatches, is_streamed
+from ._validation import (
+    as_torch,
+    check_input,
+    check_sample_shape,
+    device_problem,
+    sample_shape,
+)
 from .explainers import available_explainers, get_explainer
+from .explainers._base import module_access, predicted_classes, shares_module
 from .modules import default_module
+from ._masks import check_relevance_mask, split_masks, with_masks
 from .penalties import NORMS, RelevancePenalty
 
 
@@ -59,7 +69,7 @@ class _RelevanceNetBase(NeuralNet):
 
     def __init__(self, module=None, *, relevance_penalty=0.0,
                  relevance_explainer="gradient_x_input", relevance_norm="l1",
-                 relevance_target="true", criterion=None, optimizer=torch.optim.Adam,
+                 relevance_target="true", relevance_term=None, criterion=None, optimizer=torch.optim.Adam,
                  lr=0.01, max_epochs=10, batch_size=64, iterator_train=DataLoader,
                  iterator_valid=DataLoader, dataset=Dataset, train_split=None,
                  callbacks=None, predict_nonlinearity="auto", warm_start=False,
@@ -70,7 +80,8 @@ class _RelevanceNetBase(NeuralNet):
         vars(self).update(
             module=module, relevance_penalty=relevance_penalty,
             relevance_explainer=relevance_explainer, relevance_norm=relevance_norm,
-            relevance_target=relevance_target, criterion=criterion, optimizer=optimizer,
+            relevance_target=relevance_target, relevance_term=relevance_term,
+            criterion=criterion, optimizer=optimizer,
             lr=lr, max_epochs=max_epochs, batch_size=batch_size,
             iterator_train=iterator_train, iterator_valid=iterator_valid, dataset=dataset,
             train_split=train_split, callbacks=callbacks,
@@ -94,6 +105,7 @@ class _RelevanceNetBase(NeuralNet):
             ],
             "relevance_norm": [StrOptions(set(NORMS))],
             "relevance_target": [StrOptions(set(cls._relevance_targets))],
+            "relevance_term": [None, RelevancePenalty],
             "lr": [Interval(Real, 0, None, closed="neither")],
             "max_epochs": [Interval(Integral, 0, None, closed="left")],
             "batch_size": [
@@ -111,13 +123,20 @@ class _RelevanceNetBase(NeuralNet):
             self._relevance_constraints(), params, caller_name=type(self).__name__
         )
         explainer = self._make_explainer(self.relevance_explainer, with_params=True)
-        if self.relevance_penalty > 0 and not getattr(explainer, "differentiable", True):
-            raise ValueError(
-                f"The 'relevance_explainer' parameter of {type(self).__name__} must be a "
-                "differentiable explainer when relevance_penalty > 0 (its relevance is "
-                f"trained on by double backpropagation). Got {type(explainer).__name__}, "
-                "which is not differentiable."
-            )
+        self._penalty_fn = None
+        self.relevance_explainer_ = explainer
+        if self.relevance_penalty > 0:
+            trained = self._penalty().explainer
+            if not getattr(trained, "differentiable", True):
+                param = ("relevance_term" if self.relevance_term is not None
+                         and self.relevance_term.explainer is not None
+                         else "relevance_explainer")
+                raise ValueError(
+                    f"The '{param}' parameter of {type(self).__name__} must use a "
+                    "differentiable explainer when relevance_penalty > 0 (its relevance "
+                    "is trained on by double backpropagation). Got "
+                    f"{type(trained).__name__}, which is not differentiable."
+                )
         return explainer
 
     def _make_explainer(self, explainer, *, with_params=False):
@@ -136,9 +155,80 @@ class _RelevanceNetBase(NeuralNet):
             accepted = _accepted_kwargs(self._module_class())
             for key, value in (("input_shape", self.input_shape_),
                                ("n_outputs", self.n_outputs_)):
-                if key not in params and (accepted is None or key in accepted):
+                if accepted is not None and key not in accepted:
+                    # module__input_shape / module__n_outputs given for
+                    # ``initialize`` serve the estimator, not such a module
+                    params.pop(key, None)
+                elif key not in params:
                     params[key] = value
         return params
+
+    # ------------------------------------------------------- save and load
+    def initialize(self):
+        """Initialise the network without fitting, e.g. to load saved weights.
+
+        skorch's save/load idiom works once the estimator knows the sizes
+        ``fit`` would infer: pass the shape of one sample as
+        ``module__input_shape`` and, for a classifier, ``classes=``
+        (a regressor takes ``module__n_outputs``, default 1). A module
+        instance with an ``input_shape`` attribute (the library's modules)
+        needs no ``module__input_shape``::
+
+            net = RelevanceNetClassifier(module__input_shape=(64,),
+                                         classes=np.arange(10))
+            net.initialize()
+            net.load_params(f_params="params.pt")
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Before ``fit``, when those parameters are missing.
+        """
+        if getattr(self, "input_shape_", None) is None:
+            self._initialize_sizes()
+        return super().initialize()
+
+    def _initialize_sizes(self):
+        """Set what ``fit`` infers from the data from the parameters instead."""
+        given = NeuralNet.get_params_for(self, "module")
+        shape = given.get("input_shape")
+        if shape is None and isinstance(self.module, torch.nn.Module):
+            # library modules (MLP, SpectrumCNN, ImageCNN, ...) know their input
+            shape = getattr(self.module, "input_shape", None)
+            given["input_shape"] = shape
+        n_outputs, missing = self._outputs_without_fit(given.get("n_outputs"))
+        if shape is None:
+            missing = ["module__input_shape (the shape of one sample, e.g. (64,))",
+                       *missing]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__}.initialize() before fit needs the sizes fit "
+                f"would infer from the data: pass {' and '.join(missing)}. "
+                "Or fit the estimator, or load a pickled/joblib copy."
+            )
+        if isinstance(shape, Mapping):
+            shape = {k: tuple(int(d) for d in v) for k, v in shape.items()}
+        else:
+            try:
+                shape = tuple(int(d) for d in np.atleast_1d(shape))
+            except (TypeError, ValueError):
+                shape = None
+            if not shape or min(shape) < 1:
+                raise ValueError(
+                    f"The 'module__input_shape' parameter of {type(self).__name__} "
+                    "must be the shape of one sample (a tuple of positive ints, or a "
+                    f"dict of them per modality). Got {given['input_shape']!r} instead."
+                )
+        self.relevance_explainer_ = self._check_relevance_params()
+        self._penalty_fn = None
+        self.input_shape_ = shape
+        self.n_outputs_ = n_outputs
+        if not isinstance(shape, Mapping) and len(shape) == 1:
+            self.n_features_in_ = shape[0]
 
     def _module_class(self):
         module = self.module
@@ -156,6 +246,8 @@ class _RelevanceNetBase(NeuralNet):
         if isinstance(self.module, torch.nn.Module):
             # an instance is used as is (skorch semantics): no size injection
             kwargs = super().get_params_for("module")
+            for key in ("input_shape", "n_outputs"):
+                kwargs.pop(key, None)
             self.module_ = self.initialized_instance(self.module, kwargs)
             return self
         return super().initialize_module()
@@ -185,7 +277,32 @@ class _RelevanceNetBase(NeuralNet):
             setattr(self, key, params.pop(key))
             self._params_to_validate.add(key)
             self._penalty_fn = None
+        # the penalty object's own parameters, scikit-learn's nested way
+        term = {k.split("__", 1)[1]: params.pop(k) for k in list(params)
+                if k.startswith("relevance_term__")}
+        if "relevance_term" in params:
+            self.relevance_term = params.pop("relevance_term")
+            self._penalty_fn = None
+        if term:
+            if self.relevance_term is None:
+                raise ValueError(
+                    "relevance_term__<name> parameters need a relevance_term object. "
+                    f"Got relevance_term=None with {sorted(term)}."
+                )
+            self.relevance_term.set_params(**term)
+            self._penalty_fn = None
         return super().set_params(**params)
+
+    def _get_params_html(self, deep=True, doc_link=""):
+        # the HTML repr lists parameters; skorch's deep get_params adds every
+        # default callback's parameters (callbacks__<name>__*), which nobody
+        # set: keep only those given explicitly
+        params = super()._get_params_html(deep=deep, doc_link=doc_link)
+        own = set(vars(self))
+        for key in [k for k in params if k.startswith("callbacks__") and k not in own]:
+            del params[key]
+        params.non_default = tuple(k for k in params.non_default if k in params)
+        return params
 
     def initialize_virtual_params(self):
         self.virtual_params_ = {}
@@ -239,7 +356,7 @@ class _RelevanceNetBase(NeuralNet):
         return []
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, relevance_mask=None, **fit_params):
         """Train the network on ``X`` and ``y``.
 
         Parameters
@@ -249,6 +366,19 @@ class _RelevanceNetBase(NeuralNet):
             array per modality (multimodal networks).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        relevance_mask : array-like of shape (n_samples, ...) or dict, optional
+            Expert annotations, one mask per sample broadcastable to X's
+            sample shape (a dict of masks, keys among X's, for dict input):
+            1 where relevance is allowed, 0 where it must vanish, values in
+            between weight the penalty. The penalty becomes
+            ``relevance_penalty * norm(relevance * (1 - mask))``; ``None``
+            is deep relevance regularization (an empty allowed region). A
+            sample whose mask is all NaN has no annotation and gets what the
+            term's ``unannotated`` says (no penalty by default). Masks are
+            split with the samples (``train_split``: the validation penalty
+            uses the validation masks); scikit-learn's searches slice them
+            per fold as a fit parameter, also through metadata routing
+            (``set_fit_request(relevance_mask=True)``).
         **fit_params
             Passed on to skorch's ``fit`` (and to the module's ``forward``).
 
@@ -256,9 +386,12 @@ class _RelevanceNetBase(NeuralNet):
         -------
         self
         """
-        self.relevance_explainer_ = self._check_relevance_params()
+        self._check_relevance_params()
+        self._check_device_usable()
+        self._check_input_names(X, reset=True)
         X = check_input(X)
         y = self._prepare_y(y, X)
+        masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
         self.input_shape_ = sample_shape(X)
         if not isinstance(X, Mapping) and X.ndim == 2:
             self.n_features_in_ = X.shape[1]
@@ -275,11 +408,11 @@ class _RelevanceNetBase(NeuralNet):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
             NeuralNet.partial_fit(
-                self, as_torch(X), as_torch(y), _routing_method="fit", **fit_params
+                self, _packed(X, masks), as_torch(y), _routing_method="fit", **fit_params
             )
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, relevance_mask=None, **fit_params):
         """Train for ``max_epochs`` more epochs without re-initialising.
 
         Parameters
@@ -288,6 +421,8 @@ class _RelevanceNetBase(NeuralNet):
         y : array-like
         classes : ignored
             Classes are fixed at the first ``fit``.
+        relevance_mask : array-like or dict, optional
+            Masks of these samples, as in :meth:`fit`.
         **fit_params
             Passed on to skorch.
 
@@ -296,11 +431,13 @@ class _RelevanceNetBase(NeuralNet):
         self
         """
         if not self.initialized_:
-            return self.fit(X, y, **fit_params)
+            return self.fit(X, y, relevance_mask=relevance_mask, **fit_params)
+        self._check_input_names(X, reset=False)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         y = self._prepare_y(y, X, refit=False)
-        return NeuralNet.partial_fit(self, as_torch(X), as_torch(y), **fit_params)
+        masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
+        return NeuralNet.partial_fit(self, _packed(X, masks), as_torch(y), **fit_params)
 
     def _get_param_names(self):
         # skorch takes every public attribute for a parameter; private ones
@@ -317,7 +454,9 @@ class _RelevanceNetBase(NeuralNet):
             explainer = getattr(self, "relevance_explainer_", None)
             if explainer is None:
                 explainer = self._make_explainer(self.relevance_explainer, with_params=True)
-            fn = RelevancePenalty(explainer, self.relevance_norm, self.relevance_target)
+            term = self.relevance_term if self.relevance_term is not None else RelevancePenalty()
+            fn = term.resolved(explainer=explainer, norm=self.relevance_norm,
+                               target=self.relevance_target)
             self._penalty_fn = fn
         return fn
 
@@ -327,14 +466,24 @@ class _RelevanceNetBase(NeuralNet):
             return {k: v.detach().requires_grad_(True) for k, v in Xi.items()}
         return Xi.detach().requires_grad_(True)
 
+    def infer(self, x, **fit_params):
+        """skorch's ``infer``; masks packed with the batch are set aside."""
+        x, _ = split_masks(x)
+        return super().infer(x, **fit_params)
+
     def _relevance_step(self, batch, training, **fit_params):
         Xi, yi = unpack_data(batch)
+        Xi, mask = split_masks(Xi)
         Xi = self._grad_input(Xi)
+        if mask is not None:
+            mask = to_tensor(mask, device=self.device)
         y_pred = self.infer(Xi, **fit_params)
+        # the term is added to whatever get_loss returns, so an overridden
+        # get_loss keeps the penalty
         loss = self.get_loss(y_pred, yi, X=Xi, training=training)
         yt = to_tensor(yi, device=self.device) if yi is not None else None
         rel = self._penalty()(
-            self.module_, Xi, y_pred, yt, create_graph=training,
+            self.module_, Xi, y_pred, yt, mask=mask, create_graph=training,
             regression=self._is_regressor,
         )
         total = loss + self.relevance_penalty * rel
@@ -345,7 +494,7 @@ class _RelevanceNetBase(NeuralNet):
 
     def train_step_single(self, batch, **fit_params):
         if not self._penalized():
-            return super().train_step_single(batch, **fit_params)
+            return super().train_step_single(_unmasked(batch), **fit_params)
         self._set_training(True)
         total, y_pred = self._relevance_step(batch, True, **fit_params)
         total.backward()
@@ -353,27 +502,126 @@ class _RelevanceNetBase(NeuralNet):
 
     def validation_step(self, batch, **fit_params):
         if not self._penalized():
-            return super().validation_step(batch, **fit_params)
+            return super().validation_step(_unmasked(batch), **fit_params)
         # skorch validates under no_grad; the penalty needs input gradients
         self._set_training(False)
         with torch.enable_grad():
             total, y_pred = self._relevance_step(batch, False, **fit_params)
         return {"loss": total.detach(), "y_pred": y_pred.detach()}
 
+    def _check_device_usable(self):
+        """Refuse a device torch cannot use here, before any work."""
+        problem = device_problem(self.device)
+        if problem is not None:
+            raise ValueError(
+                f"The 'device' parameter of {type(self).__name__} is {self.device!r}, "
+                f"but {problem}. Use device='cpu' or a device this machine has."
+            )
+
+    # ---------------------------------------------------------- feature names
+    def _check_input_names(self, X, *, reset):
+        """Record (``reset=True``) or check the column names of a DataFrame X.
+
+        scikit-learn's own helper, so names are kept in ``feature_names_in_``
+        and later inputs with other, missing or permuted names are refused
+        with scikit-learn's messages (before the shape check, as in
+        scikit-learn). Dict inputs (multimodal) carry no feature names.
+        """
+        if isinstance(X, Mapping):
+            if reset and hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            return
+        _check_feature_names(self, X, reset=reset)
+
     # ------------------------------------------------------------ prediction
     def _check_predict_input(self, X):
         check_is_fitted(self, "module_")
+        self._check_input_names(X, reset=False)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         return as_torch(X)
 
-    def forward_output(self, X):
-        """Raw module output (logits for a classifier) as a numpy array."""
-        X = self._check_predict_input(X)
-        return self.forward(X).detach().cpu().numpy()
+    def evaluation_step(self, batch, training=False):
+        """skorch's prediction step, in eval mode under the module's lock.
 
-    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None):
+        The module's training flags are restored afterwards, and a
+        concurrent ``explain`` never sees the mode switched under it (see
+        :func:`~sklearn_relevance.explainers._locking.module_access`).
+        """
+        module = getattr(self, "module_", None)
+        if training or not isinstance(module, torch.nn.Module):
+            return super().evaluation_step(batch, training)
+        with module_access(module, shared=True, eval_mode=True):
+            return super().evaluation_step(batch, training)
+
+    def forward_output(self, X):
+        """Raw module output (logits for a classifier) as a float64 numpy array."""
+        X = self._check_predict_input(X)
+        return self._predict_outputs(X, nonlinearity=False)
+
+    # ------------------------------------------------- float64 predictions
+    def _predict_outputs(self, X, *, nonlinearity=True):
+        """Module outputs on validated X, computed in float64 (numpy float64).
+
+        float32 matrix kernels pick their blocking by batch size (with MKL a
+        1-row product rounds differently from a 20-row one), so float32
+        outputs of one sample depend on the batch it is predicted in, by
+        about 1e-7. A float64 copy of the trained network (float32 weights
+        are exact in float64) makes each sample's output independent of the
+        batch to about 1e-16, as scikit-learn expects
+        (``check_methods_subset_invariance``). The copy is made per call, under
+        the module's lock; the fitted module is left as it was.
+        A module that cannot run in float64 (a float32 tensor held outside
+        its parameters and buffers, a device without float64) is predicted
+        in float32, as skorch does.
+        """
+        nonlin = self._get_predict_nonlinearity() if nonlinearity else None
+        module, dtype = self._float64_module()
+        try:
+            return self._outputs_of_copy(module, X, dtype, nonlin)
+        except (RuntimeError, TypeError):
+            if dtype is None:
+                raise
+        # float64 failed inside the module: predict in float32, on a copy too
+        return self._outputs_of_copy(self._module_copy().eval(), X, None, nonlin)
+
+    def _module_copy(self):
+        """A copy of ``module_`` taken under its lock, so that no hook or
+        forward override of a concurrent ``explain`` (LRP, Grad-CAM) is copied."""
+        with module_access(self.module_, shared=True, eval_mode=True):
+            return copy.deepcopy(self.module_)
+
+    def _outputs_of_copy(self, module, X, dtype, nonlin):
+        outputs = []
+        for batch in self.get_iterator(self.get_dataset(X), training=False):
+            out = self._forward_copy(module, unpack_data(batch)[0], dtype)
+            outputs.append(_to_float64(out if nonlin is None else nonlin(out)))
+        return np.concatenate(outputs)
+
+    def _float64_module(self):
+        """(eval-mode copy of ``module_``, its float dtype or None for float32)."""
+        device = torch.device(self.device) if self.device is not None else None
+        dtype = None if device is not None and device.type == "mps" else torch.float64
+        module = self._module_copy()
+        if dtype is not None:
+            module = module.to(dtype)
+        return module.eval(), dtype
+
+    def _forward_copy(self, module, Xi, dtype):
+        Xi = to_tensor(Xi, device=self.device)
+        if dtype is not None:
+            Xi = ({k: v.to(dtype) for k, v in Xi.items()} if isinstance(Xi, Mapping)
+                  else Xi.to(dtype))
+        with torch.no_grad():
+            out = module(**Xi) if isinstance(Xi, Mapping) else module(Xi)
+        return out[0] if isinstance(out, tuple) else out
+
+    def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None,
+                explainer_params=None, **params):
         """Relevance of each input feature for the network's output.
+
+        To explain a Pipeline or a search from raw X, use
+        :func:`sklearn_relevance.explain`.
 
         Parameters
         ----------
@@ -395,16 +643,31 @@ class _RelevanceNetBase(NeuralNet):
             ``batch_size``. Explainers that expand the batch (IG steps,
             SmoothGrad samples) chunk further by their own
             ``internal_batch_size``.
+        explainer_params : dict, optional
+            Parameters of the explainer by name, e.g. ``{"n_steps": 64}``.
+        **params
+            The same by keyword: ``explain(X, explainer="ig", n_steps=64)``.
+            They override ``explainer_params`` and, without ``explainer``,
+            the ``relevance_explainer__*`` parameters. An unknown name raises
+            ``ValueError`` naming it.
 
         Returns
         -------
         ndarray of X's shape, or a dict of arrays for dict X
         """
+        if explainer_params is not None and not isinstance(explainer_params, Mapping):
+            raise ValueError(
+                "The 'explainer_params' parameter of explain must be a dict or None. "
+                f"Got {type(explainer_params).__name__} instead."
+            )
         X = self._check_predict_input(X)
         if explainer is None:
             exp = self._make_explainer(self.relevance_explainer, with_params=True)
         else:
             exp = self._make_explainer(explainer)
+        params = {**(explainer_params or {}), **params}
+        if params:
+            exp = get_explainer(exp, param_name="explainer", **params)
         n = batch_len(X)
         targets = self._explain_targets(target, y, n)
         bs = batch_size if batch_size is not None else self.batch_size
@@ -415,10 +678,10 @@ class _RelevanceNetBase(NeuralNet):
             )
         bs = n if bs == -1 else int(bs)
         module = self.module_
-        was_training = module.training
-        module.eval()
         parts = []
-        try:
+        # eval mode, hooks and BatchNorm freezing under the module's lock
+        # (thread safety: explainers/_locking.py)
+        with module_access(module, shared=shares_module(exp), eval_mode=True):
             # input-level explainers run on a cached, faster copy of the
             # network when the work is large enough (_inference.py)
             net = module_for_explainer(
@@ -433,15 +696,10 @@ class _RelevanceNetBase(NeuralNet):
                 tb = targets
                 if isinstance(targets, np.ndarray):
                     tb = torch.as_tensor(targets[sl], device=self.device)
-                elif targets == "predicted":
-                    with torch.no_grad():
-                        out = self.infer(Xb)
-                    out = out[0] if isinstance(out, tuple) else out
-                    tb = out.argmax(1)
+                elif targets == "predicted":  # in passes within the memory budget
+                    tb = predicted_classes(self.infer, Xb, module)
                 rel = exp.explain(net, Xb, tb)
                 parts.append(_to_numpy(rel))
-        finally:
-            module.train(was_training)
         if isinstance(parts[0], Mapping):
             return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         return np.concatenate(parts)
@@ -459,6 +717,11 @@ class _RelevanceNetBase(NeuralNet):
             if y is None:
                 raise ValueError("target='true' needs the true labels: pass y to explain.")
             return self._encode_targets(y, n)
+        if isinstance(target, (bool, np.bool_)):  # not a class index
+            raise ValueError(
+                "The 'target' parameter of explain must be None, 'true', an int or an "
+                f"array of ints. Got the bool {target!r} instead."
+            )
         if isinstance(target, (Integral, np.integer)):
             if not -k <= int(target) < k:
                 raise ValueError(
@@ -495,8 +758,8 @@ class _TensorBatches(torch.utils.data.Dataset):
     one tensor index each.
     """
 
-    def __init__(self, X, y, indices=None):
-        self.X, self.y, self.indices = X, y, indices
+    def __init__(self, X, y, indices=None, masks=None):
+        self.X, self.y, self.indices, self.masks = X, y, indices, masks
 
     @classmethod
     def wrap(cls, dataset):
@@ -508,13 +771,18 @@ class _TensorBatches(torch.utils.data.Dataset):
             dataset = dataset.dataset
         if type(dataset) is not Dataset:
             return None
-        X, y = dataset.X, dataset.y
+        X, masks = split_masks(dataset.X)
+        y = dataset.y
+        if is_streamed(X):  # out-of-core rows, read one batch at a time
+            return StreamBatches(X, y, indices)
         tensors = list(X.values()) if isinstance(X, Mapping) else [X]
+        if masks is not None:
+            tensors += list(masks.values()) if isinstance(masks, Mapping) else [masks]
         if not all(torch.is_tensor(t) for t in tensors):
             return None
         if y is not None and not torch.is_tensor(y):
             return None
-        return cls(X, y, indices)
+        return cls(X, y, indices, masks)
 
     def __len__(self):
         if self.indices is not None:
@@ -526,8 +794,27 @@ class _TensorBatches(torch.utils.data.Dataset):
         if self.indices is not None:
             idx = self.indices[idx]
         Xi = index_batch(self.X, idx)
+        if self.masks is not None:
+            Xi = with_masks(Xi, index_batch(self.masks, idx))
         yi = torch.zeros(len(idx)) if self.y is None else self.y[idx]
         return Xi, yi
+
+
+def _to_float64(out):
+    return out.detach().cpu().numpy().astype(np.float64, copy=False)
+
+
+def _packed(X, masks):
+    """Tensors for skorch: X, or X packed with its masks (split sample-wise)."""
+    X = as_torch(X)
+    return X if masks is None else with_masks(X, as_torch(masks))
+
+
+def _unmasked(batch):
+    """A batch without the masks packed into it (for skorch's plain steps)."""
+    Xi, yi = unpack_data(batch)
+    Xi, mask = split_masks(Xi)
+    return batch if mask is None else (Xi, yi)
 
 
 def _to_numpy(rel):

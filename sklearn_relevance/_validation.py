@@ -9,6 +9,8 @@ import torch
 from scipy.sparse import issparse
 from sklearn.utils import check_array
 
+from ._stream import check_streamed, is_streamed
+
 
 def check_array_nd(X, *, name="X", min_ndim=2, allow_nan=False, dtype=np.float32):
     """Validate an array of shape (n_samples, ...) and cast it to ``dtype``.
@@ -38,6 +40,8 @@ def check_input(X, *, name="X", min_ndim=2):
     Dict inputs (multimodal) are validated per key and must hold the same
     number of samples in every modality.
     """
+    if is_streamed(X):  # out-of-core row source: read batch by batch (_stream.py)
+        return check_streamed(X, name=name, min_ndim=min_ndim)
     if isinstance(X, Mapping) and not issparse(X):
         if not X:
             raise ValueError(f"The '{name}' parameter must not be an empty dict.")
@@ -109,9 +113,67 @@ def as_torch(X):
     """
     if isinstance(X, Mapping):
         return {k: as_torch(v) for k, v in X.items()}
-    if torch.is_tensor(X):
+    if torch.is_tensor(X) or is_streamed(X):
         return X
     arr = np.ascontiguousarray(X)
     if not arr.flags.writeable:
         arr = arr.copy()
     return torch.from_numpy(arr)
+
+
+def check_finite_tensor(X, *, name="X", owner=None):
+    """Raise ``ValueError`` when a tensor (or a dict of them) holds NaN or infinity.
+
+    The messages are scikit-learn's (``"Input X contains NaN."``), as the
+    estimators' ``check_input`` raises them, with the owner named when given.
+    The check runs on the tensor's device (one reduction, no copy to the host).
+    """
+    if isinstance(X, Mapping):
+        for key, value in X.items():
+            check_finite_tensor(value, name=f"{name}[{key!r}]", owner=owner)
+        return
+    if not torch.is_tensor(X) or not torch.is_floating_point(X):
+        return
+    values = X.detach()
+    if bool(torch.isfinite(values).all()):
+        return
+    where = f" of {owner}" if owner else ""
+    if bool(torch.isnan(values).any()):
+        raise ValueError(f"Input {name}{where} contains NaN.")
+    raise ValueError(
+        f"Input {name}{where} contains infinity or a value too large for {values.dtype}."
+    )
+
+
+def device_problem(device):
+    """Why torch cannot use ``device`` here (a sentence), or None when it can.
+
+    ``device`` is a str or ``torch.device``; None (skorch: leave the module
+    where it is) and ``"cpu"`` are always usable. Callers word the error
+    (an estimator's ``device`` parameter, the command line's ``--device``).
+    """
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return "it is not a torch device (expected e.g. 'cpu', 'cuda' or 'cuda:0')"
+    if dev.type == "cpu":
+        return None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch was built without CUDA" if torch.version.cuda is None
+                   else "torch finds no CUDA GPU")
+            return f"CUDA is not available ({why})"
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            return f"this machine has {count} CUDA device(s)"
+        return None
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return None if mps is not None and mps.is_available() else "MPS is not available"
+    try:
+        torch.empty(0, device=dev)
+    except Exception as exc:  # any other backend that torch cannot reach here
+        return f"torch cannot allocate on it ({type(exc).__name__}: {exc})"
+    return None

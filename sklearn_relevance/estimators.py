@@ -15,7 +15,6 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_y, column_or_1d
 from sklearn.utils._available_if import available_if
-from skorch import NeuralNet
 from skorch.callbacks import EpochScoring
 from skorch.utils import to_numpy
 
@@ -37,8 +36,11 @@ _COMMON_PARAMS = """
         arguments go through ``module__<name>`` as in skorch. An instance is
         used as is.
     relevance_penalty : float, default=0.0
-        Weight of the relevance norm added to the loss. ``0`` trains an
-        ordinary network; ``> 0`` is deep relevance regularization.
+        Weight of the relevance term added to the loss. ``0`` trains an
+        ordinary network; ``> 0`` is deep relevance regularization, or,
+        with ``relevance_mask`` passed to :meth:`fit`, training to be right
+        for the right reasons (only relevance outside the masks is
+        penalised).
     relevance_explainer : str or explainer object, default="gradient_x_input"
         Differentiable explainer whose relevance is penalised; also the
         default of :meth:`explain`. Tune its parameters with
@@ -46,6 +48,16 @@ _COMMON_PARAMS = """
     relevance_norm : {"l1", "l2"}, default="l1"
         Per-sample norm of the relevance: sum of absolute values, or sum of
         squares.
+    relevance_term : RelevancePenalty or None, default=None
+        The penalty object that ``relevance_penalty`` weighs:
+        :class:`~sklearn_relevance.penalties.RelevancePenalty` (the default,
+        built from ``relevance_explainer``, ``relevance_norm`` and
+        ``relevance_target``),
+        :class:`~sklearn_relevance.penalties.RightReasonsPenalty`, or a
+        subclass. Its parameters left as ``None`` take the estimator's
+        ``relevance_explainer`` / ``relevance_norm`` / ``relevance_target``.
+        The term is added to what ``get_loss`` returns, so a subclass that
+        overrides ``get_loss`` keeps it.
     criterion : torch loss class, default=None
         ``None`` uses the estimator's default loss.
     optimizer : torch optimizer class, default=torch.optim.Adam
@@ -111,6 +123,12 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
     relevance_target : {{"true", "predicted", "all"}}, default="true"
         Class whose relevance is penalised: the true class, the predicted
         class, or every class (their norms add up).
+    classes : array-like of shape (n_classes,), default=None
+        All class labels, as skorch's ``NeuralNetClassifier`` takes them:
+        ``fit`` then accepts data that lacks some classes, and
+        :meth:`initialize` (with ``module__input_shape``) builds the
+        network without data, so saved parameters can be loaded. ``None``
+        takes the classes found in ``y``.
 
     Attributes
     ----------
@@ -129,10 +147,47 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
     (3, 64)
     """
 
+    def __init__(self, module=None, *, relevance_penalty=0.0,
+                 relevance_explainer="gradient_x_input", relevance_norm="l1",
+                 relevance_target="true", classes=None, **kwargs):
+        super().__init__(
+            module, relevance_penalty=relevance_penalty,
+            relevance_explainer=relevance_explainer, relevance_norm=relevance_norm,
+            relevance_target=relevance_target, **kwargs,
+        )
+        self.classes = classes
+
     def _default_criterion(self, **kwargs):
         return torch.nn.CrossEntropyLoss(**kwargs)
 
     _is_regressor = False
+
+    def _given_classes(self):
+        """``classes`` as a sorted array of at least 2 labels, or None."""
+        if self.classes is None:
+            return None
+        classes = np.asarray(self.classes)
+        if classes.ndim != 1 or len(np.unique(classes)) < 2:
+            raise ValueError(
+                f"The 'classes' parameter of {type(self).__name__} must be None or a "
+                "1D array-like of at least 2 distinct labels. Got "
+                f"{self.classes!r} instead."
+            )
+        return np.unique(classes)
+
+    def _outputs_without_fit(self, n_outputs):
+        classes = self._given_classes()
+        if classes is None:
+            return None, ["classes (the class labels, as skorch's NeuralNetClassifier "
+                          "takes them)"]
+        if n_outputs is not None and n_outputs != len(classes):
+            raise ValueError(
+                f"The 'module__n_outputs' parameter of {type(self).__name__} "
+                f"({n_outputs!r}) must equal the number of classes ({len(classes)}). "
+                "Leave it out: classes sets it."
+            )
+        self.classes_ = classes
+        return len(classes), []
 
     def _extra_default_callbacks(self):
         return [("valid_acc", EpochScoring(_encoded_accuracy, name="valid_acc",
@@ -156,7 +211,10 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
                 f"[{batch_len(X)}, {y.shape[0]}]"
             )
         check_classification_targets(y)
-        if refit:
+        if refit and self.classes is not None:
+            self.classes_ = self._given_classes()
+            self.n_outputs_ = len(self.classes_)
+        elif refit:
             encoder = LabelEncoder().fit(y)
             if len(encoder.classes_) < 2:
                 raise ValueError(
@@ -203,7 +261,7 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
         ndarray of shape (n_samples, n_classes)
         """
         X = self._check_predict_input(X)
-        return super(_RelevanceNetBase, self).predict_proba(X)
+        return self._predict_outputs(X)
 
     def predict(self, X):
         """Predicted class labels (of the type of the training labels).
@@ -267,15 +325,25 @@ class RelevanceNetRegressor(RegressorMixin, _RelevanceNetBase):
 
     def __init__(self, module=None, *, relevance_penalty=0.0,
                  relevance_explainer="gradient_x_input", relevance_norm="l1",
-                 relevance_target="all", **kwargs):
+                 relevance_target="all", relevance_term=None, **kwargs):
         super().__init__(
             module, relevance_penalty=relevance_penalty,
             relevance_explainer=relevance_explainer, relevance_norm=relevance_norm,
-            relevance_target=relevance_target, **kwargs,
+            relevance_target=relevance_target, relevance_term=relevance_term, **kwargs,
         )
 
     def _default_criterion(self, **kwargs):
         return torch.nn.MSELoss(**kwargs)
+
+    def _outputs_without_fit(self, n_outputs):
+        n_outputs = 1 if n_outputs is None else n_outputs
+        if not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
+            raise ValueError(
+                f"The 'module__n_outputs' parameter of {type(self).__name__} must be "
+                f"a positive int. Got {n_outputs!r} instead."
+            )
+        self._y_ndim = 1 if n_outputs == 1 else 2
+        return int(n_outputs), []
 
     def _prepare_y(self, y, X, refit=True):
         if y is None:
@@ -322,6 +390,6 @@ class RelevanceNetRegressor(RegressorMixin, _RelevanceNetBase):
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
         """
         X = self._check_predict_input(X)
-        out = NeuralNet.predict_proba(self, X)
-        out = out.reshape(len(out), -1).astype(np.float64)
+        out = self._predict_outputs(X)
+        out = out.reshape(len(out), -1)
         return out.ravel() if self._y_ndim == 1 else out

@@ -364,8 +364,10 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         The model; a module must return logits (or one regression output).
         For a Pipeline, X goes through all steps but the last and the final
         step's network is explained on the result.
-    X : array-like or Tensor of shape ``(n_samples, channels, *spatial)``
-        Inputs.
+    X : array-like or Tensor of shape ``(n_samples, channels, *spatial)`` or ``(n_samples, n_features)``
+        Inputs: images or signals, or tabular data (2D), where every
+        explainer and metric applies but those that need spatial axes
+        (Grad-CAM, XRAI, ``"xrai_dice"``).
     y : array-like of shape (n_samples,), default=None
         Labels, in the estimator's ``classes_`` (class indices for a module).
     masks : array-like of bool, shape of X or ``(n_samples, *spatial)``, default=None
@@ -377,7 +379,7 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         Registered names (see :func:`~sklearn_relevance.explainers.available_explainers`),
         explainer objects, or a dict ``{label: name or object}``. An explainer
         that does not apply to X's dimensionality (XRAI on 3D) raises a
-        ``ValueError``.
+        ``ValueError``; the default list leaves those out itself.
     metrics : list, dict or None, default=None
         Names among :func:`available_metrics` or callables
         ``metric(relevance, *, module, X, target, masks) -> (n_samples,)``
@@ -457,7 +459,7 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         # a Pipeline: explain its final step on the transformed input
         X, estimator = estimator[:-1].transform(X), estimator._final_estimator
     module, device = module_and_device(estimator)
-    X_np = check_input(X, name="X", min_ndim=3)
+    X_np = check_input(X, name="X", min_ndim=2)
     if isinstance(X_np, Mapping):
         raise ValueError(
             "compare_explainers compares explainers on images or signals; dict "
@@ -465,6 +467,9 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         )
     n = X_np.shape[0]
     masks = _check_masks(masks, X_np)
+    if explainers is DEFAULT_EXPLAINERS:  # the defaults that apply to X (tabular: no Grad-CAM)
+        explainers = [e for e in explainers if X_np.ndim - 2 in (
+            getattr(get_explainer(e), "input_ndims", None) or (X_np.ndim - 2,))]
     resolved = _resolve_explainers(explainers, X_np.ndim - 2)
     metric_fns = _resolve_metrics(metrics, masks is not None, X_np.ndim - 2, metric_params)
     _check_int(n_bootstrap, "n_bootstrap", 0)

@@ -32,11 +32,16 @@ from .metrics.regions import (
 __all__ = ["RelevanceTransformer", "RegionRelevance"]
 
 
-def _record_input(est, X, reset):
-    """Feature names and ``n_features_in_`` for 2D array-like X (not for dicts)."""
+def _record_input(est, X, reset, *, names=True):
+    """Feature names and ``n_features_in_`` for 2D array-like X (not for dicts).
+
+    ``names=False`` when the caller checked the names of X before converting
+    it to an array (which has none).
+    """
     if isinstance(X, Mapping):
         return
-    _check_feature_names(est, X, reset=reset)
+    if names:
+        _check_feature_names(est, X, reset=reset)
     shape = X.shape if hasattr(X, "shape") else np.asarray(X).shape
     if reset:
         est._sample_shape = tuple(shape[1:])
@@ -151,6 +156,8 @@ class RelevanceTransformer(TransformerMixin, BaseEstimator):
         if self.prefit:
             check_is_fitted(self.estimator)
             self.estimator_ = self.estimator
+            if not isinstance(X, Mapping):  # names the estimator would refuse later
+                _check_feature_names(self.estimator_, X, reset=False)
         else:
             self.estimator_ = clone(self.estimator).fit(X, y, **fit_params)
         _record_input(self, X, reset=True)
@@ -264,6 +271,7 @@ class RegionRelevance(TransformerMixin, BaseEstimator):
         self
         """
         check_choice(self.statistic, "statistic", "RegionRelevance", STATISTICS)
+        _check_feature_names(self, X, reset=True)  # a DataFrame's names, before numpy
         X = to_numpy_numeric(X, "X")
         as_batch(X, "X", min_ndim=2)
         if self.atlas is None:
@@ -276,7 +284,7 @@ class RegionRelevance(TransformerMixin, BaseEstimator):
         names = self.labels if isinstance(self.labels, Mapping) else {}
         self.region_names_ = np.asarray(
             [str(names.get(int(lab), f"region_{lab}")) for lab in self.labels_], dtype=object)
-        _record_input(self, X, reset=True)
+        _record_input(self, X, reset=True, names=False)
         if self.statistic == "gain":
             ref = X if self.reference is None else self.reference
             self.reference_ = reference_density(ref, atlas, self.labels_)
@@ -295,9 +303,10 @@ class RegionRelevance(TransformerMixin, BaseEstimator):
         ndarray of shape (n_samples, n_regions)
         """
         check_is_fitted(self, "labels_")
+        _check_feature_names(self, X, reset=False)  # names first, as scikit-learn
         X = to_numpy_numeric(X, "X")
         as_batch(X, "X", min_ndim=2)
-        _record_input(self, X, reset=False)
+        _record_input(self, X, reset=False, names=False)
         if tuple(X.shape[1:]) != tuple(self.atlas_.shape):
             raise ValueError(
                 f"X has samples of shape {tuple(X.shape[1:])}, but RegionRelevance was "

@@ -2,7 +2,8 @@
 
 The estimators are discovered from the package's public names, so a new
 export is checked without editing this file. Instances that need arguments
-come from ``CONSTRUCTORS``; checks that cannot pass, with the reason for each,
+come from ``CONSTRUCTORS``, and every estimator configured there is checked
+default-constructed too; checks that cannot pass, with the reason for each,
 are in ``EXPECTED_FAILED_CHECKS`` (the one table of expected failures).
 """
 
@@ -41,7 +42,16 @@ def _constructors():
 
 
 # estimator name -> {check name: reason}; at most four entries in all
-EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {}
+EXPECTED_FAILED_CHECKS: dict[str, dict[str, str]] = {
+    "RelevanceTransformer": {
+        "check_methods_subset_invariance": (
+            "transform is explain, which runs in float32 as training does: float32 "
+            "matrix kernels pick their blocking by batch size, so a sample's relevance "
+            "differs between a 1-row and a 20-row batch by about 1e-7 relative (the "
+            "check's atol). predict and predict_proba run in float64 and pass."
+        ),
+    },
+}
 
 
 def _exported_estimators():
@@ -68,7 +78,27 @@ def _exported_estimators():
     return [
         constructors[name]() if name in constructors else cls()
         for name, cls in sorted(seen.items())
-    ]
+    ] + _default_instances(seen)
+
+
+def _default_instances(seen):
+    """Default-constructed instances of the estimators ``CONSTRUCTORS`` configures.
+
+    Users meet the defaults first (``RelevanceNetRegressor()`` once failed
+    ``check_methods_subset_invariance`` while ``max_epochs=5`` passed). A
+    transformer that needs an estimator gets a default-constructed one.
+    """
+    instances = []
+    for name, cls in sorted(seen.items()):
+        if name not in _constructors():
+            continue  # already default-constructed above
+        if name == "RelevanceTransformer":
+            net = seen.get("RelevanceNetClassifier")
+            if net is not None:
+                instances.append(cls(net(), prefit=False))
+        else:
+            instances.append(cls())
+    return instances
 
 
 def _expected_failed_checks(estimator):

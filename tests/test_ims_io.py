@@ -268,3 +268,128 @@ def test_imsdata_image_validates():
     with pytest.raises(ValueError, match="one value per pixel"):
         data.image(np.ones(3))
     np.testing.assert_array_equal(data.ion_image(2.0, tol=0.1), [[1.0, 1.0]])
+
+
+# --------------------------------------------------------------- file-pair integrity
+
+def _open_fds():
+    import os
+
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+
+def test_crash_between_renames_is_refused_not_read_as_garbage(tmp_path, monkeypatch):
+    import os
+
+    from sklearn_relevance.ims import io as io_module
+
+    path, X_old, _, _ = _write_sample(tmp_path, seed=0)
+    real_replace = os.replace
+    calls = []
+
+    def crash_on_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed between the two renames")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(io_module.os, "replace", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        _write_sample(tmp_path, seed=1)
+    monkeypatch.undo()
+    # a new .ibd beside the old .imzML: refused, naming both files and both UUIDs
+    with pytest.raises(ValueError, match=r"sample\.ibd.*does not belong to.*sample\.imzML"
+                                         r".*UUID header is [0-9a-f-]{36}.*declares "
+                                         r"[0-9a-f-]{36}"):
+        read_imzml(path)
+    with pytest.raises(ValueError, match="does not belong"):
+        next(iter_imzml(path))
+    # no temporary is left, and the next write repairs the pair
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample.ibd", "sample.imzML"]
+    _, X_new, _, _ = _write_sample(tmp_path, seed=2)
+    np.testing.assert_array_equal(read_imzml(path).X, X_new)
+
+
+def test_ibd_of_another_acquisition_with_the_same_shape_is_refused(tmp_path):
+    a, X_a, _, _ = _write_sample(tmp_path, "a", seed=0)
+    _b, _X_b, _, _ = _write_sample(tmp_path, "b", seed=1)
+    shutil.copy(tmp_path / "b.ibd", tmp_path / "a.ibd")
+    with pytest.raises(ValueError, match=r"a\.ibd.*does not belong to.*a\.imzML"):
+        read_imzml(a)
+
+
+def test_verify_checksum(shared_data, tmp_path):
+    path = _copy(shared_data, tmp_path)
+    read_imzml(path, verify_checksum=True)  # SHA-1 declared and right
+    read_imzml(shared_data / "imzml" / "rmsi_processed_6px.imzML",
+               verify_checksum=True)  # MD5 declared and right
+    ibd = tmp_path / "Example_Continuous.ibd"
+    raw = bytearray(ibd.read_bytes())
+    raw[-3] ^= 0xFF  # one intensity byte flipped: same UUID, same size
+    ibd.write_bytes(bytes(raw))
+    read_imzml(path)  # not asked: the UUID matches, the read goes through
+    with pytest.raises(ValueError, match=r"Example_Continuous\.ibd.*fails its SHA-1"):
+        read_imzml(path, verify_checksum=True)
+    with pytest.raises(ValueError, match=r"fails its SHA-1"):
+        iter_imzml(path, verify_checksum=True)
+    text = path.read_bytes()
+    start = text.index(b'<cvParam cvRef="IMS" accession="IMS:1000091"')
+    path.write_bytes(text[:start] + text[text.index(b"/>", start) + 2:])
+    with pytest.raises(ValueError, match="declares no SHA-1"):
+        read_imzml(path, verify_checksum=True)
+    with pytest.raises(ValueError, match="'verify_checksum' parameter of read_imzml"):
+        read_imzml(path, verify_checksum="yes")
+
+
+def test_target_imzml_that_is_a_directory_touches_nothing(tmp_path):
+    path, X, _, _ = _write_sample(tmp_path, seed=0)
+    before = (tmp_path / "sample.ibd").read_bytes()
+    (tmp_path / "other.imzML").mkdir()
+    (tmp_path / "other.ibd").write_bytes(before)
+    with pytest.raises(IsADirectoryError, match=r"other\.imzML.*is a directory"):
+        write_imzml(tmp_path / "other.imzML", X, [[i + 1, 1] for i in range(len(X))],
+                    np.linspace(1000, 2000, X.shape[1]))
+    assert (tmp_path / "other.ibd").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "other.ibd", "other.imzML", "sample.ibd", "sample.imzML"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"polarity": "sideways"}, "'polarity' parameter of write_imzml"),
+    ({"polarity": 1}, "'polarity' parameter of write_imzml"),
+    ({"intensity_dtype": np.int32}, "'intensity_dtype' parameter"),
+    ({"intensity_dtype": "nonsense"}, "'intensity_dtype' parameter"),
+    ({"mz_dtype": np.float16}, "'mz_dtype' parameter"),
+    ({"spec_type": "both"}, "'spec_type' parameter"),
+    ({"X": np.array([[1e39, 1.0]]), "intensity_dtype": np.float32}, "overflow.*float32"),
+    ({"mz": [1000.0, 1000.00001], "mz_dtype": np.float32}, "cannot tell apart"),
+    ({"coords": [[1, np.nan], [2, 1]]}, "1-based integer"),
+])
+def test_write_arguments_checked_before_any_file_is_opened(tmp_path, kwargs, match):
+    args = {"X": np.ones((2, 2)), "coords": [[1, 1], [2, 1]], "mz": [1.0, 2.0]}
+    args.update(kwargs)
+    if args["X"].shape[0] == 1:
+        args["coords"] = [[1, 1]]
+    fds = _open_fds()
+    with pytest.raises(ValueError, match=match):
+        write_imzml(tmp_path / "bad.imzML", **args)
+    assert list(tmp_path.iterdir()) == []
+    assert _open_fds() == fds  # no handle leaked
+
+
+def test_temporaries_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a finished process: its pid no longer runs
+    dead = [tmp_path / f".sample.{proc.pid}-0123456789ab.tmp{ext}"
+            for ext in (".imzML", ".ibd")]
+    alive = tmp_path / f".sample.{os.getppid()}-0123456789ab.tmp.ibd"  # a running writer
+    other = tmp_path / f".other.{proc.pid}-0123456789ab.tmp.ibd"  # another target
+    for p in [*dead, alive, other]:
+        p.write_bytes(b"partial")
+    _write_sample(tmp_path, seed=0)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([alive.name, other.name, "sample.ibd", "sample.imzML"])

@@ -33,6 +33,18 @@ def test_tic_normalizer_matches_l1_normalizer(spectra):
         TICNormalizer(scale=0).fit(spectra)
 
 
+def test_tic_normalizer_refuses_negative_intensities(spectra):
+    # a signed sum is no ion current: [1, 2, -2.9, 0] used to become [10, 20, -29, 0]
+    bad = np.array([[1.0, 2.0, -2.9, 0.0]])
+    with pytest.raises(ValueError, match="Negative values.*TICNormalizer"):
+        TICNormalizer().fit(bad)
+    fitted = TICNormalizer().fit(np.abs(bad))
+    with pytest.raises(ValueError, match="Negative values.*TICNormalizer"):
+        fitted.transform(bad)
+    with pytest.raises(ValueError, match="Negative values.*TICNormalizer"):
+        TICNormalizer().fit(spectra).transform(spectra - spectra.mean())
+
+
 @pytest.mark.parametrize("method, ref", [("sqrt", np.sqrt), ("log1p", np.log1p)])
 def test_variance_stabilizer(spectra, method, ref):
     np.testing.assert_allclose(VarianceStabilizer(method=method).fit_transform(spectra),

@@ -44,11 +44,12 @@ def literal(rule, W, b, x, R, low=None, high=None):
             num = [x[i] * W[j, i] for i in range(n_in)]
             for i in range(n_in):
                 out[i] += num[i] / _stab(den, 1e-3) * R[j]
-        elif rule in ("zplus", "alpha2_beta1"):
-            alpha, beta = (1.0, 0.0) if rule == "zplus" else (2.0, 1.0)
+        elif rule in ("zplus", "alpha2_beta1", "zplus_bias", "alpha2_beta1_bias"):
+            alpha, beta = (1.0, 0.0) if rule.startswith("zplus") else (2.0, 1.0)
+            bj = b[j] if rule.endswith("_bias") else 0.0
             zij = [x[i] * W[j, i] for i in range(n_in)]
-            pos = sum(max(z, 0.0) for z in zij)
-            neg = sum(min(z, 0.0) for z in zij)
+            pos = sum(max(z, 0.0) for z in zij) + max(bj, 0.0)
+            neg = sum(min(z, 0.0) for z in zij) + min(bj, 0.0)
             for i in range(n_in):
                 share = alpha * max(zij[i], 0.0) / _stab(pos, EPS)
                 share -= beta * min(zij[i], 0.0) / _stab(neg, EPS)
@@ -59,12 +60,27 @@ def literal(rule, W, b, x, R, low=None, high=None):
             den = sum(num) + b[j] + g * max(b[j], 0.0)
             for i in range(n_in):
                 out[i] += num[i] / _stab(den, EPS) * R[j]
+        elif rule == "gamma_generalized":
+            g = 0.5
+            out_j = sum(x[i] * W[j, i] for i in range(n_in)) + b[j]
+            if out_j == 0:
+                continue
+            sign = 1.0 if out_j > 0 else -1.0
+
+            def favour(w, same):  # w + g * (part of w of the favoured sign)
+                return w + g * (max(sign * w, 0.0) * sign if same else min(sign * w, 0.0) * sign)
+
+            num = [x[i] * favour(W[j, i], x[i] > 0) for i in range(n_in)]
+            den = sum(num) + favour(b[j], True)
+            for i in range(n_in):
+                out[i] += num[i] / _stab(den, EPS) * R[j]
         elif rule == "flat":
             connected = [i for i in range(n_in) if W[j, i] != 0]
             for i in connected:
                 out[i] += R[j] / len(connected)
-        elif rule == "wsquare":
+        elif rule in ("wsquare", "wsquare_bias"):
             den = sum(W[j, i] ** 2 for i in range(n_in))
+            den += b[j] ** 2 if rule == "wsquare_bias" else 0.0
             for i in range(n_in):
                 out[i] += W[j, i] ** 2 / _stab(den, EPS) * R[j]
         elif rule == "zbox":
@@ -86,7 +102,13 @@ RULES = {
     "flat": lambda: Flat(),
     "wsquare": lambda: WSquare(),
     "zbox": lambda: ZBox(low=-2.0, high=2.5),
+    # zennit's defaults: biases counted, the generalised gamma rule
+    "zplus_bias": lambda: ZPlus(bias=True),
+    "alpha2_beta1_bias": lambda: AlphaBeta(2.0, 1.0, bias=True),
+    "wsquare_bias": lambda: WSquare(bias=True),
+    "gamma_generalized": lambda: Gamma(0.5, generalized=True),
 }
+BIAS_RULES = ["zplus_bias", "alpha2_beta1_bias", "wsquare_bias", "gamma_generalized"]
 
 
 def _dense_matrix(layer, in_shape):
@@ -108,7 +130,7 @@ def _check(name, layer, in_shape, rng):
     n_samples = 3
     x = torch.as_tensor(rng.uniform(-2.0, 2.5, (n_samples, *in_shape)))
     if name == "gamma":
-        x = x.abs()  # the gamma rule is meant for non-negative inputs
+        x = x.abs()  # the original gamma rule is meant for non-negative inputs
     with torch.no_grad():
         n_out = layer(x[:1]).numel()
     head = nn.Linear(n_out, 1, bias=False).double()
@@ -151,6 +173,41 @@ def test_rule_on_conv3d_matches_literal_formula(name, rng):
 @pytest.mark.parametrize("name", ["alpha2_beta1", "gamma", "flat"])
 def test_rule_on_conv2d_matches_literal_formula(name, rng):
     _check(name, nn.Conv2d(2, 2, 3, padding=1, bias=False), (2, 3, 4), rng)
+
+
+@pytest.mark.parametrize("name", BIAS_RULES)
+def test_bias_options_on_conv3d_match_literal_formula(name, rng):
+    _check(name, nn.Conv3d(1, 2, 2, padding=1), (1, 2, 3, 2), rng)
+
+
+@pytest.mark.parametrize("name", ["zplus", "alpha2_beta1", "wsquare"])
+def test_bias_option_changes_the_result_when_biases_are_large(name, rng):
+    """The default ignores biases (today's results); bias=True counts them."""
+    layer = nn.Linear(5, 4).double()
+    with torch.no_grad():
+        layer.bias.copy_(torch.tensor([2.0, -2.0, 1.5, -1.0]))
+    net = nn.Sequential(layer, nn.Linear(4, 1, bias=False).double())
+    x = torch.as_tensor(rng.uniform(-1.0, 1.0, (3, 5)))
+    off, on = (LRP(composite={"0": RULES[key](), "1": None}).explain(net, x)
+               for key in (name, name + "_bias"))
+    assert not torch.allclose(off, on, atol=1e-3)
+
+
+def test_generalized_gamma_differs_on_negative_outputs_only(rng):
+    """Both gamma forms agree on non-negative inputs with positive outputs;
+    on a neuron with negative output the original rule favours positive
+    weights, the generalised one negative contributions."""
+    layer = nn.Linear(4, 1).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, -2.0, 0.5, 0.3]]))
+        layer.bias.fill_(0.1)
+    net = nn.Sequential(layer, nn.Linear(1, 1, bias=False).double())
+    pos = torch.tensor([[1.0, 0.1, 1.0, 1.0]], dtype=torch.float64)   # output > 0
+    neg = torch.tensor([[0.2, 1.0, 0.1, 0.1]], dtype=torch.float64)   # output < 0
+    for x, same in ((pos, True), (neg, False)):
+        orig, gen = (LRP(composite={"0": Gamma(0.5, generalized=g), "1": None})
+                     .explain(net, x) for g in (False, True))
+        assert torch.allclose(orig, gen) is same
 
 
 def test_norm_on_average_pooling_is_proportional(rng):

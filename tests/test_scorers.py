@@ -174,3 +174,67 @@ def test_relevance_scorers_in_multimetric_search_over_a_pipeline():
     ).fit(X, y)
     for key in ("mean_test_sparseness", "mean_test_fidelity"):
         assert np.isfinite(grid.cv_results_[key]).all()
+
+
+@pytest.mark.parametrize("metric, kwargs, match", [
+    ("neg_deletion_auc", {"stepz": 10}, r"\['stepz'\] that the metric deletion_auc"),
+    ("fidelity", {"baseline": "mean", "order": "lif", "colour": 1}, r"\['colour'\]"),
+    (sparseness, {"fraction": 0.1}, r"\['fraction'\] that the metric sparseness"),
+    ("mask_dice", {"relevance": 1.0}, "cannot fix \\['relevance'\\]"),
+    ("sparseness", {"explainer": "nope"}, "'explainer' parameter must be one of"),
+    ("sparseness", {"target": "predicted"}, "'target' parameter of make_relevance_scorer"),
+    ("sparseness", {"target": True}, "'target' parameter of make_relevance_scorer"),
+    ("sparseness", {"batch_size": 0}, "'batch_size' parameter of make_relevance_scorer"),
+])
+def test_scorer_arguments_checked_at_construction(metric, kwargs, match):
+    """Unknown metric keywords were accepted and failed only when scoring."""
+    with pytest.raises(ValueError, match=match):
+        make_relevance_scorer(metric, **kwargs)
+
+
+def test_valid_scorer_keywords_accepted():
+    make_relevance_scorer("mask_dice", fraction=0.1)
+    make_relevance_scorer("neg_deletion_auc", steps=10, baseline="mean", order="lif",
+                          batch_size=-1, target=1, explainer="gradient")
+    get_relevance_scorer("rank_biased_overlap", p=0.8, top_k=3)
+
+    def any_keywords(relevance, **options):
+        return np.zeros(len(relevance))
+
+    make_relevance_scorer(any_keywords, anything=1)  # a **kwargs metric takes any
+
+
+def test_missing_masks_error_says_how_to_pass_them(lesions, fitted, monkeypatch):
+    """Without masks the scorer raised a bare TypeError (after explaining)."""
+    X, y, masks = lesions
+    calls = []
+    original = type(fitted).explain
+    monkeypatch.setattr(type(fitted), "explain",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    scorer = get_relevance_scorer("mask_roc_auc")
+    how = r"set_score_request\(masks=True\)"
+    with pytest.raises(ValueError, match=rf"needs \['masks'\] metadata.*{how}"):
+        scorer(fitted, X, y)
+    with pytest.raises(ValueError, match=how):
+        scorer(fitted, X, y, masks=None)
+    assert calls == []  # refused before any relevance is computed
+    with pytest.raises(ValueError, match=r"metadata \['importances'\] that its metric"):
+        scorer(fitted, X, y, masks=masks, importances=masks)
+    with pytest.raises(ValueError, match=r"needs \['importances'\]"):
+        get_relevance_scorer("rank_biased_overlap")(fitted, X, y)
+
+
+def test_grid_search_without_masks_says_how_to_pass_them(lesions):
+    X, y, _ = lesions
+    est = estimators.RelevanceNetClassifier(max_epochs=1, random_state=0)
+    scoring = {"accuracy": "accuracy", "auc": get_relevance_scorer("mask_roc_auc")}
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(est, {"relevance_penalty": [0.0]}, cv=2, scoring=scoring,
+                              refit="accuracy", error_score="raise")
+        with pytest.raises(ValueError, match=r"set_score_request\(masks=True\)"):
+            search.fit(X, y)
+        # with error_score=nan scikit-learn keeps the NaN, and its warning
+        # carries the instructions
+        search.set_params(error_score=np.nan)
+        with pytest.warns(UserWarning, match=r"set_score_request\(masks=True\)"):
+            search.fit(X, y)

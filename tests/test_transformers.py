@@ -31,7 +31,8 @@ def test_transform_equals_explain_and_pandas_output(tabular):
     np.testing.assert_allclose(out, net.explain(X, explainer="gradient"))
     df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     tr_pd = RelevanceTransformer(net, explainer="gradient").set_output(transform="pandas")
-    res = tr_pd.fit(df).transform(df)
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        res = tr_pd.fit(df).transform(df)  # scikit-learn's warning: net fitted on arrays
     assert list(res.columns) == ["relevance_a", "relevance_b", "relevance_c", "relevance_d"]
     np.testing.assert_allclose(res.to_numpy(), out, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="X has 3 features"):

@@ -14,14 +14,25 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Mapping
-from contextlib import contextmanager
+from numbers import Integral, Real
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator
+
+from .._batching import batch_len, index_batch, iter_slices
+from .._validation import check_finite_tensor
+from ._locking import frozen_batchnorm_stats, module_access, shares_module
 
 __all__ = [
     "BaseExplainer",
     "available_explainers",
+    "check_target",
+    "frozen_batchnorm_stats",
+    "gradient_wrt_inputs",
+    "module_access",
+    "predicted_classes",
+    "shares_module",
     "forward",
     "get_explainer",
     "input_gradient",
@@ -77,10 +88,11 @@ def select_output(out, target):
     if isinstance(out, tuple):
         out = out[0]
     n = out.shape[0]
+    target = check_target(target, n)
     if out.ndim == 1:
-        if target not in (None, 0) and not (
+        if not (target is None or (isinstance(target, int) and target == 0) or (
             torch.is_tensor(target) and bool((target == 0).all())
-        ):
+        )):
             raise ValueError(
                 "The 'target' parameter must be None or 0 for a module with a "
                 f"single output. Got {_describe(target)} instead."
@@ -95,26 +107,76 @@ def select_output(out, target):
             f"The 'target' parameter is required for a module with {k} outputs "
             "(an int or one class index per sample). Got None instead."
         )
-    if isinstance(target, (int,)) or (torch.is_tensor(target) and target.ndim == 0):
-        t = int(target)
+    if isinstance(target, int):
+        t = target
         if not -k <= t < k:
             raise ValueError(
                 f"The 'target' parameter must be a class index in [0, {k}). "
                 f"Got {t} instead."
             )
         return out[:, t]
-    target = torch.as_tensor(target, device=out.device).long().reshape(-1)
-    if target.shape[0] != n:
-        raise ValueError(
-            f"The 'target' parameter must hold one class index per sample ({n}). "
-            f"Got {target.shape[0]} indices instead."
-        )
+    target = target.to(out.device)
     if target.numel() and (int(target.min()) < 0 or int(target.max()) >= k):
         raise ValueError(
             f"The 'target' parameter must hold class indices in [0, {k}). "
             f"Got values in [{int(target.min())}, {int(target.max())}] instead."
         )
     return out.gather(1, target[:, None])[:, 0]
+
+
+def _target_error(got):
+    return ValueError(
+        "The 'target' parameter must be None, an int or integer class indices of "
+        f"shape (n_samples,). Got {got} instead."
+    )
+
+
+def check_target(target, n=None):
+    """Validate a target; return None, an int or a LongTensor of shape (n,).
+
+    Floats, bools and arrays of more than one axis are refused, never
+    truncated or flattened into class indices.
+
+    Parameters
+    ----------
+    target : None, int or integer array-like of shape (n,)
+    n : int or None
+        The number of samples the target must cover (not checked when None).
+
+    Returns
+    -------
+    None, int or LongTensor
+    """
+    if target is None:
+        return None
+    if isinstance(target, (bool, np.bool_)):
+        raise _target_error(f"the bool {target!r}")
+    if isinstance(target, Integral):
+        return int(target)
+    if isinstance(target, Real):
+        raise _target_error(f"the float {target!r}")
+    if not torch.is_tensor(target):
+        try:
+            arr = np.asarray(target)
+        except (TypeError, ValueError):
+            arr = np.asarray(None)
+        if arr.size == 0:
+            arr = arr.astype(np.int64)
+        if arr.dtype.kind not in "iu":
+            raise _target_error(f"{type(target).__name__} of dtype {arr.dtype}")
+        target = torch.as_tensor(arr)
+    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+        raise _target_error(f"a tensor of dtype {target.dtype}")
+    if target.ndim == 0:
+        return int(target)
+    if target.ndim != 1:
+        raise _target_error(f"an array of shape {tuple(target.shape)}")
+    if n is not None and target.shape[0] != n:
+        raise ValueError(
+            f"The 'target' parameter must hold one class index per sample ({n}). "
+            f"Got {target.shape[0]} indices instead."
+        )
+    return target.long()
 
 
 def _describe(value):
@@ -130,12 +192,10 @@ def repeat_target(target, copies: int):
     at row ``r * n + i``. ``None`` and a single class index apply to every
     row and are returned unchanged; a sequence is converted to a tensor.
     """
+    target = check_target(target)
     if target is None or isinstance(target, int):
         return target
-    target = torch.as_tensor(target)
-    if target.ndim == 0:
-        return int(target)
-    return target.reshape(-1).repeat(copies)
+    return target.repeat(copies)
 
 
 def check_inputs(X, name: str = "X"):
@@ -195,36 +255,85 @@ def input_gradient(module, X, target=None, *, create_graph=False):
     with torch.enable_grad():
         out = forward(module, rebuild(tensors))
         score = select_output(out, target).sum()
-        grads = torch.autograd.grad(
-            score, tensors, create_graph=create_graph, allow_unused=True
-        )
-    grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+        grads = gradient_wrt_inputs(score, tensors, module, create_graph=create_graph)
     return rebuild(grads)
 
 
-@contextmanager
-def frozen_batchnorm_stats(module):
-    """Keep training-mode BatchNorms from updating their running statistics.
+def no_dependence_error(module):
+    """The error for a module whose output is not differentiable in ``X``."""
+    name = "the module" if module is None else type(module).__name__
+    return ValueError(
+        f"The output of {name} does not depend on X through "
+        "autograd (a detach(), an argmax or an integer cast in its forward?): "
+        "every gradient with respect to X is missing, so the relevance would be "
+        "all zero (and a relevance penalty 0). Explain a module whose output is "
+        "differentiable with respect to X."
+    )
 
-    Explanations that run extra forward passes of a network in training mode
-    (a training penalty with IG or LRP, say) must not write BatchNorm
-    buffers: the write bumps their version and breaks the pending backward
-    of the training forward, and it would count the extra passes in the
-    running statistics. Inside this context, training-mode BatchNorms still
-    normalise with batch statistics but leave their buffers alone.
+
+def gradient_wrt_inputs(score, tensors, module, *, create_graph=False,
+                        retain_graph=None):
+    """Gradients of a scalar ``score`` with respect to input ``tensors``.
+
+    Raises ``ValueError`` when ``score`` is not connected to any of the
+    tensors (the module's output does not depend on ``X``), instead of
+    returning all-zero relevance. A tensor the score does not reach (one
+    unused modality) gets zeros.
+
+    Parameters
+    ----------
+    score : Tensor
+        Scalar output.
+    tensors : list of Tensor
+        Inputs that require grad.
+    module : torch.nn.Module
+        Named in the error message.
+    create_graph, retain_graph : bool
+        As ``torch.autograd.grad``.
+
+    Returns
+    -------
+    list of Tensor
     """
-    changed = [
-        m for m in module.modules()
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-        and m.training and m.track_running_stats
-    ]
-    for m in changed:
-        m.track_running_stats = False
-    try:
-        yield module
-    finally:
-        for m in changed:
-            m.track_running_stats = True
+    if not score.requires_grad:
+        raise no_dependence_error(module)
+    grads = torch.autograd.grad(score, tensors, create_graph=create_graph,
+                                retain_graph=retain_graph, allow_unused=True)
+    if all(g is None for g in grads):
+        raise no_dependence_error(module)
+    return [torch.zeros_like(t) if g is None else g for g, t in zip(grads, tensors)]
+
+
+def predicted_classes(infer, X, module):
+    """The class of largest output per sample, in passes within the memory budget.
+
+    The forward passes hold at most as many rows as an explainer's
+    forward-only pass (:func:`~sklearn_relevance.explainers._engine.max_rows_for`
+    with the occlusion budget), whatever the number of samples explained at
+    once.
+
+    Parameters
+    ----------
+    infer : callable
+        Maps a batch (tensor or dict) to the module's output (logits).
+    X : Tensor or dict of Tensors
+    module : torch.nn.Module
+        The network (its memory layout picks the CPU budget).
+
+    Returns
+    -------
+    LongTensor of shape (n,)
+    """
+    from ._engine import EXPLAIN_MEMORY_BUDGET, max_rows_for
+
+    rows = max_rows_for(X, None, 4 * EXPLAIN_MEMORY_BUDGET, module=module)
+    parts = []
+    with torch.no_grad():
+        for sl in iter_slices(batch_len(X), rows):
+            out = infer(index_batch(X, sl))
+            out = out[0] if isinstance(out, tuple) else out
+            parts.append(out.reshape(out.shape[0], -1).argmax(1))
+    return torch.cat(parts)
 
 
 # substrings of torch's messages for inputs whose shape does not fit a layer
@@ -286,6 +395,15 @@ def wrapped_uses_layers(explainer):
         return True
 
 
+def wrapped_shares_module(explainer):
+    """``shares_module`` of an explainer given by name or object (for
+    wrappers); False when it cannot be resolved."""
+    try:
+        return shares_module(get_explainer(explainer))
+    except (TypeError, ValueError):
+        return False
+
+
 class BaseExplainer(BaseEstimator):
     """Base class of all attribution methods.
 
@@ -307,12 +425,18 @@ class BaseExplainer(BaseEstimator):
         studies (:func:`~sklearn_relevance.evaluation.compare_explainers`)
         may run them on an equivalent, faster copy of the network
         (BatchNorm folded, channels-last on the CPU).
+    ``shares_module``
+        Whether the method only calls the network (no hooks, no change of
+        it while it runs), so that calls from several threads on one module
+        may run side by side; others run one at a time on a module (see
+        :func:`~sklearn_relevance.explainers._locking.module_access`).
     """
 
     differentiable = True
     supports_dict = True
     input_ndims = None
     uses_layers = True
+    shares_module = False
     _parameter_constraints: dict = {}
 
     def explain(self, module, X, target=None, *, create_graph=False):
@@ -338,7 +462,8 @@ class BaseExplainer(BaseEstimator):
         self._validate_params()
         self._check_explain(X, create_graph)
         check_module_input(module, X)
-        with module_errors(X):
+        target = check_target(target, batch_len(X))
+        with module_access(module, shared=shares_module(self)), module_errors(X):
             return self._explain(module, X, target, create_graph=create_graph)
 
     def _check_explain(self, X, create_graph=False):
@@ -350,6 +475,7 @@ class BaseExplainer(BaseEstimator):
         a non-differentiable method.
         """
         check_inputs(X)
+        check_finite_tensor(X, owner=type(self).__name__)
         if isinstance(X, Mapping) and not self.supports_dict:
             raise ValueError(
                 f"{type(self).__name__} does not support dict (multimodal) inputs. "
@@ -425,7 +551,7 @@ def available_explainers() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_explainer(explainer, *, param_name: str = "explainer"):
+def get_explainer(explainer, *, param_name: str = "explainer", **params):
     """Return an explainer instance from a name or an instance.
 
     Parameters
@@ -433,9 +559,15 @@ def get_explainer(explainer, *, param_name: str = "explainer"):
     explainer : str or explainer object
         A registered name (see :func:`available_explainers`) or an object
         with an ``explain(module, X, target, *, create_graph=False)`` method,
-        which is returned unchanged.
+        which is returned unchanged when no ``params`` are given (a clone
+        with ``params`` set otherwise).
     param_name : str
         Name used in error messages.
+    **params
+        Parameters of the explainer by name, e.g.
+        ``get_explainer("integrated_gradients", n_steps=64)``; they override
+        the ones a name stands for. An unknown name raises ``ValueError``
+        naming it and the valid ones.
 
     Returns
     -------
@@ -446,6 +578,8 @@ def get_explainer(explainer, *, param_name: str = "explainer"):
     >>> from sklearn_relevance.explainers import get_explainer
     >>> get_explainer("gradient_x_input")
     GradientXInput()
+    >>> get_explainer("ig", n_steps=64)
+    IntegratedGradients(n_steps=64)
     """
     if isinstance(explainer, str):
         try:
@@ -458,10 +592,35 @@ def get_explainer(explainer, *, param_name: str = "explainer"):
             ) from None
         package = __name__.rsplit(".", 1)[0] if mod.startswith(".") else None
         cls = getattr(importlib.import_module(mod, package), clsname)
-        return cls(**kwargs)
+        if params:
+            _check_explainer_params(cls, params, repr(explainer))
+        return cls(**{**kwargs, **params})
     if callable(getattr(explainer, "explain", None)):
-        return explainer
+        if not params:
+            return explainer
+        if not hasattr(explainer, "get_params"):
+            raise ValueError(
+                f"Explainer parameters {sorted(params)} were given for a "
+                f"{type(explainer).__name__}, which has no get_params/set_params; "
+                "set them on the object instead."
+            )
+        from sklearn.base import clone
+
+        _check_explainer_params(type(explainer), params, "object")
+        return clone(explainer).set_params(**params)
     raise ValueError(
         f"The '{param_name}' parameter must be a str among {available_explainers()} "
         f"or an object with an 'explain' method. Got {type(explainer).__name__} instead."
     )
+
+
+def _check_explainer_params(cls, params, what):
+    """Raise ``ValueError`` naming each parameter ``cls`` does not take."""
+    valid = cls._get_param_names() if hasattr(cls, "_get_param_names") else []
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise ValueError(
+            f"Unknown parameter {names} for the explainer {what} ({cls.__name__}). "
+            f"Valid parameters are: {sorted(valid)}."
+        )

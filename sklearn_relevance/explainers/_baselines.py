@@ -82,6 +82,19 @@ def _named(name, X):
 
 
 def _one(baselines, X, name, owner):
+    base = _resolve_one(baselines, X, name, owner)
+    values = base.detach()
+    if not bool(torch.isfinite(values).all()):
+        where = f" of {owner}" if owner else ""
+        got = "NaN" if bool(torch.isnan(values).any()) else "infinity"
+        raise ValueError(
+            f"The '{name}' parameter{where} must hold finite values. Got a baseline "
+            f"containing {got} instead."
+        )
+    return base
+
+
+def _resolve_one(baselines, X, name, owner):
     where = f" of {owner}" if owner else ""
     if callable(baselines) and not isinstance(baselines, str):
         baselines = baselines(X)
@@ -152,7 +165,8 @@ def resolve_baselines(baselines, X, *, name="baselines", owner=None):
     Raises
     ------
     ValueError
-        For an unknown name or a tensor whose shape does not fit ``X``.
+        For an unknown name, a tensor whose shape does not fit ``X``, or a
+        baseline holding NaN or infinity.
 
     Examples
     --------

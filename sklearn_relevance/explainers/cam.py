@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
 from ._base import BaseExplainer, forward, select_output
+from ._locking import hook_acts, hook_owner
 
 __all__ = ["GradCAM", "find_layer", "upsample_to_input"]
 
@@ -110,7 +111,8 @@ class GradCAM(BaseExplainer):
     the spatial axes; the map is ``sum_k w_k A_k`` (with ``relu``), upsampled
     to the input and repeated over its channels. Equals captum's
     ``LayerGradCam(relu_attributions=relu)`` followed by
-    ``LayerAttribution.interpolate``.
+    ``LayerAttribution.interpolate``, also with in-place operations after
+    the layer (the network continues with a copy of the layer's output).
 
     Parameters
     ----------
@@ -157,12 +159,21 @@ class GradCAM(BaseExplainer):
     def _explain(self, module, X, target, *, create_graph):
         name, layer = find_layer(module, self.layer)
         seen = []
+        owner = hook_owner(module)
 
         def keep(_, __, output):
-            if torch.is_tensor(output) and not output.requires_grad:
+            if not hook_acts(owner):  # another thread's forward pass
+                return None
+            if not torch.is_tensor(output):
+                seen.append(output)
+                return None
+            if not output.requires_grad:
                 output = output.detach().requires_grad_(True)
             seen.append(output)
-            return output
+            # the network continues with a copy: an in-place operation after
+            # the layer (ReLU(inplace=True)) changes the copy, not the kept
+            # activations, as captum's LayerGradCam
+            return output.clone()
 
         handle = layer.register_forward_hook(keep)
         try:
@@ -185,7 +196,17 @@ class GradCAM(BaseExplainer):
             )
         with torch.enable_grad():
             score = select_output(out, target).sum()
-            (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph)
+            grads = None
+            if score.requires_grad:
+                (grads,) = torch.autograd.grad(score, acts, create_graph=create_graph,
+                                               allow_unused=True)
+        if grads is None:
+            raise ValueError(
+                f"The output of {type(module).__name__} does not depend on the "
+                f"activations of layer {name!r} through autograd (a detach(), an "
+                "argmax or an integer cast after it?), so the Grad-CAM map would be "
+                "all zero. Name a layer the output is differentiable in."
+            )
         weights = grads.mean(dim=tuple(range(2, grads.ndim)), keepdim=True)
         cam = (weights * acts).sum(1, keepdim=True)
         if self.relu:

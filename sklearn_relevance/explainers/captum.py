@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from numbers import Real
 
 import torch
 
@@ -13,11 +14,15 @@ from ._base import (
     check_module_input,
     forward,
     module_errors,
+    no_dependence_error,
     select_output,
 )
 from .cam import find_layer, upsample_to_input
 
 __all__ = ["CaptumExplainer"]
+
+# torch's messages for outputs that autograd cannot trace back to the inputs
+_NO_GRAPH = ("does not require grad", "appears to not have been used in the graph")
 
 
 def _import_captum_attr():
@@ -139,9 +144,15 @@ class CaptumExplainer(BaseExplainer):
         else:
             select_output(out, target)
         init, attribute_kwargs, mode = self._split_kwargs(cls, module)
+        _check_finite_baselines(attribute_kwargs.get("baselines"))
         method = cls(forward_func, **init)
-        with module_errors(X):
-            attr = method.attribute(inputs, target=target, **attribute_kwargs)
+        try:
+            with module_errors(X):
+                attr = method.attribute(inputs, target=target, **attribute_kwargs)
+        except RuntimeError as exc:
+            if any(s in str(exc) for s in _NO_GRAPH):
+                raise no_dependence_error(module) from exc
+            raise
         if isinstance(attr, tuple) and len(attr) == 2 and attribute_kwargs.get(
                 "return_convergence_delta"):
             attr = attr[0]
@@ -150,3 +161,21 @@ class CaptumExplainer(BaseExplainer):
         if tuple(attr.shape) != tuple(X.shape) and attr.ndim == X.ndim:
             attr = upsample_to_input(attr, X, mode)
         return attr.detach()
+
+
+def _check_finite_baselines(baselines):
+    """Refuse captum ``baselines`` (a number, a tensor or a tuple) with NaN or inf."""
+    parts = baselines if isinstance(baselines, tuple) else (baselines,)
+    for part in parts:
+        if isinstance(part, Real) and not isinstance(part, bool):
+            values = torch.as_tensor(float(part))
+        elif torch.is_tensor(part) and part.is_floating_point():
+            values = part.detach()
+        else:
+            continue
+        if not bool(torch.isfinite(values).all()):
+            got = "NaN" if bool(torch.isnan(values).any()) else "infinity"
+            raise ValueError(
+                "The 'baselines' parameter of CaptumExplainer must hold finite values. "
+                f"Got a baseline containing {got} instead."
+            )

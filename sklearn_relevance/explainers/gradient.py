@@ -22,13 +22,17 @@ from ._base import (
     flatten_inputs,
     forward,
     get_explainer,
+    gradient_wrt_inputs,
     input_gradient,
     map_inputs,
+    module_access,
     module_errors,
     repeat_target,
     select_output,
+    wrapped_shares_module,
     wrapped_uses_layers,
 )
+from .._validation import check_finite_tensor
 from ._baselines import resolve_baselines
 from ._engine import (
     expanded_chunks,
@@ -74,12 +78,47 @@ class Gradient(BaseExplainer):
     _parameter_constraints = {"absolute": ["boolean"]}
 
     uses_layers = False
+    shares_module = True
 
     def __init__(self, *, absolute=False):
         self.absolute = absolute
 
     def _explain(self, module, X, target, *, create_graph):
         grad = input_gradient(module, X, target, create_graph=create_graph)
+        if self.absolute:
+            grad = map_inputs(lambda g: g.abs(), grad)
+        return grad
+
+    def explain_from_output(self, X, output, target=None, *, create_graph=False,
+                            retain_graph=None):
+        """The relevance of an output that was already computed from ``X``.
+
+        Training penalties call this with the training forward pass, so the
+        relevance costs one extra backward pass and no extra forward.
+
+        Parameters
+        ----------
+        X : Tensor or dict of Tensors
+            The input that produced ``output``; it must require grad.
+        output : Tensor or tuple
+            The module's output on ``X`` (or any differentiable function of
+            it, such as its log-softmax).
+        target : None, int, LongTensor or "sum"
+            The output explained (see ``explain``); ``"sum"`` explains the
+            sum of all outputs.
+        create_graph : bool, default=False
+            Keep the graph of the relevance (double backpropagation).
+        retain_graph : bool, optional
+            Keep the graph of ``output`` for later backward passes; defaults
+            to ``create_graph``.
+
+        Returns
+        -------
+        Tensor or dict of Tensors
+            Relevance of ``X``'s shape and structure.
+        """
+        grad = _output_gradient(X, output, target, create_graph=create_graph,
+                                retain_graph=retain_graph)
         if self.absolute:
             grad = map_inputs(lambda g: g.abs(), grad)
         return grad
@@ -106,6 +145,7 @@ class GradientXInput(BaseExplainer):
     """
 
     uses_layers = False
+    shares_module = True
 
     def __init__(self):
         pass
@@ -113,6 +153,37 @@ class GradientXInput(BaseExplainer):
     def _explain(self, module, X, target, *, create_graph):
         grad = input_gradient(module, X, target, create_graph=create_graph)
         return map_inputs(lambda g, x: g * x, grad, X)
+
+    def explain_from_output(self, X, output, target=None, *, create_graph=False,
+                            retain_graph=None):
+        """Gradient x input of an output already computed from ``X``.
+
+        See :meth:`Gradient.explain_from_output`.
+        """
+        grad = _output_gradient(X, output, target, create_graph=create_graph,
+                                retain_graph=retain_graph)
+        return map_inputs(lambda g, x: g * x, grad, X)
+
+
+def _output_gradient(X, output, target, *, create_graph, retain_graph):
+    """Gradient of the selected (or summed) ``output`` with respect to ``X``."""
+    tensors, rebuild = flatten_inputs(X)
+    if not all(t.requires_grad for t in tensors):
+        raise ValueError(
+            "explain_from_output needs the input X that produced the output, with "
+            "requires_grad=True. Got an X that does not require grad."
+        )
+    out = output[0] if isinstance(output, tuple) else output
+    if isinstance(target, str) and target == "sum":
+        score = out.sum()
+    else:
+        score = select_output(out, target).sum()
+    # an output not connected to X is an error, never all-zero relevance
+    # (as a training penalty it would silently be 0)
+    return rebuild(gradient_wrt_inputs(
+        score, tensors, None, create_graph=create_graph,
+        retain_graph=create_graph if retain_graph is None else retain_graph,
+    ))
 
 
 # --------------------------------------------------------------------------
@@ -236,6 +307,7 @@ callable, default=0.0
     }
 
     uses_layers = False
+    shares_module = True
 
     def __init__(self, *, n_steps=50, method="gausslegendre", baselines=0.0,
                  internal_batch_size=None, multiply_by_inputs=True):
@@ -290,8 +362,9 @@ callable, default=0.0
         Tensor of shape (n,)
         """
         check_inputs(X)
+        check_finite_tensor(X, owner=type(self).__name__)
         base = resolve_baselines(self.baselines, X, owner=type(self).__name__)
-        with torch.no_grad(), module_errors(X):
+        with torch.no_grad(), module_access(module, shared=True), module_errors(X):
             diff = select_output(forward(module, X), target) - select_output(
                 forward(module, base), target)
         parts, _ = flatten_inputs(attributions)
@@ -425,6 +498,11 @@ class SmoothGrad(BaseExplainer):
     def uses_layers(self):
         """As the wrapped explainer's (see :class:`BaseExplainer`)."""
         return wrapped_uses_layers(self.explainer)
+
+    @property
+    def shares_module(self):
+        """As the wrapped explainer's (see :class:`BaseExplainer`)."""
+        return wrapped_shares_module(self.explainer)
 
     def __init__(self, explainer="gradient", *, n_samples=50, noise_level=0.15,
                  stdevs=None, squared=False, var=False, internal_batch_size=None,

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ._base import BaseExplainer, input_gradient
+from ._locking import hook_acts, hook_owner
 
 __all__ = ["GuidedBackprop"]
 
@@ -27,8 +28,15 @@ class _GuidedGate(torch.autograd.Function):
         return grad.clamp(min=0)
 
 
-def _gate_hook(module, inputs, output):
-    return _GuidedGate.apply(output)
+def _gate_hook(owner):
+    """A forward hook gating ReLU outputs in the thread ``owner`` only."""
+
+    def hook(module, inputs, output):
+        if not hook_acts(owner):
+            return None
+        return _GuidedGate.apply(output)
+
+    return hook
 
 
 class GuidedBackprop(BaseExplainer):
@@ -38,7 +46,8 @@ class GuidedBackprop(BaseExplainer):
     gradients where its input was positive (``relu(grad) * (x > 0)``), as
     captum's ``GuidedBackprop``; functional ``torch.relu`` calls inside a
     ``forward`` are not modified (as in captum). Hooks are placed for the
-    duration of one call and removed afterwards.
+    duration of one call, act only in the calling thread, and are removed
+    afterwards.
 
     Notes
     -----
@@ -65,8 +74,9 @@ class GuidedBackprop(BaseExplainer):
         pass
 
     def _explain(self, module, X, target, *, create_graph):
+        hook = _gate_hook(hook_owner(module))
         handles = [
-            m.register_forward_hook(_gate_hook)
+            m.register_forward_hook(hook)
             for m in module.modules() if isinstance(m, nn.ReLU)
         ]
         try:

@@ -141,6 +141,7 @@ callable, default=0.0
     }
 
     uses_layers = False
+    shares_module = True
 
     def __init__(self, window=8, *, stride=None, baselines=0.0,
                  internal_batch_size=None):

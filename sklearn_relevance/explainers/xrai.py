@@ -33,7 +33,9 @@ from ._base import (
     check_module_input,
     get_explainer,
     module_errors,
+    check_target,
     repeat_target,
+    wrapped_shares_module,
     wrapped_uses_layers,
 )
 from ._segmentation import PAIR_SCALES, PAIR_SHAPE, image_masks
@@ -151,6 +153,11 @@ class XRAI(BaseExplainer):
         """As the base explainer's (see :class:`BaseExplainer`)."""
         return wrapped_uses_layers(self.explainer)
 
+    @property
+    def shares_module(self):
+        """As the base explainer's (see :class:`BaseExplainer`)."""
+        return wrapped_shares_module(self.explainer)
+
     def __init__(self, *, explainer="ig", n_steps=None, baselines="auto",
                  scales=PAIR_SCALES, sigma=0.8, min_size=150, segment_shape=PAIR_SHAPE,
                  dilation_radius=5, min_pixel_diff=50, area_threshold=1.0,
@@ -245,7 +252,7 @@ class XRAI(BaseExplainer):
     # ------------------------------------------------------------ internals
     def _run(self, module, X, target, create_graph, base_attribution):
         """Validate, then return ``(values, ranks)`` of shape (n, H, W)."""
-        base = self._check_call(module, X, create_graph, base_attribution)
+        base = self._check_call(module, X, target, create_graph, base_attribution)
         if base_attribution is None:
             with module_errors(X):
                 base_attribution = self._base_attribution(base, module, X, target)
@@ -260,11 +267,12 @@ class XRAI(BaseExplainer):
                 area_threshold=self.area_threshold)
         return values, ranks
 
-    def _check_call(self, module, X, create_graph, base_attribution):
+    def _check_call(self, module, X, target, create_graph, base_attribution):
         """Check parameters and inputs before any work; return the base explainer."""
         self._validate_params()
         self._check_explain(X, create_graph)
         check_module_input(module, X)
+        check_target(target, X.shape[0])
         try:
             scales = np.asarray(self.scales, dtype=float).ravel()
         except (TypeError, ValueError):

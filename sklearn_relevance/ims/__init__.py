@@ -12,6 +12,7 @@ from .._lazy import attach
 
 _LAZY = {
     "IMSData": ".io",
+    "LazySpectra": "._lazy",
     "read_imzml": ".io",
     "iter_imzml": ".io",
     "write_imzml": ".io",

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DemoConfig", "load_labelled_imzml", "run_demo"]
+__all__ = ["DemoConfig", "check_config", "check_labelled_data", "load_labelled_imzml",
+           "run_demo"]
 
 DEFAULT_PENALTIES = (0.0, 0.01, 0.03, 0.1)
 
@@ -52,6 +53,83 @@ class DemoConfig:
                 self.penalties = (0.0, 0.03)
             self.max_epochs = min(self.max_epochs, 20)
             self.n_bins = min(self.n_bins, 100)
+
+
+def check_config(cfg):
+    """Refuse demo options that cannot work, before any data is read or trained.
+
+    Raises
+    ------
+    ValueError
+        Naming the option (and its command-line flag), what was expected and
+        what was got.
+    """
+    from .._validation import device_problem
+
+    penalties = np.asarray(cfg.penalties, dtype=np.float64)
+    if penalties.size == 0 or not np.isfinite(penalties).all() or (penalties < 0).any():
+        raise ValueError(
+            "The 'penalties' option (--penalties) must be one or more finite, "
+            f"non-negative numbers. Got {list(cfg.penalties)} instead."
+        )
+    if cfg.network not in ("mlp", "cnn"):
+        raise ValueError(
+            "The 'network' option (--network) must be 'mlp' or 'cnn'. Got "
+            f"{cfg.network!r} instead."
+        )
+    for name, flag in (("n_samples", "--n-samples"), ("n_labs", "--n-labs"),
+                       ("n_bins", "--bins"), ("max_epochs", "--epochs")):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(
+                f"The '{name}' option ({flag}) must be a positive int. Got {value!r} "
+                "instead."
+            )
+    if not cfg.imzml and cfg.n_labs < 2:
+        raise ValueError(
+            f"The 'n_labs' option (--n-labs) must be at least 2. Got {cfg.n_labs} instead."
+        )
+    if isinstance(cfg.n_jobs, bool) or not isinstance(cfg.n_jobs, (int, np.integer)) \
+            or cfg.n_jobs == 0:
+        raise ValueError(
+            "The 'n_jobs' option (--n-jobs) must be a non-zero int (-1: all cores). "
+            f"Got {cfg.n_jobs!r} instead."
+        )
+    problem = device_problem(cfg.device)
+    if problem is not None:
+        raise ValueError(
+            f"The 'device' option (--device) is {cfg.device!r}, but {problem}. Use cpu "
+            "or a device this machine has."
+        )
+    if cfg.imzml and cfg.labels is None:
+        raise ValueError("--imzml needs --labels CSV (columns file, label, lab[, x, y]).")
+
+
+def check_labelled_data(y, labs, test_lab=None):
+    """Refuse labelled spectra the leave-one-lab-out comparison cannot use.
+
+    At least 2 labs, at least 2 classes in every lab (each lab is scored on
+    the task in turn), and ``test_lab`` (when given) one of the labs.
+    """
+    names = sorted(set(np.asarray(labs).tolist()))
+    if len(names) < 2:
+        raise ValueError(
+            f"The demo needs spectra from at least 2 labs; got {len(names)} ({names})."
+        )
+    single = {}
+    for lab in names:
+        classes = sorted(set(np.asarray(y)[np.asarray(labs) == lab].tolist()))
+        if len(classes) < 2:
+            single[lab] = classes[0]
+    if single:
+        shown = ", ".join(f"{lab!r} (only {c!r})" for lab, c in list(single.items())[:5])
+        raise ValueError(
+            "Every lab must hold spectra of at least 2 classes (leave-one-lab-out "
+            f"scores each lab on the task); {len(single)} of {len(names)} labs hold one "
+            f"class only: {shown}."
+        )
+    if test_lab is not None and len(names) >= 3 and test_lab not in names:
+        raise ValueError(f"--test-lab {test_lab!r} is none of the labs {names}.")
 
 
 class _Log:
@@ -111,15 +189,12 @@ def _fit_and_compare(X, y, labs, mz, cfg, log):
     from ..model_selection import LeaveOneLabOut
 
     names = sorted(set(labs.tolist()))
-    if len(names) < 2:
-        raise ValueError(
-            f"The demo needs spectra from at least 2 labs; got {len(names)} ({names})."
-        )
+    check_labelled_data(y, labs, cfg.test_lab)
     scorer, sparseness = _sparseness_tools(log)
 
     def scoring(estimator, X_test, y_test):
-        # one callable returning both scores: scikit-learn's multimetric dict
-        # would look for an 'explain' method on the Pipeline itself
+        # one callable returning both scores, so the sparseness scorer can be
+        # left out when its metric is unavailable
         scores = {"accuracy": estimator.score(X_test, y_test)}
         if scorer is not None:
             scores["sparseness"] = scorer(estimator, X_test, y_test)
@@ -241,6 +316,59 @@ def _figure(models, X, y, labs, test_lab, info, path, log):
     return path
 
 
+def _check_label_rows(table, labels_csv, per_pixel, keys):
+    """Refuse empty values, bad coordinates and rows that label a pixel twice.
+
+    Per-pixel coordinates are parsed to ints in place.
+    """
+    where = f"the labels file {str(labels_csv)!r}"
+    for line, row in enumerate(table, start=2):  # line 1 is the header
+        empty = [c for c in ("file", "label", "lab") if not (row.get(c) or "").strip()]
+        if empty:
+            raise ValueError(f"Line {line} of {where} has no value in column(s) {empty}.")
+        if per_pixel:
+            for c in ("x", "y"):
+                try:
+                    row[c] = int(str(row[c]).strip())
+                except (TypeError, ValueError):
+                    raise ValueError(
+                        f"Column {c!r} of {where} must hold 1-based pixel coordinates "
+                        f"(ints >= 1). Got {row[c]!r} on line {line} instead."
+                    ) from None
+                if row[c] < 1:
+                    raise ValueError(
+                        f"Column {c!r} of {where} must hold 1-based pixel coordinates "
+                        f"(ints >= 1). Got {row[c]} on line {line} instead."
+                    )
+    ids = [(keys[r["file"]], r["x"], r["y"]) if per_pixel else keys[r["file"]]
+           for r in table]
+    n_dup = len(ids) - len(set(ids))
+    if n_dup:
+        what = "pixel (file, x, y)" if per_pixel else "file (rows without x, y label it all)"
+        raise ValueError(
+            f"{n_dup} rows of {where} repeat a {what} already labelled above; each may "
+            "be labelled once."
+        )
+
+
+def _match_pixels(coords, rows):
+    """Pixels of ``coords`` labelled by ``rows`` (x, y ints), vectorised.
+
+    Returns ``(keep, sel, missed)``: a mask of the labelled pixels, the row
+    index of each of them, and the indices of rows that match no pixel.
+    """
+    xy = np.array([[r["x"], r["y"]] for r in rows], dtype=np.int64)
+    width = int(max(coords[:, 1].max(), xy[:, 1].max())) + 1
+    labelled = xy[:, 0] * width + xy[:, 1]
+    order = np.argsort(labelled)
+    pixel = coords[:, 0] * width + coords[:, 1]
+    pos = np.clip(np.searchsorted(labelled[order], pixel), 0, len(labelled) - 1)
+    keep = labelled[order][pos] == pixel
+    sel = order[pos[keep]]
+    missed = np.setdiff1d(np.arange(len(rows)), sel)
+    return keep, sel, missed
+
+
 def load_labelled_imzml(files, labels_csv, n_bins=None):
     """Read imzML files and a labels CSV into X, y, labs on one m/z axis.
 
@@ -248,7 +376,9 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
     ``label``, ``lab``, and optionally ``x`` and ``y`` (1-based pixel
     coordinates) for per-pixel labels; without them a row labels every
     pixel of its file. Unlabelled pixels are left out of training but get
-    relevance images.
+    relevance images. Every row must label a pixel: empty values, bad
+    coordinates, a pixel (or file) labelled twice and rows that match no
+    pixel are errors (with their count), raised before any spectrum is read.
 
     Returns
     -------
@@ -267,7 +397,9 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
         raise FileNotFoundError(f"Labels file {str(labels_csv)!r} does not exist.")
     with open(labels_csv, newline="") as fh:
         table = list(csv.DictReader(fh))
-    cols = set(table[0]) if table else set()
+    if not table:
+        raise ValueError(f"The labels file {str(labels_csv)!r} has no rows.")
+    cols = set(table[0])
     missing = {"file", "label", "lab"} - cols
     if missing:
         raise ValueError(
@@ -283,35 +415,47 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
         raise ValueError(
             f"The labels file names files not given with --imzml: {unknown[:5]}."
         )
+    _check_label_rows(table, labels_csv, per_pixel, keys)
     # one shared m/z axis over the union of the files' ranges, checked before reading
-    ranges = [data_range(parse(f)) for f in files]
+    layouts = [parse(f) for f in files]
+    ranges = [data_range(layout) for layout in layouts]
     lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     n_bins = int(n_bins or 1000)
     edges = np.linspace(lo, hi, n_bins + 1)
     mz = (edges[:-1] + edges[1:]) / 2
+    # every row of the table must label at least one pixel: matched before reading
+    selections = {}
+    unmatched = []
+    for f, layout in zip(files, layouts):
+        rows = [r for r in table if keys[r["file"]] == f]
+        if not rows:
+            continue
+        if per_pixel:
+            keep, sel, missed = _match_pixels(layout.coords, rows)
+            unmatched += [rows[i] for i in missed]
+        else:
+            keep = np.ones(layout.n_pixels, bool)
+            sel = np.zeros(layout.n_pixels, dtype=np.int64)
+        selections[f] = (rows, keep, sel)
+    if unmatched:
+        shown = "; ".join(f"{r['file']} x={r['x']} y={r['y']}" for r in unmatched[:5])
+        raise ValueError(
+            f"{len(unmatched)} of {len(table)} rows of the labels file "
+            f"{str(labels_csv)!r} match no pixel of their file (first: {shown}). Fix "
+            "or remove them: labels are never dropped silently."
+        )
+    if not selections:
+        raise ValueError("No pixel of the given files is labelled in the labels file.")
     X, y, labs, per_file = [], [], [], []
     for f in files:
         data = read_imzml(f, mz=mz)
         per_file.append((f, data))
-        rows = [r for r in table if keys[r["file"]] == f]
-        if not rows:
+        if f not in selections:
             continue
-        if per_pixel:  # match (x, y) keys of the table and of the file, vectorised
-            width = int(max(data.coords[:, 1].max(), max(int(r["y"]) for r in rows))) + 1
-            labelled = np.array([int(r["x"]) * width + int(r["y"]) for r in rows])
-            order = np.argsort(labelled)
-            pixel = data.coords[:, 0] * width + data.coords[:, 1]
-            pos = np.clip(np.searchsorted(labelled[order], pixel), 0, len(labelled) - 1)
-            keep = labelled[order][pos] == pixel
-            sel = order[pos[keep]]
-        else:
-            keep = np.ones(len(data.X), bool)
-            sel = np.zeros(int(keep.sum()), dtype=np.int64)
+        rows, keep, sel = selections[f]
         X.append(data.X[keep])
         y += [rows[i]["label"] for i in sel]
         labs += [rows[i]["lab"] for i in sel]
-    if not X:
-        raise ValueError("No pixel of the given files is labelled in the labels file.")
     return np.concatenate(X), np.asarray(y), np.asarray(labs), mz, per_file
 
 
@@ -319,12 +463,10 @@ def run_demo(cfg):
     """Run the demo; returns the result rows (also written to ``cfg.output``)."""
     from .simulate import make_multilab_spectra
 
+    check_config(cfg)
     log = _Log(cfg.verbose)
-    cfg.output.mkdir(parents=True, exist_ok=True)
     info, per_file = None, None
     if cfg.imzml:
-        if cfg.labels is None:
-            raise ValueError("--imzml needs --labels CSV (columns file, label, lab[, x, y]).")
         log(f"reading {len(cfg.imzml)} imzML file(s) and labels from {cfg.labels}")
         X, y, labs, mz, per_file = load_labelled_imzml(cfg.imzml, cfg.labels,
                                                        n_bins=4 * cfg.n_bins)
@@ -334,6 +476,8 @@ def run_demo(cfg):
         X, y, labs, info = make_multilab_spectra(cfg.n_samples, cfg.n_labs,
                                                  return_info=True, random_state=cfg.seed)
         mz = info["mz"]
+    check_labelled_data(y, labs, cfg.test_lab)  # before any training or output
+    cfg.output.mkdir(parents=True, exist_ok=True)
     log(f"{len(y)} labelled spectra x {X.shape[1]} m/z values, labs "
         f"{sorted(set(labs.tolist()))}")
     rows, models, chosen, test_lab = _fit_and_compare(X, y, labs, mz, cfg, log)

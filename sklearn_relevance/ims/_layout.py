@@ -1,7 +1,7 @@
 """Parse an imzML file into a byte layout that numpy can read in bulk.
 
-pyimzml parses the XML (offsets, lengths, precisions, coordinates); this
-module checks that layout against the .ibd file (present, long enough,
+:mod:`._parser` parses the XML (offsets, lengths, precisions, coordinates,
+as pyimzML reports them); this module checks that layout against the .ibd file (present, long enough,
 uncompressed) and reads spectra as whole blocks through a memory map: one
 strided view when the offsets are regular, a vectorised fancy index of the
 map when they are not. No Python loop runs over spectra.
@@ -10,11 +10,13 @@ map when they are not. No Python loop runs over spectra.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ._integrity import CHECKSUMS, UUID_ACCESSION, check_uuid
+from ._integrity import verify_checksum as check_checksum
 
 # imzML stores little-endian numbers; pyimzml names them with struct codes.
 _DTYPES = {"f": "<f4", "d": "<f8", "i": "<i4", "l": "<i8"}
@@ -69,8 +71,12 @@ def _compressed(parser):
     return any("zlib compression" in g.param_by_name for g in groups)
 
 
-def parse(path) -> Layout:
+def parse(path, *, verify_checksum=False) -> Layout:
     """Parse ``path`` (an .imzML file) and validate it against its .ibd.
+
+    The .ibd's UUID header must equal the UUID the XML declares; with
+    ``verify_checksum`` the whole .ibd is hashed against the declared
+    SHA-1/MD5.
 
     Raises
     ------
@@ -81,16 +87,14 @@ def parse(path) -> Layout:
         file is shorter than the offsets say, or a continuous file holds
         spectra of different lengths.
     """
-    from pyimzml.ImzMLParser import ImzMLParser
+    from ._parser import parse_imzml
 
     imzml = Path(path)
     if not imzml.is_file():
         raise FileNotFoundError(f"imzML file {str(imzml)!r} does not exist.")
     ibd = _find_ibd(imzml)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pyimzml warns on misnamed accessions
-            parser = ImzMLParser(str(imzml), ibd_file=None)
+        parser = parse_imzml(imzml)
     except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
         raise ValueError(
             f"{str(imzml)!r} is not a readable imzML file (cut or malformed XML?): "
@@ -121,12 +125,16 @@ def parse(path) -> Layout:
         int_dtype=np.dtype(_DTYPES[parser.intensityPrecision]),
         coords=np.asarray(parser.coordinates, dtype=np.int64).reshape(n, 3),
         continuous=bool(desc.get("continuous", False))
-        or bool(np.all(parser.mzOffsets == parser.mzOffsets[0])),
+        or bool(np.all(np.asarray(parser.mzOffsets) == parser.mzOffsets[0])),
         metadata=_metadata(parser),
     )
     layout.metadata["continuous"] = layout.continuous
     layout.metadata["uuid"] = desc.get("universally unique identifier")
+    by_acc = parser.metadata.file_description.param_by_accession
+    check_uuid(imzml, ibd, by_acc.get(UUID_ACCESSION))
     _check_ibd(layout)
+    if verify_checksum:
+        check_checksum(imzml, ibd, {a: by_acc.get(a) for a in CHECKSUMS if a in by_acc})
     if layout.continuous:
         layout.shared_mz = read_blocks(ibd, layout.mz_offsets[:1], layout.mz_lengths[:1],
                                        layout.mz_dtype)
@@ -193,10 +201,8 @@ def read_blocks(path, offsets, lengths, dtype):
         np.all(lengths == L)
         and (len(offsets) == 1 or np.all(np.diff(offsets) == L * s))
     )
-    if regular:  # one contiguous block: read it straight from the file
-        mm = np.memmap(path, dtype=dtype, mode="r", offset=int(offsets[0]),
-                       shape=(total,))
-        return np.array(mm)
+    if regular:  # one contiguous block: read straight into the array (no page faults)
+        return np.fromfile(path, dtype=dtype, count=total, offset=int(offsets[0]))
     if np.all(lengths == L) and len(offsets) > 1:
         stride = np.diff(offsets)
         if np.all(stride == stride[0]) and stride[0] > 0:  # equal blocks, equal spacing

@@ -1,9 +1,11 @@
 """Read and write imzML files (imaging mass spectrometry).
 
-pyimzml parses the XML; intensities are read in bulk from a memory map of
-the .ibd file (no Python loop over spectra), processed-mode spectra are
-binned onto a common m/z axis with one vectorised sum per chunk, and files
-larger than memory stream in chunks bounded by a memory budget. Writing goes
+Our byte-scan parser (:mod:`._parser`, pyimzML's results exactly) reads the
+XML, and the .ibd must carry the XML's UUID. Intensities are read in bulk
+from the .ibd file (no Python loop over spectra), or on demand with
+``lazy=True``; processed-mode spectra are binned onto a common m/z axis with
+one vectorised sum per chunk, and files larger than memory stream in chunks
+bounded by a memory budget. Writing goes
 through pyimzml's :class:`~pyimzml.ImzMLWriter.ImzMLWriter` under temporary
 names, then both files are renamed into place.
 """
@@ -11,7 +13,6 @@ names, then both files are renamed into place.
 from __future__ import annotations
 
 import os
-import uuid as _uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +32,9 @@ class IMSData:
 
     Attributes
     ----------
-    X : ndarray of shape (n_pixels, n_mz)
-        Intensities, one row per pixel (spectrum), in the file's order.
+    X : ndarray or LazySpectra of shape (n_pixels, n_mz)
+        Intensities, one row per pixel (spectrum), in the file's order
+        (a :class:`LazySpectra` reading rows on demand for ``lazy=True``).
     coords : ndarray of shape (n_pixels, 3)
         1-based (x, y, z) pixel coordinates.
     mz : ndarray of shape (n_mz,)
@@ -146,20 +148,36 @@ def _chunk_rows(layout, axis, dtype, chunk_size, budget):
     return max(int(budget // max(_per_pixel_bytes(layout, axis, dtype), 1)), 1)
 
 
-def _read_rows(layout, start, stop, axis, dtype):
-    """Spectra ``start:stop`` on ``axis``; binning runs in cache-sized passes."""
+def read_index(layout, rows, axis, dtype):
+    """Spectra ``rows`` (any order) on ``axis``; binning runs in cache-sized passes."""
+    rows = np.asarray(rows, dtype=np.int64)
     direct = layout.continuous and axis.edges is None
-    sub = stop - start if direct else _chunk_rows(layout, axis, dtype, None, _WORKING_SET)
-    if sub >= stop - start:
-        return np.ascontiguousarray(fill(layout, np.arange(start, stop), axis, dtype))
-    out = np.empty((stop - start, axis.n), dtype=dtype)
-    for sl in iter_slices(stop - start, sub):
-        out[sl] = fill(layout, np.arange(start + sl.start, start + sl.stop), axis, dtype)
+    sub = len(rows) if direct else _chunk_rows(layout, axis, dtype, None, _WORKING_SET)
+    if sub >= len(rows):
+        return np.ascontiguousarray(fill(layout, rows, axis, dtype))
+    out = np.empty((len(rows), axis.n), dtype=dtype)
+    for sl in iter_slices(len(rows), sub):
+        out[sl] = fill(layout, rows[sl], axis, dtype)
     return out
 
 
-def _open(path, mz_range, bin_width, n_bins, mz, dtype):
-    layout = parse(path)
+def _read_rows(layout, start, stop, axis, dtype):
+    """Spectra ``start:stop`` on ``axis``."""
+    return read_index(layout, np.arange(start, stop), axis, dtype)
+
+
+def _check_flag(value, name, caller):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f"The '{name}' parameter of {caller} must be a bool. Got {value!r} instead."
+        )
+    return bool(value)
+
+
+def _open(path, mz_range, bin_width, n_bins, mz, dtype, verify_checksum=False,
+          caller="read_imzml"):
+    verify_checksum = _check_flag(verify_checksum, "verify_checksum", caller)
+    layout = parse(path, verify_checksum=verify_checksum)
     axis = make_axis(layout, mz_range=mz_range, bin_width=bin_width, n_bins=n_bins,
                      mz=mz)
     dtype = _check_dtype(dtype)
@@ -173,7 +191,7 @@ def _public_metadata(layout):
 
 
 def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
-               dtype=np.float32):
+               dtype=np.float32, verify_checksum=False, lazy=False):
     """Read an imzML file into one array of spectra on a common m/z axis.
 
     Continuous files are read in bulk from a memory map of the .ibd file;
@@ -196,6 +214,17 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
         the ``mz`` of another file so that both share columns.
     dtype : floating dtype or None, default=np.float32
         dtype of ``X``; None keeps the file's own precision.
+    verify_checksum : bool, default=False
+        Hash the whole .ibd file and compare it with the SHA-1 or MD5 the
+        .imzML declares; a file that declares none raises ``ValueError``.
+        (The UUID shared by both files is compared on every read.)
+    lazy : bool, default=False
+        Parse the file but read no spectrum: ``X`` is then a
+        :class:`~sklearn_relevance.ims.LazySpectra` that reads rows on
+        demand (a read-only memmap for continuous files, the binning reader
+        for processed ones). Indexing rows gives another lazy view; the
+        estimators train on it batch by batch without materialising it, and
+        it pickles as path + options + row indices.
 
     Returns
     -------
@@ -207,8 +236,11 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
     FileNotFoundError
         The .imzML or .ibd file is missing.
     ValueError
-        Cut or malformed XML, a truncated .ibd, continuous spectra of different
-        lengths, an ``mz_range`` outside the data, conflicting options.
+        Cut or malformed XML, a truncated .ibd, an .ibd whose UUID header
+        differs from the UUID in the XML (another acquisition, or an
+        interrupted write), a failed checksum, continuous spectra of
+        different lengths, an ``mz_range`` outside the data, conflicting
+        options.
 
     See Also
     --------
@@ -231,7 +263,10 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
     >>> read_imzml(path, n_bins=1).X.ravel()
     array([ 6., 15.], dtype=float32)
     """
-    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype)
+    if _check_flag(lazy, "lazy", "read_imzml"):
+        return _read_lazy(path, mz_range, bin_width, n_bins, mz, dtype, verify_checksum)
+    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype,
+                                verify_checksum)
     chunk = _chunk_rows(layout, axis, dtype, None, DEFAULT_MEMORY_BUDGET)
     if chunk >= layout.n_pixels:  # one block: no second copy into a preallocated array
         X = _read_rows(layout, 0, layout.n_pixels, axis, dtype)
@@ -244,8 +279,26 @@ def read_imzml(path, *, mz_range=None, bin_width=None, n_bins=None, mz=None,
                    np.arange(layout.n_pixels))
 
 
+def _read_lazy(path, mz_range, bin_width, n_bins, mz, dtype, verify_checksum):
+    from ._lazy import LazySpectra, open_source
+
+    if mz is not None:
+        mz = np.asarray(mz, dtype=np.float64)
+    if isinstance(mz_range, (list, np.ndarray)):
+        mz_range = tuple(np.asarray(mz_range).tolist())
+    dtype = _check_dtype(dtype)
+    options = {"mz_range": mz_range, "bin_width": bin_width, "n_bins": n_bins, "mz": mz,
+               "dtype": None if dtype is None else dtype.str}
+    source = open_source(path, options, verify_checksum=verify_checksum)
+    layout = source.layout
+    return IMSData(LazySpectra(source), layout.coords.copy(),
+                   np.asarray(source.axis.mz).copy(), _public_metadata(layout),
+                   str(layout.imzml), np.arange(layout.n_pixels))
+
+
 def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=None,
-               mz=None, dtype=np.float32, memory_budget=DEFAULT_MEMORY_BUDGET):
+               mz=None, dtype=np.float32, memory_budget=DEFAULT_MEMORY_BUDGET,
+               verify_checksum=False):
     """Stream an imzML file in chunks of pixels, with memory bounded by the chunk.
 
     The file is parsed and validated (and the m/z axis settled) before the
@@ -258,7 +311,7 @@ def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=N
         The .imzML file.
     chunk_size : int or None
         Pixels per chunk; None sizes chunks to ``memory_budget``.
-    mz_range, bin_width, n_bins, mz, dtype
+    mz_range, bin_width, n_bins, mz, dtype, verify_checksum
         As in :func:`read_imzml`.
     memory_budget : int, default=256 MiB
         Bytes a chunk (with its temporaries) may take when ``chunk_size`` is None.
@@ -279,7 +332,8 @@ def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=N
     >>> [chunk.X.shape for chunk in iter_imzml(path, chunk_size=2)]
     [(2, 2), (1, 2)]
     """
-    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype)
+    layout, axis, dtype = _open(path, mz_range, bin_width, n_bins, mz, dtype,
+                                verify_checksum, "iter_imzml")
     chunk = _chunk_rows(layout, axis, dtype, chunk_size, memory_budget)
     meta = _public_metadata(layout)
     mz_axis = np.asarray(axis.mz).copy()
@@ -295,64 +349,18 @@ def iter_imzml(path, *, chunk_size=None, mz_range=None, bin_width=None, n_bins=N
 
 # --------------------------------------------------------------------------- writing
 
-def _check_write_args(path, X, coords, mz):
-    path = Path(path)
-    if path.suffix.lower() in (".imzml", ".ibd"):
-        path = path.with_suffix("")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"Cannot write {str(path)!r}.imzML: folder {str(path.parent)!r} does not exist."
-        )
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(
-            "The 'X' parameter of write_imzml must be a non-empty 2D array "
-            f"(n_pixels, n_mz). Got shape {X.shape} instead."
-        )
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
-            or X.dtype == bool):
-        raise ValueError(
-            "The 'X' parameter of write_imzml must hold real numbers. Got dtype "
-            f"{X.dtype} instead."
-        )
-    coords = np.asarray(coords)
-    if coords.ndim != 2 or coords.shape[0] != X.shape[0] or coords.shape[1] not in (2, 3):
-        raise ValueError(
-            "The 'coords' parameter of write_imzml must have shape (n_pixels, 2) or "
-            f"(n_pixels, 3) with n_pixels={X.shape[0]}. Got shape {coords.shape} instead."
-        )
-    if not np.issubdtype(coords.dtype, np.number) or np.any(coords != np.round(coords)) \
-            or np.any(coords < 1):
-        raise ValueError(
-            "The 'coords' parameter of write_imzml must hold 1-based integer pixel "
-            "coordinates (>= 1)."
-        )
-    coords = coords.astype(np.int64)
-    if coords.shape[1] == 2:
-        coords = np.column_stack([coords, np.ones(len(coords), np.int64)])
-    if len(np.unique(coords, axis=0)) != len(coords):
-        raise ValueError("The 'coords' parameter of write_imzml holds duplicate pixels.")
-    mz = np.asarray(mz, dtype=np.float64)
-    if mz.shape != (X.shape[1],) or not np.all(np.isfinite(mz)) \
-            or (mz.size > 1 and not np.all(np.diff(mz) > 0)):
-        raise ValueError(
-            "The 'mz' parameter of write_imzml must be a strictly increasing, finite "
-            f"1D array of length {X.shape[1]} (X's columns). Got shape {mz.shape} "
-            "instead."
-        )
-    if X.dtype.kind != "f":
-        X = X.astype(np.float32)
-    return path, X, coords, mz
-
-
 def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float64,
                 spec_type="profile", polarity=None):
     """Write spectra on one m/z axis as a continuous-mode imzML file, atomically.
 
-    Both files are written by pyimzml's writer under temporary names in the
-    target folder, then renamed into place (the .ibd first), so a failure
-    leaves no half-written output and readers never see a partial file.
-    Signed values (relevance) are kept as they are.
+    Every argument is checked before any file is opened. Both files are
+    written by pyimzml's writer under temporary names in the target folder
+    (``.<name>.<pid>-<random>.tmp.imzML`` / ``.ibd``; the next write to the
+    same target removes those of a killed writer), then renamed into place,
+    the .ibd first. Both files carry the same UUID, and :func:`read_imzml`
+    compares them: a crash between the two renames leaves a pair that is
+    refused with an error, never read as garbage. Signed values (relevance)
+    are kept as they are.
 
     Parameters
     ----------
@@ -367,6 +375,7 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
         Strictly increasing m/z axis shared by all spectra.
     intensity_dtype : {np.float32, np.float64} or None
         Stored precision; None keeps X's float dtype (float32 for integers).
+        Finite values that overflow it raise ``ValueError``.
     mz_dtype : {np.float64, np.float32}, default=np.float64
     spec_type : {"profile", "centroid"}, default="profile"
     polarity : {"positive", "negative"} or None
@@ -374,6 +383,15 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     Returns
     -------
     None
+
+    Raises
+    ------
+    ValueError
+        A malformed argument, or values the requested dtypes cannot hold.
+    FileNotFoundError
+        The target folder does not exist.
+    IsADirectoryError
+        The target .imzML or .ibd is a directory (nothing is changed).
 
     Examples
     --------
@@ -388,32 +406,20 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     """
     from pyimzml.ImzMLWriter import ImzMLWriter
 
-    base, X, coords, mz = _check_write_args(path, X, coords, mz)
-    if intensity_dtype is None:
-        intensity_dtype = X.dtype.type
-    intensity_dtype = np.dtype(intensity_dtype).type
-    mz_dtype = np.dtype(mz_dtype).type
-    for name, value in (("intensity_dtype", intensity_dtype), ("mz_dtype", mz_dtype)):
-        if value not in (np.float32, np.float64):
-            raise ValueError(
-                f"The '{name}' parameter of write_imzml must be np.float32 or "
-                f"np.float64. Got {value!r} instead."
-            )
-    if spec_type not in ("profile", "centroid"):
-        raise ValueError(
-            "The 'spec_type' parameter of write_imzml must be 'profile' or 'centroid'. "
-            f"Got {spec_type!r} instead."
-        )
+    from ._write import check_write_args, remove_stale_temporaries, temporary_base
+
+    base, X, coords, mz = check_write_args(path, X, coords, mz, intensity_dtype,
+                                           mz_dtype, spec_type, polarity)
+    remove_stale_temporaries(base)
     final = {ext: base.parent / (base.name + ext) for ext in (".imzML", ".ibd")}
-    tmp_base = base.parent / f".{base.name}.{_uuid.uuid4().hex[:12]}.tmp"
+    tmp_base = temporary_base(base)
     tmp = {ext: Path(str(tmp_base) + ext) for ext in (".imzML", ".ibd")}
     try:
-        with ImzMLWriter(str(tmp[".imzML"]), mz_dtype=mz_dtype, intensity_dtype=intensity_dtype,
-                         mode="continuous", spec_type=spec_type,
-                         polarity=polarity) as writer:
-            mz_values = mz.astype(mz_dtype)
+        with ImzMLWriter(str(tmp[".imzML"]), mz_dtype=mz.dtype.type,
+                         intensity_dtype=X.dtype.type, mode="continuous",
+                         spec_type=spec_type, polarity=polarity) as writer:
             for row, xyz in zip(X, coords.tolist()):
-                writer.addSpectrum(mz_values, row, tuple(xyz))
+                writer.addSpectrum(mz, row, tuple(xyz))
         # pyimzml names the run after the (temporary) path: name it after the target
         xml = tmp[".imzML"].read_bytes()
         xml = xml.replace(f'id="{tmp_base}"'.encode(),

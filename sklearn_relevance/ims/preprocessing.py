@@ -80,7 +80,9 @@ class TICNormalizer(_Stateless):
 
     Removes differences in overall signal between pixels, sections and
     laboratories (matrix, laser energy, detector gain). Spectra whose TIC is
-    zero are left unchanged.
+    zero are left unchanged. Intensities must be non-negative (a signed sum
+    is no ion current: ``[1, 2, -2.9]`` would be scaled tenfold), else
+    ``ValueError``.
 
     Parameters
     ----------
@@ -107,6 +109,7 @@ class TICNormalizer(_Stateless):
     """
 
     _parameter_constraints = {"scale": [Interval(Real, 0, None, closed="neither")]}
+    _positive = True
 
     def __init__(self, *, scale=1.0):
         self.scale = scale

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from functools import partial
+from numbers import Integral
 
 import numpy as np
 from sklearn.metrics._scorer import _BaseScorer
@@ -23,7 +24,8 @@ from sklearn.utils._metadata_requests import (
 
 from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
 from .complexity import sparseness
-from .fidelity import deletion_auc, fidelity_score, insertion_auc
+from ..explainers import get_explainer
+from .fidelity import deletion_auc, fidelity_score, insertion_auc, perturbation_curve
 from .localization import (
     mask_dice,
     mask_roc_auc,
@@ -42,6 +44,9 @@ __all__ = [
 
 #: Arguments the scorer itself supplies to a metric (never metadata).
 SUPPLIED = {"estimator", "X", "y", "relevance"}
+
+#: Metadata a metric may need, and how to pass it to a scorer.
+_METADATA = {"masks", "importances"}
 
 
 def relevance_of(estimator, X, y=None, *, explainer=None, target=None, batch_size=None):
@@ -115,6 +120,84 @@ def _cache_of(method_caller):
     return None
 
 
+def _metric_name(metric):
+    return getattr(metric, "__name__", type(metric).__name__)
+
+
+def _accepted_keywords(metric):
+    """Keyword names ``metric`` accepts, or None when any is accepted.
+
+    The perturbation metrics forward ``**curve_options`` to
+    :func:`perturbation_curve`, whose keywords are added.
+    """
+    params = inspect.signature(metric).parameters
+    names = {k for k, p in params.items()
+             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        if metric not in (fidelity_score, deletion_auc, insertion_auc):
+            return None
+        names |= set(inspect.signature(perturbation_curve).parameters)
+    return names
+
+
+def _required_metadata(metric, fixed):
+    """Metric parameters without a default that neither the scorer nor ``fixed``
+    supplies (``masks``, ``importances``): they must come as metadata."""
+    params = inspect.signature(metric).parameters
+    return sorted(
+        k for k, p in params.items()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and k not in SUPPLIED and k not in fixed
+    )
+
+
+def _check_scorer_params(metric, kwargs, explainer, target, batch_size):
+    """Validate ``make_relevance_scorer``'s arguments before any scoring."""
+    name = _metric_name(metric)
+    clash = sorted(set(kwargs) & SUPPLIED)
+    if clash:
+        raise ValueError(
+            f"make_relevance_scorer cannot fix {clash} for {name}: the scorer supplies "
+            "estimator, X, y and relevance itself at each call."
+        )
+    accepted = _accepted_keywords(metric)
+    unknown = sorted(set(kwargs) - accepted) if accepted is not None else []
+    if unknown:
+        raise ValueError(
+            f"make_relevance_scorer got keyword argument(s) {unknown} that the metric "
+            f"{name} does not accept. Accepted: {sorted(accepted - SUPPLIED)}."
+        )
+    if explainer is not None:
+        get_explainer(explainer, param_name="explainer")
+    if not (target is None or target == "true"
+            or (isinstance(target, (Integral, np.integer)) and not isinstance(target, bool))):
+        raise ValueError(
+            "The 'target' parameter of make_relevance_scorer must be None, 'true' or an "
+            f"int output index. Got {target!r} instead."
+        )
+    if batch_size is not None and not (
+            isinstance(batch_size, (Integral, np.integer)) and not isinstance(batch_size, bool)
+            and (batch_size >= 1 or batch_size == -1)):
+        raise ValueError(
+            "The 'batch_size' parameter of make_relevance_scorer must be None, a positive "
+            f"int or -1. Got {batch_size!r} instead."
+        )
+
+
+def _missing_metadata_error(metric, missing):
+    name = _metric_name(metric)
+    keys = ", ".join(f"{k}=True" for k in missing)
+    args = ", ".join(f"{k}={k}" for k in missing)
+    return ValueError(
+        f"The relevance scorer of {name} needs {missing} metadata, which was not "
+        f"passed. Call it as scorer(estimator, X, y, {args}); in GridSearchCV or "
+        "cross_validate, enable metadata routing "
+        "(sklearn.set_config(enable_metadata_routing=True)), request it with "
+        f"scorer.set_score_request({keys}) and pass it to fit "
+        f"(search.fit(X, y, {args}))."
+    )
+
+
 class _RelevanceScorer(_BaseScorer):
     """Scorer computing relevance with ``explain`` and averaging a metric."""
 
@@ -157,6 +240,7 @@ class _RelevanceScorer(_BaseScorer):
 
     def _score(self, method_caller, estimator, X, y_true, **kwargs):
         sample_weight = kwargs.pop("sample_weight", None)
+        self._check_metadata(kwargs)  # before the relevance is computed
         final, Xt, rel = self._relevance(method_caller, estimator, X, y_true)
         supplied = {"estimator": final, "X": Xt, "y": y_true, "relevance": rel}
         args = {k: v for k, v in supplied.items() if k in self._params}
@@ -166,6 +250,19 @@ class _RelevanceScorer(_BaseScorer):
             call_kwargs["target"] = "predicted" if self._target is None else self._target
         values = np.asarray(self._score_func(**args, **call_kwargs), dtype=np.float64)
         return self._sign * _nan_average(values, sample_weight)
+
+    def _check_metadata(self, metadata):
+        accepted = _accepted_keywords(self._score_func)
+        unknown = sorted(set(metadata) - accepted) if accepted is not None else []
+        if unknown:
+            raise ValueError(
+                f"The relevance scorer of {_metric_name(self._score_func)} got metadata "
+                f"{unknown} that its metric does not accept."
+            )
+        missing = [k for k in _required_metadata(self._score_func, self._kwargs)
+                   if k not in metadata or metadata[k] is None]
+        if missing:
+            raise _missing_metadata_error(self._score_func, missing)
 
     def _get_metadata_request(self):
         if hasattr(self, "_metadata_request"):
@@ -261,6 +358,7 @@ def make_relevance_scorer(metric, *, explainer=None, greater_is_better=True, tar
             "The 'metric' parameter of make_relevance_scorer must be a callable or a "
             f"str. Got {type(metric).__name__} instead."
         )
+    _check_scorer_params(metric, kwargs, explainer, target, batch_size)
     sign = 1 if greater_is_better else -1
     return _RelevanceScorer(metric, sign, kwargs, explainer=explainer, target=target,
                             batch_size=batch_size)

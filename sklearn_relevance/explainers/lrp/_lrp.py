@@ -12,13 +12,15 @@ from .._base import (
     flatten_inputs,
     forward,
     frozen_batchnorm_stats,
+    no_dependence_error,
     select_output,
 )
+from .._locking import hook_acts, hook_owner
 from ._layers import LayerView
 from ._relay import relay, shares
 from .canonizers import Canonizer, MergeBatchNorm
 from .composites import Composite, composite_error, composite_from_dict, make_composite
-from .rules import _check_real
+from .rules import _check_bool, _check_real
 
 __all__ = ["LRP"]
 
@@ -33,13 +35,14 @@ class _Session:
     exactly differentiable), or shares of this pass, detached, otherwise.
     """
 
-    def __init__(self, plan, sources, handles):
+    def __init__(self, plan, sources, handles, owner):
         self.plan = plan
         self.sources = sources
         self.handles = handles
         self.leaves = []  # (source index, leaf)
         self.mode = "relay"
         self.records = {}
+        self.owner = owner  # hooks act in this thread only (see hook_owner)
 
     def _source_of(self, x):
         for k, src in enumerate(self.sources):
@@ -78,6 +81,8 @@ class _Session:
 
     def hook(self, name):
         def _hook(module, inputs, output):
+            if not hook_acts(self.owner):
+                return None
             if any(h.absorbs(module) for h in self.handles):
                 return None
             rule = self._rule(name, module, inputs)
@@ -166,6 +171,15 @@ class LRP(BaseExplainer):
     low, high : float, array-like or None, default=None
         Input bounds of the box rule (``"epsilon_gamma_box"``); None takes
         each sample's minimum / maximum.
+    bias : bool, default=False
+        Whether the z+ and alpha-beta rules of the named composites count
+        the layers' biases. ``True`` equals zennit's rules and composites
+        (``EpsilonPlus``, ``EpsilonAlpha2Beta1``); relevance is then
+        conserved only up to what the biases absorb.
+    generalized_gamma : bool, default=False
+        Use the generalised gamma rule (zennit's ``Gamma``, which treats
+        negative inputs and negative outputs separately) in
+        ``"epsilon_gamma_box"``.
     canonizers : "auto", list of Canonizer or None, default="auto"
         ``"auto"`` merges BatchNorm into the preceding Linear / Conv layer
         of ``nn.Sequential`` containers (eval mode) with
@@ -191,21 +205,27 @@ class LRP(BaseExplainer):
         return not isinstance(self.composite, str)
 
     def __init__(self, composite="epsilon_plus", *, epsilon=1e-6, gamma=0.25,
-                 low=None, high=None, canonizers="auto"):
+                 low=None, high=None, bias=False, generalized_gamma=False,
+                 canonizers="auto"):
         self.composite = composite
         self.epsilon = epsilon
         self.gamma = gamma
         self.low = low
         self.high = high
+        self.bias = bias
+        self.generalized_gamma = generalized_gamma
         self.canonizers = canonizers
 
     def _make_composite(self):
         _check_real("LRP", "epsilon", self.epsilon, low=0)
         _check_real("LRP", "gamma", self.gamma, low=0, strict=False)
+        _check_bool("LRP", "bias", self.bias)
+        _check_bool("LRP", "generalized_gamma", self.generalized_gamma)
         composite = self.composite
         if isinstance(composite, str):
             return make_composite(composite, epsilon=self.epsilon, gamma=self.gamma,
-                                  low=self.low, high=self.high)
+                                  low=self.low, high=self.high, bias=self.bias,
+                                  generalized_gamma=self.generalized_gamma)
         if isinstance(composite, Mapping):
             return composite_from_dict(composite, epsilon=self.epsilon)
         if isinstance(composite, Composite):
@@ -237,7 +257,7 @@ class LRP(BaseExplainer):
         with ExitStack() as stack:
             stack.enter_context(frozen_batchnorm_stats(module))
             handles = [stack.enter_context(c.apply(module)) for c in canonizers]
-            session = _Session(plan, sources, handles)
+            session = _Session(plan, sources, handles, hook_owner(module))
             session.attach(module, stack)
             with torch.enable_grad():
                 if create_graph:
@@ -250,10 +270,14 @@ class LRP(BaseExplainer):
                 out = forward(module, rebuild(sources))
                 score = select_output(out, target).sum()
                 leaves = [leaf for _, leaf in session.leaves]
+                if not score.requires_grad:
+                    raise no_dependence_error(module)
                 grads = torch.autograd.grad(
                     score, sources + leaves, create_graph=create_graph,
                     allow_unused=True,
                 )
+                if all(g is None for g in grads):
+                    raise no_dependence_error(module)
         n = len(sources)
         relevance = [
             torch.zeros_like(t) if g is None else t * g

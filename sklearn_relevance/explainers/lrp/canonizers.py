@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .._locking import hook_acts, hook_owner
 from ._layers import CONV, WEIGHTED, batchnorm_affine
 
 __all__ = ["Canonizer", "MergeBatchNorm"]
@@ -33,11 +34,16 @@ class CanonizerHandle:
         The (layer, BatchNorm) pairs merged.
     """
 
-    def __init__(self, pairs):
+    def __init__(self, pairs, owner=None):
         self.pairs = pairs
         self._layer_bn = {id(layer): bn for layer, bn in pairs}
         self._bns = {id(bn) for _, bn in pairs}
         self._saved = []
+        self.owner = owner  # the fold applies in this thread only (hook_owner)
+
+    def active(self):
+        """Whether the fold applies to the calling thread's forward pass."""
+        return hook_acts(self.owner)
 
     def _override(self, module, forward):
         self._saved.append((module, vars(module).get("forward", _MISSING)))
@@ -46,13 +52,13 @@ class CanonizerHandle:
     def params(self, module):
         """Merged ``(weight, bias)`` of ``module`` now, or None."""
         bn = self._layer_bn.get(id(module))
-        if bn is None or not _mergeable(bn):
+        if bn is None or not _mergeable(bn) or not self.active():
             return None
         return merged_params(module, bn)
 
     def absorbs(self, module):
         """Whether ``module`` is a BatchNorm currently folded away."""
-        return id(module) in self._bns and _mergeable(module)
+        return id(module) in self._bns and _mergeable(module) and self.active()
 
     def remove(self):
         """Restore every overridden ``forward``."""
@@ -159,22 +165,22 @@ class MergeBatchNorm(Canonizer):
         -------
         CanonizerHandle
         """
-        handle = CanonizerHandle(self.find_pairs(module))
+        handle = CanonizerHandle(self.find_pairs(module), hook_owner(module))
         try:
             for layer, bn in handle.pairs:
-                handle._override(layer, _merged_forward(layer, bn))
-                handle._override(bn, _absorbed_forward(bn))
+                handle._override(layer, _merged_forward(layer, bn, handle))
+                handle._override(bn, _absorbed_forward(bn, handle))
         except BaseException:
             handle.remove()
             raise
         return handle
 
 
-def _merged_forward(layer, bn):
+def _merged_forward(layer, bn, handle):
     original = layer.forward
 
     def forward(x):
-        if not _mergeable(bn):
+        if not (_mergeable(bn) and handle.active()):
             return original(x)
         weight, bias = merged_params(layer, bn)
         if isinstance(layer, CONV):
@@ -184,10 +190,10 @@ def _merged_forward(layer, bn):
     return forward
 
 
-def _absorbed_forward(bn):
+def _absorbed_forward(bn, handle):
     original = bn.forward
 
     def forward(x):
-        return x if _mergeable(bn) else original(x)
+        return x if _mergeable(bn) and handle.active() else original(x)
 
     return forward

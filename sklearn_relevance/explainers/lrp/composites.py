@@ -14,6 +14,12 @@ name                     Linear         Conv1d/2d/3d       input layer
 ``epsilon_gamma_box``    Epsilon        Gamma              ZBox(low, high)
 ======================== ============== ================== ================
 
+``make_composite(..., bias=True)`` makes the z+ and alpha-beta rules count
+biases, and ``generalized_gamma=True`` uses the generalised gamma rule: with
+both, the named composites equal zennit's ``EpsilonPlus``,
+``EpsilonAlpha2Beta1`` and ``EpsilonGammaBox`` (same epsilon and
+stabilisers). The defaults keep the rules as first published here.
+
 Every composite also gets the structural rules: BatchNorm that is not
 merged by a canonizer -> Epsilon, average pooling and the residual ``Add``
 -> Norm (proportional split), element-wise activations that are not
@@ -170,7 +176,8 @@ def composite_error(got):
     )
 
 
-def make_composite(name, *, epsilon=1e-6, gamma=0.25, low=None, high=None):
+def make_composite(name, *, epsilon=1e-6, gamma=0.25, low=None, high=None,
+                   bias=False, generalized_gamma=False):
     """A named composite (see the table in the module docstring).
 
     Parameters
@@ -184,6 +191,11 @@ def make_composite(name, *, epsilon=1e-6, gamma=0.25, low=None, high=None):
     low, high : float, array-like or None, default=None
         Input bounds of the box rule (``epsilon_gamma_box``); None takes each
         sample's minimum / maximum.
+    bias : bool, default=False
+        Whether the z+ and alpha-beta rules count the layers' biases
+        (``True`` is zennit's default; see :class:`~.rules.ZPlus`).
+    generalized_gamma : bool, default=False
+        Use the generalised gamma rule (zennit's; see :class:`~.rules.Gamma`).
 
     Returns
     -------
@@ -200,10 +212,12 @@ def make_composite(name, *, epsilon=1e-6, gamma=0.25, low=None, high=None):
     eps = Epsilon(epsilon)
     dense, conv, first = {
         "epsilon": (eps, eps, None),
-        "alpha1_beta0": (AlphaBeta(1.0, 0.0), AlphaBeta(1.0, 0.0), None),
-        "epsilon_plus": (eps, ZPlus(), None),
-        "epsilon_alpha2_beta1": (eps, AlphaBeta(2.0, 1.0), None),
-        "epsilon_gamma_box": (eps, Gamma(gamma), ZBox(low, high)),
+        "alpha1_beta0": (AlphaBeta(1.0, 0.0, bias=bias),
+                         AlphaBeta(1.0, 0.0, bias=bias), None),
+        "epsilon_plus": (eps, ZPlus(bias=bias), None),
+        "epsilon_alpha2_beta1": (eps, AlphaBeta(2.0, 1.0, bias=bias), None),
+        "epsilon_gamma_box": (eps, Gamma(gamma, generalized=generalized_gamma),
+                              ZBox(low, high)),
     }[name]
     return Composite([(DENSE, dense), (CONV, conv), *_structural(epsilon)], first=first)
 

@@ -111,11 +111,44 @@ class _Stabilized(Rule):
         _check_real(type(self).__name__, "stabilizer", self.stabilizer, low=0)
 
 
-def _split(layer, x, w_for_pos, w_for_neg):
-    """``f(x+, w_for_pos) + f(x-, w_for_neg)`` without bias."""
-    return layer.forward(x.clamp(min=0), w_for_pos, None) + layer.forward(
+def _check_bool(owner, name, value):
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"The '{name}' parameter of {owner} must be a bool. "
+            f"Got {value!r} instead."
+        )
+
+
+def _split(layer, x, w_for_pos, w_for_neg, bias=None):
+    """``f(x+, w_for_pos, bias) + f(x-, w_for_neg)``: the bias (if any) joins
+    the positive inputs' term once."""
+    return layer.forward(x.clamp(min=0), w_for_pos, bias) + layer.forward(
         x.clamp(max=0), w_for_neg, None
     )
+
+
+def _clamped(p, positive):
+    """``p+`` (positive) or ``p-``; None stays None."""
+    if p is None:
+        return None
+    return p.clamp(min=0) if positive else p.clamp(max=0)
+
+
+class _BiasOption(_Stabilized):
+    """A weight-modifying rule that may count the layer's bias (``bias=True``)."""
+
+    def __init__(self, stabilizer=1e-9, *, bias=False):
+        self.stabilizer = stabilizer
+        self.bias = bias
+
+    def _validate(self):
+        super()._validate()
+        _check_bool(type(self).__name__, "bias", self.bias)
+
+    def _bias(self, layer, transform):
+        if not self.bias or layer.bias is None:
+            return None
+        return transform(layer.bias)
 
 
 class Epsilon(Rule):
@@ -182,16 +215,22 @@ class Norm(_Stabilized):
         return [(1.0, layer.z(), self.stabilizer)]
 
 
-class ZPlus(_Stabilized):
+class ZPlus(_BiasOption):
     r"""LRP-z+ (Montavon et al. 2017): only positive contributions,
-    :math:`R_i = \sum_j \frac{(x_i w_{ij})^+}{\sum_{i'} (x_{i'} w_{i'j})^+} R_j`.
+    :math:`R_i = \sum_j \frac{(x_i w_{ij})^+}{\sum_{i'} (x_{i'} w_{i'j})^+
+    [+ b_j^+]} R_j`.
 
-    The bias is ignored, so relevance is conserved exactly wherever a neuron
-    has a positive contribution. Equal to ``AlphaBeta(1, 0)``.
+    By default the bias is ignored, so relevance is conserved exactly
+    wherever a neuron has a positive contribution. ``bias=True`` adds the
+    positive part of the bias to the denominator (it absorbs its share of
+    relevance), which is zennit's default ``ZPlus``. Equal to
+    ``AlphaBeta(1, 0)`` with the same ``bias``.
 
     Parameters
     ----------
     stabilizer : float, default=1e-9
+    bias : bool, default=False
+        Count the bias (its positive part) in the denominator.
 
     Examples
     --------
@@ -206,11 +245,12 @@ class ZPlus(_Stabilized):
 
     def terms(self, layer, session):
         w = layer.weight
-        z = _split(layer, layer.x, w.clamp(min=0), w.clamp(max=0))
+        bias = self._bias(layer, lambda b: b.clamp(min=0))
+        z = _split(layer, layer.x, w.clamp(min=0), w.clamp(max=0), bias)
         return [(1.0, z, self.stabilizer)]
 
 
-class AlphaBeta(_Stabilized):
+class AlphaBeta(_BiasOption):
     r"""LRP-alpha-beta (Bach et al. 2015): positive and negative
     contributions weighted separately,
 
@@ -218,13 +258,19 @@ class AlphaBeta(_Stabilized):
               (x_{i'} w_{i'j})^+} - \beta \frac{(x_i w_{ij})^-}{\sum_{i'}
               (x_{i'} w_{i'j})^-}\Big) R_j, \qquad \alpha - \beta = 1.
 
-    Biases are ignored. ``AlphaBeta(1, 0)`` is the rule of the MRI
-    (Alzheimer's) study; ``AlphaBeta(2, 1)`` keeps some negative evidence.
+    By default biases are ignored. ``bias=True`` adds the bias's positive
+    part to the positive denominator and its negative part to the negative
+    one (zennit's default ``AlphaBeta``). ``AlphaBeta(1, 0)`` is the rule of
+    the MRI (Alzheimer's) study; ``AlphaBeta(2, 1)`` keeps some negative
+    evidence.
 
     Parameters
     ----------
     alpha : float, default=1.0
     beta : float, default=0.0
+    stabilizer : float, default=1e-9
+    bias : bool, default=False
+        Count the bias in the denominators.
 
     Examples
     --------
@@ -237,10 +283,11 @@ class AlphaBeta(_Stabilized):
     tensor([[ 1.3333, -2.0000,  2.6667]])
     """
 
-    def __init__(self, alpha=1.0, beta=0.0, *, stabilizer=1e-9):
+    def __init__(self, alpha=1.0, beta=0.0, *, stabilizer=1e-9, bias=False):
         self.alpha = alpha
         self.beta = beta
         self.stabilizer = stabilizer
+        self.bias = bias
 
     def _validate(self):
         _check_real("AlphaBeta", "alpha", self.alpha, low=1, strict=False)
@@ -255,9 +302,11 @@ class AlphaBeta(_Stabilized):
     def terms(self, layer, session):
         w, x = layer.weight, layer.x
         wp, wn = w.clamp(min=0), w.clamp(max=0)
-        out = [(self.alpha, _split(layer, x, wp, wn), self.stabilizer)]
+        bp = self._bias(layer, lambda b: b.clamp(min=0))
+        out = [(self.alpha, _split(layer, x, wp, wn, bp), self.stabilizer)]
         if self.beta:
-            out.append((-self.beta, _split(layer, x, wn, wp), self.stabilizer))
+            bn = self._bias(layer, lambda b: b.clamp(max=0))
+            out.append((-self.beta, _split(layer, x, wn, wp, bn), self.stabilizer))
         return out
 
 
@@ -269,10 +318,24 @@ class Gamma(_Stabilized):
     Meant for non-negative inputs (after ReLU). ``gamma=0`` is LRP-0,
     ``gamma -> inf`` tends to z+.
 
+    ``generalized=True`` is the generalised rule (zennit's ``Gamma``), which
+    also handles negative inputs and neurons with negative output: a neuron
+    with positive output favours the contributions of its own sign,
+
+    .. math:: z_j^+ = \sum_i x_i^+ (w_{ij} + \gamma w_{ij}^+)
+              + x_i^- (w_{ij} + \gamma w_{ij}^-) + b_j + \gamma b_j^+,
+
+    and distributes :math:`R_j` in proportion to these terms; a neuron with
+    negative output uses :math:`z_j^-` (``+`` and ``-`` swapped, bias
+    :math:`b_j + \gamma b_j^-`); a neuron with zero output passes nothing.
+    On non-negative inputs and positive outputs both forms agree.
+
     Parameters
     ----------
     gamma : float, default=0.25
     stabilizer : float, default=1e-9
+    generalized : bool, default=False
+        Use the generalised rule (above) instead of the original one.
 
     Examples
     --------
@@ -285,19 +348,32 @@ class Gamma(_Stabilized):
     tensor([[ 1.3333, -0.3333]])
     """
 
-    def __init__(self, gamma=0.25, *, stabilizer=1e-9):
+    def __init__(self, gamma=0.25, *, stabilizer=1e-9, generalized=False):
         self.gamma = gamma
         self.stabilizer = stabilizer
+        self.generalized = generalized
 
     def _validate(self):
         _check_real("Gamma", "gamma", self.gamma, low=0, strict=False)
         super()._validate()
+        _check_bool("Gamma", "generalized", self.generalized)
 
     def terms(self, layer, session):
         w, b, g = layer.weight, layer.bias, self.gamma
-        bias = None if b is None else b + g * b.clamp(min=0)
-        z = layer.forward(layer.x, w + g * w.clamp(min=0), bias)
-        return [(1.0, z, self.stabilizer)]
+
+        def favour(p, positive):
+            return None if p is None else p + g * _clamped(p, positive)
+
+        if not self.generalized:
+            z = layer.forward(layer.x, favour(w, True), favour(b, True))
+            return [(1.0, z, self.stabilizer)]
+        x, out = layer.x, layer.z().detach()
+        z_pos = _split(layer, x, favour(w, True), favour(w, False), favour(b, True))
+        z_neg = _split(layer, x, favour(w, False), favour(w, True), favour(b, False))
+        return [
+            ((out > 0).to(out.dtype), z_pos, self.stabilizer),
+            ((out < 0).to(out.dtype), z_neg, self.stabilizer),
+        ]
 
 
 class Flat(_Stabilized):
@@ -326,14 +402,19 @@ class Flat(_Stabilized):
         return [(1.0, z, self.stabilizer)]
 
 
-class WSquare(_Stabilized):
+class WSquare(_BiasOption):
     r"""w^2 rule (Montavon et al. 2017): :math:`R_i = \sum_j
-    \frac{w_{ij}^2}{\sum_{i'} w_{i'j}^2} R_j`, independent of the input.
-    For the input layer only.
+    \frac{w_{ij}^2}{\sum_{i'} w_{i'j}^2 [+ b_j^2]} R_j`, independent of
+    the input. For the input layer only.
+
+    ``bias=True`` adds the squared bias to the denominator (zennit's default
+    ``WSquare``).
 
     Parameters
     ----------
     stabilizer : float, default=1e-9
+    bias : bool, default=False
+        Count the squared bias in the denominator.
 
     Examples
     --------
@@ -350,7 +431,8 @@ class WSquare(_Stabilized):
 
     def terms(self, layer, session):
         ones = session.input_leaf(layer.x, 1.0)
-        z = layer.forward(ones, layer.weight.square(), None)
+        bias = self._bias(layer, torch.square)
+        z = layer.forward(ones, layer.weight.square(), bias)
         return [(1.0, z, self.stabilizer)]
 
 

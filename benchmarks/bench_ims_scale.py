@@ -1,0 +1,261 @@
+"""IMS at scale: metadata parse, whole reads, out-of-core fit, processed binning.
+
+Run ``python benchmarks/bench_ims_scale.py`` (``--small`` for a quick check).
+Prints four tables, each measured in one run against its peer:
+
+1. metadata parse: our byte-scan parser against pyimzML's ``ImzMLParser``
+   on continuous files of 2,000 x 20,000 and 100,000 x 200 spectra (equal
+   results asserted), with the peak anonymous memory (``RssAnon`` of
+   ``/proc/self/status``, sampled every millisecond in a fresh subprocess,
+   above the subprocess's baseline after imports);
+2. whole continuous read, parse included: ``read_imzml`` against a pyimzML
+   ``getspectrum`` loop on the same two files;
+3. out-of-core fit: ``RelevanceNetClassifier.fit`` on ``read_imzml(lazy=True).X``
+   of a continuous file at least 4x larger than the anonymous memory the
+   fit is allowed, against the in-memory fit of the same file (epoch time
+   from skorch's history, peak ``RssAnon`` above baseline);
+4. processed mode at size: binning 100,000 processed spectra onto a common
+   axis with ``iter_imzml`` (chunks bounded by a memory budget) and with
+   ``read_imzml``, time and peak ``RssAnon``.
+
+Files are generated in a temporary folder (seed 0) and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from _timing import best_of  # noqa: E402  (benchmarks/ is on the path)
+from bench_imzml import _parser as _pyimzml_parser  # noqa: E402
+from bench_imzml import _pyimzml_loop, _write_processed  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))  # measure the checkout this script lies in
+
+
+# ------------------------------------------------------------------ child process side
+
+def _rss_anon():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _peak_during(fn):
+    """(result, seconds, peak RssAnon above the level before ``fn``), sampled every ms."""
+    import threading
+
+    base = _rss_anon()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_anon())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    t = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - t
+    done.set()
+    thread.join()
+    peak[0] = max(peak[0], _rss_anon())
+    return out, seconds, peak[0] - base
+
+
+def _child(task, args):
+    """One measurement in a fresh process; prints a JSON line."""
+    import torch
+
+    torch.set_num_threads(1)
+    from sklearn_relevance import RelevanceNetClassifier
+    from sklearn_relevance.ims import iter_imzml, read_imzml
+    from sklearn_relevance.ims._parser import parse_imzml
+
+    path = args["path"]
+    if task == "parse_ours":
+        _, sec, peak = _peak_during(lambda: parse_imzml(path))
+    elif task == "parse_pyimzml":
+        _, sec, peak = _peak_during(lambda: _pyimzml_parser(path).m.close())
+    elif task in ("fit_lazy", "fit_memory"):
+        y = np.load(args["y"])
+
+        def make():
+            return RelevanceNetClassifier(max_epochs=args["epochs"], batch_size=args["batch"],
+                                          random_state=0, module__hidden_units=(64,))
+
+        # one-time costs (lazy imports, allocator pools) before the baseline
+        make().set_params(max_epochs=1).fit(np.ones((args["batch"], 8), np.float32),
+                                            np.arange(args["batch"]) % 2)
+        est = make()
+
+        def run():
+            X = read_imzml(path, lazy=task == "fit_lazy").X
+            return est.fit(X, y)
+
+        _, sec, peak = _peak_during(run)
+        epoch = float(np.median([h["dur"] for h in est.history]))
+        print(json.dumps({"seconds": sec, "peak": peak, "epoch": epoch}))
+        return
+    elif task == "bin_iter":
+        def run():
+            total = 0.0
+            for chunk in iter_imzml(path, n_bins=args["n_bins"],
+                                    memory_budget=args["budget"]):
+                total += float(chunk.X.sum())
+            return total
+        _, sec, peak = _peak_during(run)
+    elif task == "bin_read":
+        _, sec, peak = _peak_during(lambda: read_imzml(path, n_bins=args["n_bins"]))
+    else:  # pragma: no cover
+        raise ValueError(task)
+    print(json.dumps({"seconds": sec, "peak": peak}))
+
+
+def _measure(task, **args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", task,
+                          json.dumps(args)], capture_output=True, text=True, env=env,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ parent side
+
+def _write_continuous(path, n, L, rng, chunk=20_000):
+    """A continuous file written by pyimzML's writer, in row chunks (bounded memory)."""
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    side = int(np.ceil(np.sqrt(n)))
+    mz = np.linspace(2000, 10000, L)
+    with ImzMLWriter(path, mode="continuous", mz_dtype=np.float64,
+                     intensity_dtype=np.float32) as w:
+        for start in range(0, n, chunk):
+            X = rng.random((min(chunk, n - start), L), dtype=np.float32)
+            for i, row in enumerate(X, start):
+                w.addSpectrum(mz, row, (i % side + 1, i // side + 1))
+
+
+def _check_parse_equal(path):
+    from sklearn_relevance.ims._parser import parse_imzml
+
+    ours = parse_imzml(path, engine="scan")
+    ref = _pyimzml_parser(path)
+    ref.m.close()
+    for name in ("mzOffsets", "mzLengths", "intensityOffsets", "intensityLengths",
+                 "coordinates"):
+        assert np.array_equal(getattr(ours, name), np.asarray(getattr(ref, name))), name
+    assert ours.metadata.pretty() == ref.metadata.pretty()
+    assert ours.imzmldict == ref.imzmldict
+
+
+def _mib(b):
+    return b / 2**20
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="small files, quick check")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args.child[0], json.loads(args.child[1]))
+    from sklearn_relevance.ims import read_imzml
+    from sklearn_relevance.ims._parser import parse_imzml
+
+    if args.small:
+        shapes = [(200, 2000), (5000, 50)]
+        fit_shape, budget, n_proc, k_proc = (2000, 2000), 2**20, 5000, 50
+    else:
+        shapes = [(2000, 20000), (100_000, 200)]
+        fit_shape, budget, n_proc, k_proc = (16_000, 5000), 64 * 2**20, 100_000, 100
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"{'parse':<34} {'ours (s)':>9} {'pyimzML (s)':>12} {'ratio':>7}  "
+              f"{'ours peak':>10} {'pyimzML peak':>13}")
+        print("-" * 92)
+        files = []
+        for n, L in shapes:
+            path = os.path.join(tmp, f"c{n}x{L}.imzML")
+            _write_continuous(path, n, L, rng)
+            files.append((n, L, path))
+            _check_parse_equal(path)
+            reps = args.repeat if n * L < 5e7 or n < 10_000 else 1
+            t_ours, _ = best_of(lambda p=path: parse_imzml(p), reps)
+            t_peer, _ = best_of(lambda p=path: _pyimzml_parser(p).m.close(), reps)
+            m_ours = _measure("parse_ours", path=path)["peak"]
+            m_peer = _measure("parse_pyimzml", path=path)["peak"]
+            xml = os.path.getsize(path) / 2**20
+            print(f"{f'{n:,} x {L:,} (XML {xml:.0f} MiB)':<34} {t_ours:>9.3f} "
+                  f"{t_peer:>12.3f} {t_peer / t_ours:>6.1f}x  {_mib(m_ours):>7.1f} MiB "
+                  f"{_mib(m_peer):>9.1f} MiB")
+
+        print(f"\n{'whole continuous read (parse incl.)':<34} {'ours (s)':>9} "
+              f"{'getspectrum loop (s)':>21} {'ratio':>7}")
+        print("-" * 76)
+        for n, L, path in files:
+            reps = args.repeat if n < 10_000 else 1
+            t_ours, data = best_of(lambda p=path: read_imzml(p), reps)
+            t_peer, ref = best_of(lambda p=path: _pyimzml_loop(p), reps)
+            assert np.array_equal(data.X, ref)
+            del data, ref
+            print(f"{f'{n:,} x {L:,}':<34} {t_ours:>9.3f} {t_peer:>21.3f} "
+                  f"{t_peer / t_ours:>6.1f}x")
+        for _n, _L, path in files:
+            os.remove(path)
+            os.remove(path[:-6] + ".ibd")
+
+        n, L = fit_shape
+        path = os.path.join(tmp, "fit.imzML")
+        _write_continuous(path, n, L, rng, chunk=2000)
+        ynp = os.path.join(tmp, "y.npy")
+        np.save(ynp, (np.arange(n) % 2).astype(np.int64))
+        size = os.path.getsize(path[:-6] + ".ibd")
+        common = dict(path=path, y=ynp, epochs=3, batch=256)
+        lazy = _measure("fit_lazy", **common)
+        memory = _measure("fit_memory", **common)
+        print(f"\nout-of-core fit: {n:,} x {L:,} float32, .ibd {_mib(size):.0f} MiB "
+              f"= {size / budget:.1f}x the {_mib(budget):.0f} MiB of anonymous memory "
+              "allowed; MLP (64,), batch 256, 3 epochs (median epoch)")
+        print(f"{'':<22} {'epoch (s)':>10} {'peak RssAnon':>14}")
+        print("-" * 50)
+        print(f"{'lazy (streamed)':<22} {lazy['epoch']:>10.2f} "
+              f"{_mib(lazy['peak']):>10.1f} MiB"
+              f"  {'within' if lazy['peak'] < budget else 'ABOVE'} budget")
+        print(f"{'in memory':<22} {memory['epoch']:>10.2f} {_mib(memory['peak']):>10.1f} MiB")
+        print(f"epoch time lazy / in memory: {lazy['epoch'] / memory['epoch']:.2f}x")
+        os.remove(path)
+        os.remove(path[:-6] + ".ibd")
+
+        path = os.path.join(tmp, "proc.imzML")
+        t = time.perf_counter()
+        _write_processed(path, n_proc, k_proc, rng)
+        print(f"\nprocessed: {n_proc:,} spectra x {k_proc} peaks (written in "
+              f"{time.perf_counter() - t:.0f} s), binned onto 200 bins")
+        chunk_budget = 16 * 2**20
+        it = _measure("bin_iter", path=path, n_bins=200, budget=chunk_budget)
+        rd = _measure("bin_read", path=path, n_bins=200, budget=chunk_budget)
+        print(f"{'':<34} {'time (s)':>9} {'peak RssAnon':>14} {'output':>10}")
+        print("-" * 72)
+        print(f"{'iter_imzml (16 MiB chunks)':<34} {it['seconds']:>9.2f} "
+              f"{_mib(it['peak']):>10.1f} MiB {'streamed':>10}")
+        print(f"{'read_imzml (whole array)':<34} {rd['seconds']:>9.2f} "
+              f"{_mib(rd['peak']):>10.1f} MiB {_mib(n_proc * 200 * 4):>6.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

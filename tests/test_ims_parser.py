@@ -1,0 +1,181 @@
+"""The byte-scan imzML parser against pyimzML's ImzMLParser, field by field."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from sklearn_relevance.ims import _parser
+from sklearn_relevance.ims import read_imzml
+from sklearn_relevance.ims._parser import Irregular, parse_imzml
+
+REAL = [
+    "Example_Continuous.imzML",
+    "Example_Processed.imzML",
+    "m2aia_peptide_5x4.imzML",
+    "rmsi_processed_6px.imzML",
+    "i2nca/pc.imzML",
+    "i2nca/cc.imzML",
+    "i2nca/combined_pc.imzML",
+]
+ARRAYS = ["mzOffsets", "mzLengths", "intensityOffsets", "intensityLengths", "coordinates"]
+FIELDS = ["mzPrecision", "intensityPrecision", "polarity", "spectrum_mode"]
+
+
+def _pyimzml(path):
+    from pyimzml.ImzMLParser import ImzMLParser
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ImzMLParser(str(path), ibd_file=None)
+
+
+def _same(a, b, where=""):
+    """Equal values of equal types, recursively (NaN equals NaN)."""
+    assert type(a) is type(b), (where, type(a), type(b))
+    if isinstance(a, dict):
+        assert list(a) == list(b), where
+        for k in a:
+            _same(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and math.isnan(a):
+        assert math.isnan(b), where
+    else:
+        assert a == b, (where, a, b)
+
+
+def _assert_equal_to_pyimzml(path, engine="scan"):
+    ours = parse_imzml(path, engine=engine)
+    ref = _pyimzml(path)
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(ours, name),
+                                      np.asarray(getattr(ref, name), np.int64), err_msg=name)
+    for name in FIELDS:
+        _same(getattr(ours, name), getattr(ref, name), name)
+    _same(ours.imzmldict, ref.imzmldict, "imzmldict")
+    _same(ours.metadata.pretty(), ref.metadata.pretty(), "metadata")
+    fd, rfd = ours.metadata.file_description, ref.metadata.file_description
+    _same(fd.param_by_accession, rfd.param_by_accession, "file_description")
+    for gid, group in ref.metadata.referenceable_param_groups.items():
+        mine = ours.metadata.referenceable_param_groups[gid]
+        _same(mine.param_by_name, group.param_by_name, gid)
+        _same(mine.cv_params, group.cv_params, gid)
+    return ours
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_scan_equals_pyimzml_on_every_shared_file(shared_data, name):
+    _assert_equal_to_pyimzml(shared_data / "imzml" / name)
+
+
+@pytest.mark.parametrize("mode", ["continuous", "processed"])
+@pytest.mark.parametrize("mz_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("int_dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_scan_equals_pyimzml_on_files_of_pyimzml_writer(tmp_path, mode, mz_dtype,
+                                                        int_dtype):
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "w.imzML"
+    polarity = "negative" if int_dtype in (np.int32, np.float64) else "positive"
+    with ImzMLWriter(str(path), mode=mode, mz_dtype=mz_dtype, intensity_dtype=int_dtype,
+                     spec_type="centroid" if mode == "processed" else "profile",
+                     polarity=polarity) as w:
+        for i in range(23):
+            k = 7 if mode == "continuous" else int(rng.integers(1, 9))
+            mz = np.sort(rng.uniform(100, 900, k)) if mode == "processed" \
+                else np.linspace(100, 900, k)
+            coords = (i % 5 + 1, i // 5 + 1, i % 2 + 1) if i % 3 else (i % 5 + 1, i // 5 + 1)
+            w.addSpectrum(mz, (rng.random(k) * 100).astype(int_dtype), coords)
+    ours = _assert_equal_to_pyimzml(path)
+    assert ours.polarity == polarity
+    # and the file reads as pyimzML's getspectrum reads it
+    data = read_imzml(path, dtype=None)
+    assert data.X.shape[0] == 23
+
+
+def test_scan_across_blocks_and_spectra_larger_than_a_block(shared_data, monkeypatch):
+    for block in (300, 2048, 7777):
+        monkeypatch.setattr(_parser, "BLOCK", block)
+        for name in ("Example_Processed.imzML", "i2nca/combined_pc.imzML"):
+            _assert_equal_to_pyimzml(shared_data / "imzml" / name)
+
+
+def _copy(shared_data, tmp_path, name="Example_Continuous"):
+    for ext in (".imzML", ".ibd"):
+        shutil.copy(shared_data / "imzml" / (name + ext), tmp_path / (name + ext))
+    return tmp_path / (name + ".imzML")
+
+
+@pytest.mark.parametrize("edit", ["value_first", "comment", "single_quotes", "third_array",
+                                  "signed_offsets", "renamed_term", "count_low",
+                                  "count_high"])
+def test_irregular_files_fall_back_to_pyimzml_with_equal_results(shared_data, tmp_path,
+                                                                 edit):
+    path = _copy(shared_data, tmp_path)
+    text = path.read_bytes()
+    if edit == "value_first":  # attributes in another order: legal XML
+        text = text.replace(b'accession="IMS:1000050" name="position x" value="3"',
+                            b'value="3" accession="IMS:1000050" name="position x"')
+    elif edit == "comment":
+        text = text.replace(b"<binary />", b"<binary /><!-- a > b -->", 5)
+    elif edit == "single_quotes":
+        text = text.replace(b'value="33612"', b"value='33612'")
+    elif edit == "third_array":
+        i = text.index(b"</binaryDataArrayList>")
+        text = text[:i] + (b'<binaryDataArray encodedLength="0"><referenceableParamGroupRef '
+                           b'ref="other"/><cvParam cvRef="IMS" accession="IMS:1000102" '
+                           b'name="external offset" value="16"/></binaryDataArray>') + text[i:]
+    elif edit == "signed_offsets":  # written as signed 32-bit: pyimzML's repair applies
+        assert b'value="67208"' in text
+        text = text.replace(b'value="67208"', b'value="-67208"')
+    elif edit == "renamed_term":  # another attribute length in one spectrum only
+        text = text.replace(b'name="position y" value="2"', b'name="y" value="2"', 1)
+    elif edit.startswith("count"):  # the spectrum list's count is only a size hint
+        n = b"1" if edit == "count_low" else b"100000"
+        text = re.sub(rb'(<spectrumList count=")\d+"', rb"\g<1>" + n + b'"', text)
+    assert text != path.read_bytes()
+    path.write_bytes(text)
+    if edit == "renamed_term" or edit.startswith("count"):  # regular: the scan copes
+        parse_imzml(path, engine="scan")
+    elif edit == "signed_offsets":  # regular: the scan repairs them itself
+        ours = parse_imzml(path, engine="scan")
+        assert ours.intensityOffsets[1] == 2**32 - 67208
+    elif edit != "third_array":
+        with pytest.raises(Irregular):
+            parse_imzml(path, engine="scan")
+    _assert_equal_to_pyimzml(path, engine="auto")
+
+
+@pytest.mark.parametrize("damage", ["cut_header", "cut_spectra", "cut_tail", "garbage_header",
+                                    "garbage_middle", "no_groups"])
+def test_malformed_files_are_refused_as_pyimzml_refuses_them(shared_data, tmp_path, damage):
+    path = _copy(shared_data, tmp_path, "Example_Processed")
+    text = path.read_bytes()
+    middle = text.index(b"<spectrum ", len(text) // 2)
+    if damage == "cut_header":
+        text = text[: text.index(b"<spectrumList") - 100]
+    elif damage == "cut_spectra":
+        text = text[: middle + 200]
+    elif damage == "cut_tail":
+        text = text[: text.rindex(b"</run>") + 2]
+    elif damage == "garbage_header":
+        text = text.replace(b"<", b"[", 40)
+    elif damage == "garbage_middle":
+        text = text[:middle] + text[middle:].replace(b"<cvParam", b"<cvParam<", 1)
+    elif damage == "no_groups":
+        text = text.replace(b'name="m/z array"', b'name="x array"').replace(
+            b"MS:1000514", b"MS:1000000")
+    path.write_bytes(text)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the reference refuses it
+        _pyimzml(path)
+    with pytest.raises(ValueError, match=r"Example_Processed\.imzML"):
+        read_imzml(path)

@@ -1,0 +1,41 @@
+"""Metric arguments that cannot give a right answer are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sklearn_relevance import RelevanceNetClassifier
+from sklearn_relevance.metrics import deletion_auc, fidelity_score, perturbation_curve
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(24, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    net = RelevanceNetClassifier(max_epochs=1, random_state=0).fit(X, y)
+    return net, X, y, net.explain(X)
+
+
+@pytest.mark.parametrize("baseline", [
+    np.nan, np.inf, -np.inf, np.full(6, np.nan), np.r_[np.zeros(5), np.inf],
+    lambda X: X * float("nan"),
+], ids=["nan", "inf", "-inf", "nan_array", "inf_entry", "nan_callable"])
+def test_non_finite_baseline_refused(fitted, baseline):
+    """``baseline=np.nan`` gave NaN curves without an error."""
+    net, X, y, rel = fitted
+    with pytest.raises(ValueError, match="'baseline' parameter of perturbation_curve "
+                                         "must hold finite values"):
+        perturbation_curve(net, X, rel, baseline=baseline, steps=3)
+    with pytest.raises(ValueError, match="finite"):
+        deletion_auc(net, X, rel, baseline=baseline, steps=3)
+    with pytest.raises(ValueError, match="finite"):
+        fidelity_score(net, X, y, rel, baseline=baseline, steps=3)
+
+
+def test_finite_baselines_still_accepted(fitted):
+    net, X, _, rel = fitted
+    for baseline in (0.0, "mean", np.ones(6)):
+        _, curves = perturbation_curve(net, X, rel, baseline=baseline, steps=3)
+        assert curves.shape == (len(X), 4) and np.isfinite(curves).all()
