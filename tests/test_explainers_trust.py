@@ -363,13 +363,19 @@ def test_gradcam_with_inplace_relu_equals_captum(dim, inplace, relu, layer):
 # --------------------------------------------------------------------------
 # the estimator's predicted-class pass stays within the memory budget
 # --------------------------------------------------------------------------
-def test_predicted_class_pass_is_chunked_within_the_budget():
+def test_predicted_class_pass_is_chunked_within_the_budget(monkeypatch):
+    from sklearn_relevance.explainers._engine import PASS_MEMORY_BUDGET
+
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 1, 32, 32)).astype(np.float32)
     y = np.arange(20) % 2
     clf = RelevanceNetClassifier(ImageCNN, module__channels=(2,), module__hidden_units=4,
                                  max_epochs=1, train_split=None, random_state=0).fit(X, y)
     Xe = rng.normal(size=(600, 1, 32, 32)).astype(np.float32)
+    # a pass budget that this small network's 600 rows exceed; the first call
+    # measures the network and makes the inference copy (forwards of 1-2 rows)
+    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", 8 * 2**20)
+    clf.explain(Xe, explainer="gradient", batch_size=-1)
     sizes = []
     handle = clf.module_.register_forward_pre_hook(
         lambda m, args: sizes.append((torch.is_grad_enabled(), len(args[0]))))
