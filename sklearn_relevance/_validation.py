@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Integral
 
 import numpy as np
 import torch
 from scipy.sparse import issparse
 from sklearn.utils import check_array
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    validate_parameter_constraints,
+)
 
 
 def check_array_nd(X, *, name="X", min_ndim=2, allow_nan=False, dtype=np.float32):
@@ -173,3 +179,22 @@ def device_problem(device):
     except Exception as exc:  # any other backend that torch cannot reach here
         return f"torch cannot allocate on it ({type(exc).__name__}: {exc})"
     return None
+
+
+def check_int(value, name, owner, *, low=1):
+    """Return ``value`` as an int, checked to be at least ``low``.
+
+    Scikit-learn's ``Interval(Integral, low, None)`` constraint does the
+    check (and words the error: "The 'name' parameter of owner must be an
+    int in the range [low, inf). Got ... instead."); bools are refused too,
+    since ``True`` is no count.
+    """
+    constraint = Interval(Integral, low, None, closed="left")
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidParameterError(
+            f"The {name!r} parameter of {owner} must be {constraint}. "
+            f"Got {value!r} instead."
+        )
+    validate_parameter_constraints({name: [constraint]}, {name: value},
+                                   caller_name=owner)
+    return int(value)

@@ -194,16 +194,6 @@ def check_choice(value, name, owner, choices):
     return value
 
 
-def check_int(value, name, owner, *, low=1):
-    """Raise a ValueError unless ``value`` is an int >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be an int in the range "
-            f"[{low}, inf). Got {value!r} instead."
-        )
-    return int(value)
-
-
 def check_interval(value, name, owner, low, high, *, closed="neither"):
     """Raise a ValueError unless ``value`` is a real number in the interval."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -26,12 +26,12 @@ from .._module_access import eval_mode
 from .._nets import final_input, module_and_device
 from .._targets import encode_labels
 from .._tensors import forward
+from .._validation import check_int
 from ..explainers._baselines import resolve_baselines
 from ._checks import (
     _squeezed,
     as_batch,
     check_choice,
-    check_int,
     constant_rows,
     nan_where,
     to_numpy,
