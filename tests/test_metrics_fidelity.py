@@ -98,7 +98,7 @@ def test_baselines_reach_the_last_step(images, baseline):
     x, a, _ = images
     net = _cnn()
     _, curves = perturbation_curve(net, x, a, steps=4, baseline=baseline, target=0)
-    from sklearn_relevance.explainers._baselines import resolve_baselines
+    from sklearn_relevance._baselines import resolve_baselines
 
     xt = torch.as_tensor(x)
     ref = net(resolve_baselines(baseline, xt))[:, 0].detach().numpy()

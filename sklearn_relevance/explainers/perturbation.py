@@ -12,7 +12,7 @@ from .._batching import iter_slices
 from .._targets import repeat_target
 from .._tensors import forward, select_output
 from ._base import BaseExplainer
-from ._baselines import resolve_baselines
+from .._baselines import resolve_baselines
 from ._engine import (
     EXPLAIN_MEMORY_BUDGET,
     expanded_chunks,

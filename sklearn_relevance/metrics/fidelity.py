@@ -27,7 +27,7 @@ from .._nets import final_input, module_and_device
 from .._targets import encode_labels
 from .._tensors import forward
 from .._validation import check_int
-from ..explainers._baselines import resolve_baselines
+from .._baselines import resolve_baselines
 from ._checks import (
     _squeezed,
     as_batch,
@@ -179,7 +179,7 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
         Number of perturbation steps :math:`S` (20 = 5% steps).
     baseline : float, array-like, {"mean", "blur"} or callable, default=0.0
         Replacement values, resolved by
-        :func:`sklearn_relevance.explainers._baselines.resolve_baselines`
+        :func:`sklearn_relevance._baselines.resolve_baselines`
         ("mean": per sample and channel; "blur": Gaussian blur).
     response : {"logit", "proba", "accuracy"}, default="logit"
         Logit or softmax probability of the target, or whether the arg-max
