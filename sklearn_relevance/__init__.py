@@ -18,6 +18,7 @@ _LAZY = {
     "RelevanceNetClassifier": ".estimators",
     "RelevanceNetRegressor": ".estimators",
     "RelevancePenalty": ".penalties",
+    "RightReasonsPenalty": ".penalties",
     "explain": "._explain",
     # explainers
     "get_explainer": ".explainers",
@@ -44,6 +45,7 @@ _LAZY = {
     # evaluation, data, figures
     "compare_explainers": ".evaluation",
     "make_lesion_images": ".datasets",
+    "make_decoy_images": ".datasets",
     "plot_comparison": ".plotting",
 }
 

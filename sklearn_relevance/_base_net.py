@@ -48,6 +48,7 @@ from ._validation import (
 from .explainers import available_explainers, get_explainer
 from .explainers._base import module_access, predicted_classes, shares_module
 from .modules import default_module
+from ._masks import check_relevance_mask, split_masks, with_masks
 from .penalties import NORMS, RelevancePenalty
 
 
@@ -66,7 +67,7 @@ class _RelevanceNetBase(NeuralNet):
 
     def __init__(self, module=None, *, relevance_penalty=0.0,
                  relevance_explainer="gradient_x_input", relevance_norm="l1",
-                 relevance_target="true", criterion=None, optimizer=torch.optim.Adam,
+                 relevance_target="true", relevance_term=None, criterion=None, optimizer=torch.optim.Adam,
                  lr=0.01, max_epochs=10, batch_size=64, iterator_train=DataLoader,
                  iterator_valid=DataLoader, dataset=Dataset, train_split=None,
                  callbacks=None, predict_nonlinearity="auto", warm_start=False,
@@ -77,7 +78,8 @@ class _RelevanceNetBase(NeuralNet):
         vars(self).update(
             module=module, relevance_penalty=relevance_penalty,
             relevance_explainer=relevance_explainer, relevance_norm=relevance_norm,
-            relevance_target=relevance_target, criterion=criterion, optimizer=optimizer,
+            relevance_target=relevance_target, relevance_term=relevance_term,
+            criterion=criterion, optimizer=optimizer,
             lr=lr, max_epochs=max_epochs, batch_size=batch_size,
             iterator_train=iterator_train, iterator_valid=iterator_valid, dataset=dataset,
             train_split=train_split, callbacks=callbacks,
@@ -101,6 +103,7 @@ class _RelevanceNetBase(NeuralNet):
             ],
             "relevance_norm": [StrOptions(set(NORMS))],
             "relevance_target": [StrOptions(set(cls._relevance_targets))],
+            "relevance_term": [None, RelevancePenalty],
             "lr": [Interval(Real, 0, None, closed="neither")],
             "max_epochs": [Interval(Integral, 0, None, closed="left")],
             "batch_size": [
@@ -118,13 +121,20 @@ class _RelevanceNetBase(NeuralNet):
             self._relevance_constraints(), params, caller_name=type(self).__name__
         )
         explainer = self._make_explainer(self.relevance_explainer, with_params=True)
-        if self.relevance_penalty > 0 and not getattr(explainer, "differentiable", True):
-            raise ValueError(
-                f"The 'relevance_explainer' parameter of {type(self).__name__} must be a "
-                "differentiable explainer when relevance_penalty > 0 (its relevance is "
-                f"trained on by double backpropagation). Got {type(explainer).__name__}, "
-                "which is not differentiable."
-            )
+        self._penalty_fn = None
+        self.relevance_explainer_ = explainer
+        if self.relevance_penalty > 0:
+            trained = self._penalty().explainer
+            if not getattr(trained, "differentiable", True):
+                param = ("relevance_term" if self.relevance_term is not None
+                         and self.relevance_term.explainer is not None
+                         else "relevance_explainer")
+                raise ValueError(
+                    f"The '{param}' parameter of {type(self).__name__} must use a "
+                    "differentiable explainer when relevance_penalty > 0 (its relevance "
+                    "is trained on by double backpropagation). Got "
+                    f"{type(trained).__name__}, which is not differentiable."
+                )
         return explainer
 
     def _make_explainer(self, explainer, *, with_params=False):
@@ -265,6 +275,20 @@ class _RelevanceNetBase(NeuralNet):
             setattr(self, key, params.pop(key))
             self._params_to_validate.add(key)
             self._penalty_fn = None
+        # the penalty object's own parameters, scikit-learn's nested way
+        term = {k.split("__", 1)[1]: params.pop(k) for k in list(params)
+                if k.startswith("relevance_term__")}
+        if "relevance_term" in params:
+            self.relevance_term = params.pop("relevance_term")
+            self._penalty_fn = None
+        if term:
+            if self.relevance_term is None:
+                raise ValueError(
+                    "relevance_term__<name> parameters need a relevance_term object. "
+                    f"Got relevance_term=None with {sorted(term)}."
+                )
+            self.relevance_term.set_params(**term)
+            self._penalty_fn = None
         return super().set_params(**params)
 
     def _get_params_html(self, deep=True, doc_link=""):
@@ -330,7 +354,7 @@ class _RelevanceNetBase(NeuralNet):
         return []
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y, relevance_mask=None, **fit_params):
         """Train the network on ``X`` and ``y``.
 
         Parameters
@@ -340,6 +364,19 @@ class _RelevanceNetBase(NeuralNet):
             array per modality (multimodal networks).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
+        relevance_mask : array-like of shape (n_samples, ...) or dict, optional
+            Expert annotations, one mask per sample broadcastable to X's
+            sample shape (a dict of masks, keys among X's, for dict input):
+            1 where relevance is allowed, 0 where it must vanish, values in
+            between weight the penalty. The penalty becomes
+            ``relevance_penalty * norm(relevance * (1 - mask))``; ``None``
+            is deep relevance regularization (an empty allowed region). A
+            sample whose mask is all NaN has no annotation and gets what the
+            term's ``unannotated`` says (no penalty by default). Masks are
+            split with the samples (``train_split``: the validation penalty
+            uses the validation masks); scikit-learn's searches slice them
+            per fold as a fit parameter, also through metadata routing
+            (``set_fit_request(relevance_mask=True)``).
         **fit_params
             Passed on to skorch's ``fit`` (and to the module's ``forward``).
 
@@ -347,11 +384,12 @@ class _RelevanceNetBase(NeuralNet):
         -------
         self
         """
-        self.relevance_explainer_ = self._check_relevance_params()
+        self._check_relevance_params()
         self._check_device_usable()
         self._check_input_names(X, reset=True)
         X = check_input(X)
         y = self._prepare_y(y, X)
+        masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
         self.input_shape_ = sample_shape(X)
         if not isinstance(X, Mapping) and X.ndim == 2:
             self.n_features_in_ = X.shape[1]
@@ -368,11 +406,11 @@ class _RelevanceNetBase(NeuralNet):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
             NeuralNet.partial_fit(
-                self, as_torch(X), as_torch(y), _routing_method="fit", **fit_params
+                self, _packed(X, masks), as_torch(y), _routing_method="fit", **fit_params
             )
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, relevance_mask=None, **fit_params):
         """Train for ``max_epochs`` more epochs without re-initialising.
 
         Parameters
@@ -381,6 +419,8 @@ class _RelevanceNetBase(NeuralNet):
         y : array-like
         classes : ignored
             Classes are fixed at the first ``fit``.
+        relevance_mask : array-like or dict, optional
+            Masks of these samples, as in :meth:`fit`.
         **fit_params
             Passed on to skorch.
 
@@ -389,12 +429,13 @@ class _RelevanceNetBase(NeuralNet):
         self
         """
         if not self.initialized_:
-            return self.fit(X, y, **fit_params)
+            return self.fit(X, y, relevance_mask=relevance_mask, **fit_params)
         self._check_input_names(X, reset=False)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         y = self._prepare_y(y, X, refit=False)
-        return NeuralNet.partial_fit(self, as_torch(X), as_torch(y), **fit_params)
+        masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
+        return NeuralNet.partial_fit(self, _packed(X, masks), as_torch(y), **fit_params)
 
     def _get_param_names(self):
         # skorch takes every public attribute for a parameter; private ones
@@ -411,7 +452,9 @@ class _RelevanceNetBase(NeuralNet):
             explainer = getattr(self, "relevance_explainer_", None)
             if explainer is None:
                 explainer = self._make_explainer(self.relevance_explainer, with_params=True)
-            fn = RelevancePenalty(explainer, self.relevance_norm, self.relevance_target)
+            term = self.relevance_term if self.relevance_term is not None else RelevancePenalty()
+            fn = term.resolved(explainer=explainer, norm=self.relevance_norm,
+                               target=self.relevance_target)
             self._penalty_fn = fn
         return fn
 
@@ -421,14 +464,24 @@ class _RelevanceNetBase(NeuralNet):
             return {k: v.detach().requires_grad_(True) for k, v in Xi.items()}
         return Xi.detach().requires_grad_(True)
 
+    def infer(self, x, **fit_params):
+        """skorch's ``infer``; masks packed with the batch are set aside."""
+        x, _ = split_masks(x)
+        return super().infer(x, **fit_params)
+
     def _relevance_step(self, batch, training, **fit_params):
         Xi, yi = unpack_data(batch)
+        Xi, mask = split_masks(Xi)
         Xi = self._grad_input(Xi)
+        if mask is not None:
+            mask = to_tensor(mask, device=self.device)
         y_pred = self.infer(Xi, **fit_params)
+        # the term is added to whatever get_loss returns, so an overridden
+        # get_loss keeps the penalty
         loss = self.get_loss(y_pred, yi, X=Xi, training=training)
         yt = to_tensor(yi, device=self.device) if yi is not None else None
         rel = self._penalty()(
-            self.module_, Xi, y_pred, yt, create_graph=training,
+            self.module_, Xi, y_pred, yt, mask=mask, create_graph=training,
             regression=self._is_regressor,
         )
         total = loss + self.relevance_penalty * rel
@@ -439,7 +492,7 @@ class _RelevanceNetBase(NeuralNet):
 
     def train_step_single(self, batch, **fit_params):
         if not self._penalized():
-            return super().train_step_single(batch, **fit_params)
+            return super().train_step_single(_unmasked(batch), **fit_params)
         self._set_training(True)
         total, y_pred = self._relevance_step(batch, True, **fit_params)
         total.backward()
@@ -447,7 +500,7 @@ class _RelevanceNetBase(NeuralNet):
 
     def validation_step(self, batch, **fit_params):
         if not self._penalized():
-            return super().validation_step(batch, **fit_params)
+            return super().validation_step(_unmasked(batch), **fit_params)
         # skorch validates under no_grad; the penalty needs input gradients
         self._set_training(False)
         with torch.enable_grad():
@@ -698,8 +751,8 @@ class _TensorBatches(torch.utils.data.Dataset):
     one tensor index each.
     """
 
-    def __init__(self, X, y, indices=None):
-        self.X, self.y, self.indices = X, y, indices
+    def __init__(self, X, y, indices=None, masks=None):
+        self.X, self.y, self.indices, self.masks = X, y, indices, masks
 
     @classmethod
     def wrap(cls, dataset):
@@ -711,13 +764,16 @@ class _TensorBatches(torch.utils.data.Dataset):
             dataset = dataset.dataset
         if type(dataset) is not Dataset:
             return None
-        X, y = dataset.X, dataset.y
+        X, masks = split_masks(dataset.X)
+        y = dataset.y
         tensors = list(X.values()) if isinstance(X, Mapping) else [X]
+        if masks is not None:
+            tensors += list(masks.values()) if isinstance(masks, Mapping) else [masks]
         if not all(torch.is_tensor(t) for t in tensors):
             return None
         if y is not None and not torch.is_tensor(y):
             return None
-        return cls(X, y, indices)
+        return cls(X, y, indices, masks)
 
     def __len__(self):
         if self.indices is not None:
@@ -729,12 +785,27 @@ class _TensorBatches(torch.utils.data.Dataset):
         if self.indices is not None:
             idx = self.indices[idx]
         Xi = index_batch(self.X, idx)
+        if self.masks is not None:
+            Xi = with_masks(Xi, index_batch(self.masks, idx))
         yi = torch.zeros(len(idx)) if self.y is None else self.y[idx]
         return Xi, yi
 
 
 def _to_float64(out):
     return out.detach().cpu().numpy().astype(np.float64, copy=False)
+
+
+def _packed(X, masks):
+    """Tensors for skorch: X, or X packed with its masks (split sample-wise)."""
+    X = as_torch(X)
+    return X if masks is None else with_masks(X, as_torch(masks))
+
+
+def _unmasked(batch):
+    """A batch without the masks packed into it (for skorch's plain steps)."""
+    Xi, yi = unpack_data(batch)
+    Xi, mask = split_masks(Xi)
+    return batch if mask is None else (Xi, yi)
 
 
 def _to_numpy(rel):

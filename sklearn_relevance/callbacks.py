@@ -6,6 +6,7 @@ import numpy as np
 from skorch.callbacks import Callback
 from skorch.utils import data_from_dataset
 
+from ._masks import split_masks
 from .metrics._scorer import _SCORERS, get_relevance_scorer, make_relevance_scorer
 
 __all__ = ["RelevanceScoring"]
@@ -37,12 +38,14 @@ class RelevanceScoring(Callback):
     lower_is_better : bool, default=False
         Direction used for ``<name>_best``.
     X_valid, y_valid : array-like, optional
-        Fixed data to score instead of the net's own split; needed for
-        metrics with metadata (pass the masks in ``metric_params``, aligned
-        with ``X_valid``).
+        Fixed data to score instead of the net's own split (pass their masks
+        in ``metric_params``, aligned with ``X_valid``).
     metric_params : dict, optional
         Keyword arguments of the metric, e.g. ``{"masks": masks_valid}`` or
-        ``{"steps": 10}``.
+        ``{"steps": 10}``. A metric that takes ``masks`` and is not given
+        them here scores the net's own split with the ``relevance_mask``
+        passed to ``fit`` (the validation masks for the validation split);
+        unannotated (NaN) samples are left out of the mean.
 
     Attributes
     ----------
@@ -104,26 +107,41 @@ class RelevanceScoring(Callback):
 
     def _data(self, net, dataset_train, dataset_valid):
         if self.X_valid is not None:
-            return self.X_valid, self.y_valid
+            return self.X_valid, self.y_valid, {}
         dataset = dataset_train if self.on_train else dataset_valid
         if dataset is None:
-            return None, None
+            return None, None, {}
         X, y = data_from_dataset(dataset)
+        X, masks = split_masks(X)
+        extra = {}
+        if masks is not None and "masks" not in self._metadata and "masks" in getattr(
+                self.scorer_, "_params", ()):
+            extra["masks"] = _masks_like(masks, X)
         classes = getattr(net, "classes_", None)
         if classes is not None and y is not None:
             y = np.asarray(y.cpu() if hasattr(y, "cpu") else y)
             if np.issubdtype(y.dtype, np.integer) and y.size and y.max() < len(classes):
                 y = np.asarray(classes)[y]  # the net stores encoded labels
-        return X, y
+        return X, y, extra
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Score the epoch's relevance and record it in ``net.history``."""
-        X, y = self._data(net, dataset_train, dataset_valid)
+        X, y, extra = self._data(net, dataset_train, dataset_valid)
         if X is None:
             return
-        score = float(self.scorer_(net, X, y, **self._metadata))
+        score = float(self.scorer_(net, X, y, **self._metadata, **extra))
         net.history.record(self.name_, score)
         better = score < self.best_score_ if self.lower_is_better else score > self.best_score_
         net.history.record(self.name_ + "_best", bool(better))
         if better:
             self.best_score_ = score
+
+
+def _masks_like(masks, X):
+    """Training masks (stored broadcastable) at the full shape of X, as numpy."""
+    if isinstance(masks, dict):
+        return {k: _masks_like(m, X[k]) for k, m in masks.items()}
+    m = masks.cpu().numpy() if hasattr(masks, "cpu") else np.asarray(masks)
+    # an unannotated (NaN) sample becomes an empty mask, which the metrics
+    # score as NaN and the scorer leaves out of the mean
+    return np.nan_to_num(np.broadcast_to(m, tuple(X.shape)), nan=0.0)

@@ -4,6 +4,10 @@
   (a bright disk / ball) and both classes hold ring-shaped distractors, a
   smooth background and noise; the lesion masks are the ground truth of
   localisation metrics.
+* :func:`make_decoy_images`: digits whose class is also written into a
+  decoy patch in the training split (random in the test split), with the
+  decoy masks, for training with annotations ("right for the right
+  reasons").
 * :func:`load_medmnist_npz`: the MedMNIST ``.npz`` files (2D and 3D).
 * :func:`load_ct_organs`: CT slices with expert organ masks (PNG folders laid
   out as SAM-Med2D's ``data_demo``).
@@ -28,6 +32,7 @@ from ._optional import require
 
 __all__ = [
     "make_lesion_images",
+    "make_decoy_images",
     "load_medmnist_npz",
     "load_ct_organs",
     "load_mri_volume",
@@ -206,6 +211,114 @@ def make_lesion_images(n_samples=200, *, shape=(32, 32), lesion_radius=None,
 # --------------------------------------------------------------------------
 # MedMNIST
 # --------------------------------------------------------------------------
+# --------------------------------------------------------------------------
+# decoy digits
+# --------------------------------------------------------------------------
+def make_decoy_images(*, canvas=12, patch=2, test_size=0.5, decoy_contrast=1.0,
+                      random_state=None):
+    """Digits with a class-revealing decoy patch in training, random in test.
+
+    scikit-learn's 8 x 8 digits (1,797 images, 10 classes, values scaled to
+    [0, 1]) are placed at a random offset on a ``canvas`` x ``canvas`` black
+    image, and a ``patch`` x ``patch`` decoy square is written into one of the
+    four corners, chosen at random per image. In the training split the
+    patch's grey value encodes the class (``decoy_contrast * (1 - y / 10)``,
+    Ross et al.'s decoy MNIST), so the patch alone predicts the label; in the
+    test split the value is random, so a network that learnt the decoy
+    fails there. The decoy masks say where the patch is, and the relevance
+    masks (their complement) where relevance is allowed: the arguments of
+    ``fit(X, y, relevance_mask=...)``.
+
+    Parameters
+    ----------
+    canvas : int, default=12
+        Side of the images (at least 8, the digits' side).
+    patch : int, default=2
+        Side of the decoy square (at least 1, at most ``canvas // 2``).
+    test_size : float, default=0.5
+        Fraction of the images in the test split, in (0, 1).
+    decoy_contrast : float, default=1.0
+        Largest grey value of the decoy (the digits' strokes reach 1).
+    random_state : int, RandomState instance or None, default=None
+        Split, offsets, corners and test decoy values.
+
+    Returns
+    -------
+    data : Bunch
+        ``X_train``, ``X_test`` : float32 arrays of shape (n, 1, canvas, canvas),
+        with the decoy; ``X_train_clean``, ``X_test_clean``: the same images
+        without it; ``y_train``, ``y_test``: int labels 0-9;
+        ``decoy_mask_train``, ``decoy_mask_test``: float32 (n, 1, canvas,
+        canvas), 1 on the patch; ``relevance_mask_train``,
+        ``relevance_mask_test``: ``1 - decoy_mask`` (relevance allowed
+        everywhere but on the decoy).
+
+    Examples
+    --------
+    >>> from sklearn_relevance.datasets import make_decoy_images
+    >>> data = make_decoy_images(random_state=0)
+    >>> data.X_train.shape, data.relevance_mask_train.shape
+    ((899, 1, 12, 12), (899, 1, 12, 12))
+    >>> float(data.decoy_mask_train[0].sum())
+    4.0
+    """
+    owner = "make_decoy_images"
+    canvas = _check_int(canvas, "canvas", owner, low=8)
+    patch = _check_int(patch, "patch", owner, low=1)
+    if patch > canvas // 2:
+        raise ValueError(
+            f"The 'patch' parameter of {owner} must be at most canvas // 2 "
+            f"({canvas // 2}). Got {patch} instead."
+        )
+    test_size = _check_real(test_size, "test_size", owner, low=0.0, high=1.0)
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(
+            f"The 'test_size' parameter of {owner} must be a float in (0, 1). "
+            f"Got {test_size!r} instead."
+        )
+    decoy_contrast = _check_real(decoy_contrast, "decoy_contrast", owner, low=0.0)
+    from sklearn.datasets import load_digits
+
+    rng = check_random_state(random_state)
+    digits, y = load_digits(return_X_y=True)
+    digits = (digits / 16.0).reshape(-1, 8, 8).astype(np.float32)
+    n = len(y)
+    order = rng.permutation(n)
+    digits, y = digits[order], y[order].astype(np.int64)
+    n_test = int(round(test_size * n))
+    n_train = n - n_test
+    if min(n_train, n_test) < 1:
+        raise ValueError(
+            f"The 'test_size' parameter of {owner} leaves an empty split. "
+            f"Got {test_size!r} instead."
+        )
+    # digits at random offsets: one fancy index for all images
+    off = rng.randint(0, canvas - 8 + 1, size=(n, 2))
+    clean = np.zeros((n, canvas, canvas), np.float32)
+    rows = off[:, 0, None, None] + np.arange(8)[None, :, None]
+    cols = off[:, 1, None, None] + np.arange(8)[None, None, :]
+    clean[np.arange(n)[:, None, None], rows, cols] = digits
+    # decoy patch in a random corner
+    corner = rng.randint(0, 4, size=n)
+    r0 = np.where(corner // 2 == 0, 0, canvas - patch)
+    c0 = np.where(corner % 2 == 0, 0, canvas - patch)
+    decoy = np.zeros((n, canvas, canvas), np.float32)
+    prow = r0[:, None, None] + np.arange(patch)[None, :, None]
+    pcol = c0[:, None, None] + np.arange(patch)[None, None, :]
+    decoy[np.arange(n)[:, None, None], prow, pcol] = 1.0
+    value = decoy_contrast * (1.0 - y / 10.0)
+    value[n_train:] = decoy_contrast * rng.uniform(0.1, 1.0, size=n_test)
+    X = np.where(decoy > 0, value[:, None, None].astype(np.float32), clean)
+    X, clean, decoy = X[:, None], clean[:, None], decoy[:, None]
+    tr, te = slice(0, n_train), slice(n_train, n)
+    return Bunch(
+        X_train=X[tr], X_test=X[te], X_train_clean=clean[tr], X_test_clean=clean[te],
+        y_train=y[tr], y_test=y[te],
+        decoy_mask_train=decoy[tr], decoy_mask_test=decoy[te],
+        relevance_mask_train=1.0 - decoy[tr], relevance_mask_test=1.0 - decoy[te],
+    )
+
+
 def load_medmnist_npz(path, split="train", *, normalize=True):
     """Load one split of a MedMNIST ``.npz`` file (2D or 3D).
 

@@ -37,8 +37,11 @@ _COMMON_PARAMS = """
         arguments go through ``module__<name>`` as in skorch. An instance is
         used as is.
     relevance_penalty : float, default=0.0
-        Weight of the relevance norm added to the loss. ``0`` trains an
-        ordinary network; ``> 0`` is deep relevance regularization.
+        Weight of the relevance term added to the loss. ``0`` trains an
+        ordinary network; ``> 0`` is deep relevance regularization, or,
+        with ``relevance_mask`` passed to :meth:`fit`, training to be right
+        for the right reasons (only relevance outside the masks is
+        penalised).
     relevance_explainer : str or explainer object, default="gradient_x_input"
         Differentiable explainer whose relevance is penalised; also the
         default of :meth:`explain`. Tune its parameters with
@@ -46,6 +49,16 @@ _COMMON_PARAMS = """
     relevance_norm : {"l1", "l2"}, default="l1"
         Per-sample norm of the relevance: sum of absolute values, or sum of
         squares.
+    relevance_term : RelevancePenalty or None, default=None
+        The penalty object that ``relevance_penalty`` weighs:
+        :class:`~sklearn_relevance.penalties.RelevancePenalty` (the default,
+        built from ``relevance_explainer``, ``relevance_norm`` and
+        ``relevance_target``),
+        :class:`~sklearn_relevance.penalties.RightReasonsPenalty`, or a
+        subclass. Its parameters left as ``None`` take the estimator's
+        ``relevance_explainer`` / ``relevance_norm`` / ``relevance_target``.
+        The term is added to what ``get_loss`` returns, so a subclass that
+        overrides ``get_loss`` keeps it.
     criterion : torch loss class, default=None
         ``None`` uses the estimator's default loss.
     optimizer : torch optimizer class, default=torch.optim.Adam
@@ -300,11 +313,11 @@ class RelevanceNetRegressor(RegressorMixin, _RelevanceNetBase):
 
     def __init__(self, module=None, *, relevance_penalty=0.0,
                  relevance_explainer="gradient_x_input", relevance_norm="l1",
-                 relevance_target="all", **kwargs):
+                 relevance_target="all", relevance_term=None, **kwargs):
         super().__init__(
             module, relevance_penalty=relevance_penalty,
             relevance_explainer=relevance_explainer, relevance_norm=relevance_norm,
-            relevance_target=relevance_target, **kwargs,
+            relevance_target=relevance_target, relevance_term=relevance_term, **kwargs,
         )
 
     def _default_criterion(self, **kwargs):

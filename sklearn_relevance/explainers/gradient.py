@@ -22,6 +22,7 @@ from ._base import (
     flatten_inputs,
     forward,
     get_explainer,
+    gradient_wrt_inputs,
     input_gradient,
     map_inputs,
     module_access,
@@ -88,6 +89,40 @@ class Gradient(BaseExplainer):
             grad = map_inputs(lambda g: g.abs(), grad)
         return grad
 
+    def explain_from_output(self, X, output, target=None, *, create_graph=False,
+                            retain_graph=None):
+        """The relevance of an output that was already computed from ``X``.
+
+        Training penalties call this with the training forward pass, so the
+        relevance costs one extra backward pass and no extra forward.
+
+        Parameters
+        ----------
+        X : Tensor or dict of Tensors
+            The input that produced ``output``; it must require grad.
+        output : Tensor or tuple
+            The module's output on ``X`` (or any differentiable function of
+            it, such as its log-softmax).
+        target : None, int, LongTensor or "sum"
+            The output explained (see ``explain``); ``"sum"`` explains the
+            sum of all outputs.
+        create_graph : bool, default=False
+            Keep the graph of the relevance (double backpropagation).
+        retain_graph : bool, optional
+            Keep the graph of ``output`` for later backward passes; defaults
+            to ``create_graph``.
+
+        Returns
+        -------
+        Tensor or dict of Tensors
+            Relevance of ``X``'s shape and structure.
+        """
+        grad = _output_gradient(X, output, target, create_graph=create_graph,
+                                retain_graph=retain_graph)
+        if self.absolute:
+            grad = map_inputs(lambda g: g.abs(), grad)
+        return grad
+
 
 class GradientXInput(BaseExplainer):
     """Gradient times input (Shrikumar et al. 2016; captum's ``InputXGradient``).
@@ -118,6 +153,37 @@ class GradientXInput(BaseExplainer):
     def _explain(self, module, X, target, *, create_graph):
         grad = input_gradient(module, X, target, create_graph=create_graph)
         return map_inputs(lambda g, x: g * x, grad, X)
+
+    def explain_from_output(self, X, output, target=None, *, create_graph=False,
+                            retain_graph=None):
+        """Gradient x input of an output already computed from ``X``.
+
+        See :meth:`Gradient.explain_from_output`.
+        """
+        grad = _output_gradient(X, output, target, create_graph=create_graph,
+                                retain_graph=retain_graph)
+        return map_inputs(lambda g, x: g * x, grad, X)
+
+
+def _output_gradient(X, output, target, *, create_graph, retain_graph):
+    """Gradient of the selected (or summed) ``output`` with respect to ``X``."""
+    tensors, rebuild = flatten_inputs(X)
+    if not all(t.requires_grad for t in tensors):
+        raise ValueError(
+            "explain_from_output needs the input X that produced the output, with "
+            "requires_grad=True. Got an X that does not require grad."
+        )
+    out = output[0] if isinstance(output, tuple) else output
+    if isinstance(target, str) and target == "sum":
+        score = out.sum()
+    else:
+        score = select_output(out, target).sum()
+    # an output not connected to X is an error, never all-zero relevance
+    # (as a training penalty it would silently be 0)
+    return rebuild(gradient_wrt_inputs(
+        score, tensors, None, create_graph=create_graph,
+        retain_graph=create_graph if retain_graph is None else retain_graph,
+    ))
 
 
 # --------------------------------------------------------------------------
