@@ -24,7 +24,7 @@ FLOORS = [
     # 0. ground floor: tensors, targets, validation, batching, the module
     #    lock, the network behind an estimator, optional imports
     {"_lazy", "_optional", "_batching", "_validation", "_targets", "_tensors",
-     "_module_access", "_nets", "_baselines"},
+     "_module_access", "_nets", "_baselines", "_masks"},
     # 1. data: synthetic data sets, imaging mass spectrometry I/O, plots
     {"datasets", "ims", "plotting"},
     # 2. explainers and the fast inference copy they run on (any torch module)
