@@ -19,8 +19,8 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from .metrics._checks import as_batch, check_choice, to_numpy_numeric
-from .metrics._scorer import relevance_of
+from ._explain import explain
+from ._validation import as_batch, check_choice, to_numpy_numeric
 from .metrics.regions import (
     STATISTICS,
     check_atlas,
@@ -176,8 +176,7 @@ class RelevanceTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "estimator_")
         _record_input(self, X, reset=False)
-        rel = relevance_of(self.estimator_, X, explainer=self.explainer,
-                           target=self.target)[2]
+        rel = explain(self.estimator_, X, explainer=self.explainer, target=self.target)
         dtype = getattr(X, "dtype", None)
         if isinstance(rel, np.ndarray) and dtype == np.float64:
             rel = rel.astype(np.float64)  # preserve the input's precision
