@@ -24,7 +24,7 @@ FLOORS = [
     # 0. ground floor: tensors, targets, validation, batching, the module
     #    lock, the network behind an estimator, optional imports
     {"_lazy", "_optional", "_batching", "_validation", "_targets", "_tensors",
-     "_module_access", "_nets", "_baselines", "_masks"},
+     "_module_access", "_nets", "_baselines", "_masks", "_stream"},
     # 1. data: synthetic data sets, imaging mass spectrometry I/O, plots
     {"datasets", "ims", "plotting"},
     # 2. explainers and the fast inference copy they run on (any torch module)
@@ -59,8 +59,6 @@ ALLOWED = {
     # memory budget and stays in explainers/_base.py until the budgets
     # table moves to _batching.py.
     ("_base_net", "explainers._base"),
-    # penalties.py: switch to _tensors / _module_access.
-    ("penalties", "explainers._base"),
     # _inference.py imports ``forward`` from explainers/_base.py inside a
     # function (the lazy half of a cycle explainers._base -> explainers._engine
     # -> _inference -> explainers._base): switch to _tensors.
