@@ -19,7 +19,7 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from .metrics._checks import as_batch, check_choice, to_numpy_numeric
+from .metrics._checks import _squeezed, as_batch, check_choice, to_numpy_numeric
 from .metrics._scorer import relevance_of
 from .metrics.regions import (
     STATISTICS,
@@ -298,7 +298,9 @@ class RegionRelevance(TransformerMixin, BaseEstimator):
         X = to_numpy_numeric(X, "X")
         as_batch(X, "X", min_ndim=2)
         _record_input(self, X, reset=False)
-        if tuple(X.shape[1:]) != tuple(self.atlas_.shape):
+        # a relevance map with singleton axes (the (n, 1, D, H, W) of explain)
+        # pairs with its atlas as in fit and region_relevance
+        if _squeezed(X.shape[1:]) != _squeezed(self.atlas_.shape):
             raise ValueError(
                 f"X has samples of shape {tuple(X.shape[1:])}, but RegionRelevance was "
                 f"fitted on samples of shape {tuple(self.atlas_.shape)}."
