@@ -68,10 +68,13 @@ def test_table_equals_direct_computation(module, lesions):
     for name in names:
         rel = get_explainer(name).explain(module.eval(), Xt, target).detach()
         fid = _quiet(fidelity_score, module, Xt, None, rel, target=y, steps=8)
+        # scored only where the explained (true) class is the predicted one
+        fid[module(Xt).argmax(1).numpy() != y] = np.nan
         auc = mask_roc_auc(rel.abs()[lesion], masks[lesion])
         spa = _quiet(sparseness, rel)
         got = scores[scores.explainer == name]
         np.testing.assert_allclose(got.fidelity, fid, rtol=1e-5)
+        assert table.attrs["n_scored"][name]["fidelity"] == np.isfinite(fid).sum()
         np.testing.assert_allclose(got.mask_roc_auc[lesion], auc, rtol=1e-6)
         assert got.mask_roc_auc[~lesion].isna().all()  # class 0: no lesion, no score
         np.testing.assert_allclose(got.sparseness, spa, rtol=1e-6)
@@ -349,3 +352,34 @@ def test_atlas_must_match_the_relevance_grid(shared_data):
     sums = region_relevance(rel, labels, labels=[41, 42])
     expected = [[r[0][labels == k].sum() for k in (41, 42)] for r in rel]
     np.testing.assert_allclose(sums, expected)
+
+
+def test_fidelity_column_is_not_dominated_by_near_zero_denominators(lesions):
+    """A misclassified sample's tiny true-class probability once made the mean explode."""
+    X, y, _ = lesions
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(X[0].size, 2))
+    with torch.no_grad():  # confidently wrong on every class-1 sample
+        module[1].weight.zero_()
+        module[1].bias.copy_(torch.tensor([12.0, -12.0]))
+        module[1].weight.normal_(0.0, 0.5)
+    table = _quiet(compare_explainers, module, X, y, explainers=["gradient_x_input"],
+                   metrics=["fidelity"], random_state=0)
+    row = table.loc["gradient_x_input"]
+    assert abs(row["fidelity"]) <= 2.0 and abs(row["fidelity_ci_high"]) <= 2.0
+    assert table.attrs["n_scored"]["gradient_x_input"]["fidelity"] == (y == 0).sum()
+    # following the predicted class scores every sample, bounded as well
+    table = _quiet(compare_explainers, module, X, y, explainers=["gradient_x_input"],
+                   metrics=["fidelity"], target="predicted", random_state=0)
+    assert table.attrs["n_scored"]["gradient_x_input"]["fidelity"] == len(y)
+    assert abs(table.loc["gradient_x_input", "fidelity"]) <= 2.0
+
+
+def test_progress_bar_is_off_by_default(module, lesions, capsys):
+    X, y, _ = lesions
+    _quiet(compare_explainers, module, X[:4], y[:4], explainers=["gradient"],
+           metrics=["sparseness"], n_bootstrap=0)
+    assert "compare_explainers" not in capsys.readouterr().err
+    _quiet(compare_explainers, module, X[:4], y[:4], explainers=["gradient"],
+           metrics=["sparseness"], n_bootstrap=0, verbose=1)
+    assert "compare_explainers" in capsys.readouterr().err
