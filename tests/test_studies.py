@@ -18,7 +18,7 @@ EXAMPLES = ROOT / "examples"
 def _table(out, name):
     path = out / f"{name}.csv"
     assert path.is_file(), f"{path} missing"
-    rst = (out / f"{name}.rst").read_text()
+    rst = (out / f"{name}.inc").read_text()
     # every table carries its provenance: the seeds and the command
     assert "seed" in rst and "python -m sklearn_relevance.studies" in rst
     assert (out / f"{name}.md").is_file()
@@ -60,7 +60,7 @@ def test_ct_study_quick(tmp_path):
     dis = _table(tmp_path, "ct_disagreement")
     assert ((dis["ci_low"] >= -1) & (dis["ci_high"] <= 1)).all()  # Fisher-z interval
     assert len(res["per_seed"]) == len(ct.settings(True)["seeds"]) >= 2
-    assert (tmp_path / "ct_findings.rst").is_file()
+    assert (tmp_path / "ct_findings.inc").is_file()
     _figure(tmp_path, "ct_comparison_seed0")
     _figure(tmp_path, "ct_maps_seed0")
 

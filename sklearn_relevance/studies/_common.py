@@ -61,7 +61,7 @@ def _cell(v, digits):
 
 
 def write_table(out, name, frame, *, caption, provenance, digits=3):
-    """Write ``frame`` as ``name.csv``, ``name.md`` and ``name.rst`` (a csv-table).
+    """Write ``frame`` as ``name.csv``, ``name.md`` and ``name.inc`` (an rst list-table).
 
     The markdown and the reStructuredText fragment start with the caption and
     the provenance line (seeds, command), so a table never travels without
@@ -77,14 +77,25 @@ def write_table(out, name, frame, *, caption, provenance, digits=3):
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     _atomic_write(out / f"{name}.md", "\n".join(md) + "\n")
-    rst = [f".. csv-table:: {caption}", f"   :file: {name}.csv", "   :header-rows: 1", "",
-           f"*{provenance}*", ""]
-    _atomic_write(out / f"{name}.rst", "\n".join(rst))
+    # a self-contained reStructuredText fragment (no file paths to resolve)
+    rst = [f".. list-table:: {caption}", "   :header-rows: 1", ""]
+    for r in [cols] + rows:
+        rst.append("   * - " + _rst_cell(r[0]))
+        rst += [f"     - {_rst_cell(c)}" for c in r[1:]]
+    rst += ["", f"*{provenance}*", ""]
+    _atomic_write(out / f"{name}.inc", "\n".join(rst))
 
 
 def write_text(out, name, lines):
-    """Write generated prose (findings with their numbers) as ``name.rst``."""
-    _atomic_write(Path(out) / f"{name}.rst", "\n".join(lines) + "\n")
+    """Write generated prose (findings with their numbers) as ``name.inc`` (rst)."""
+    _atomic_write(Path(out) / f"{name}.inc", "\n".join(lines) + "\n")
+
+
+def _rst_cell(text):
+    text = str(text)
+    if not text:
+        return "\\-"
+    return text.replace("|", "\\|").replace("*", "\\*")
 
 
 def _csv(value):
@@ -151,3 +162,24 @@ def quiet_torch():
     torch.set_num_threads(1)  # small networks on a shared CPU: threads add contention
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
+
+
+def refresh_fragments(out):
+    """Re-render the ``.inc`` fragments of a study folder from its CSV and markdown files.
+
+    For outputs written before a change of the fragment format: no study is
+    rerun; captions and provenance come from the markdown, values from the CSV.
+    """
+    import pandas as pd
+
+    out = Path(out)
+    for csv in sorted(out.glob("*.csv")):
+        md = csv.with_suffix(".md").read_text(encoding="utf-8").splitlines()
+        caption, provenance = md[0].strip("*"), md[2].strip("*")
+        frame = pd.read_csv(csv, keep_default_na=False, dtype=str)
+        write_table(out, csv.stem, frame, caption=caption, provenance=provenance)
+    for old in sorted(out.glob("*.rst")):
+        text = old.read_text(encoding="utf-8")
+        if not text.startswith(".. csv-table::"):
+            _atomic_write(old.with_suffix(".inc"), text)
+        old.unlink()

@@ -69,9 +69,17 @@ def _standardise(Xtr, Xte):
 
 
 def _ranks(values, ids):
-    """Rank (1 = highest) of every region id, NaN last."""
-    order = np.asarray(ids)[np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")]
-    return {int(k): int(np.flatnonzero(order == k)[0]) + 1 for k in ids}
+    """Rank (1 = highest) of every region id; ties share their mean rank, NaN stays NaN."""
+    import pandas as pd
+
+    ranks = pd.Series(np.asarray(values, float)).rank(ascending=False, method="average")
+    return {int(k): float(r) for k, r in zip(ids, ranks)}
+
+
+def _mean(values):
+    """Mean over the regions where the value is defined (NaN if none)."""
+    v = np.asarray(values, float)
+    return float(np.nanmean(v)) if np.isfinite(v).any() else np.nan
 
 
 def run(out, *, quick=False, verbose=True):
@@ -112,43 +120,62 @@ def run(out, *, quick=False, verbose=True):
         acc = float(clf.score(Xte, yte))
         log(f"{scaling} inputs: test accuracy {acc:.3f}")
         # the seed's definition: the patient (Alzheimer's) output is explained for
-        # patients and controls alike, and its positive relevance compared
-        R = np.clip(clf.explain(Xte, explainer="lrp_alpha1_beta0", target=1), 0.0, None)
+        # patients and controls alike; gain = patients' mean density over controls'
+        R_signed = clf.explain(Xte, explainer="lrp_alpha1_beta0", target=1)
+        R = np.clip(R_signed, 0.0, None)
         pat, ctl = R[yte == 1], R[yte == 0]
         density = RegionRelevance(labels, statistic="density", labels=ids).fit_transform(R)
-        gain = region_relevance(pat, labels, statistic="gain", reference=ctl,
-                                labels=ids).mean(0)
-        rk_gain = _ranks(gain, ids)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gain = region_relevance(pat, labels, statistic="gain", reference=ctl,
+                                    labels=ids).mean(0)
+            absR = np.abs(R_signed)
+            gain_abs = region_relevance(absR[yte == 1], labels, statistic="gain",
+                                        reference=absR[yte == 0], labels=ids).mean(0)
+        ctl_share = float(ctl.sum() / max(pat.sum(), 1e-30))
+        rk_gain, rk_abs = _ranks(gain, ids), _ranks(gain_abs, ids)
         rk_pat = _ranks(density[yte == 1].mean(0), ids)
-        rk_ctl = _ranks(density[yte == 0].mean(0), ids)
         for label, region in ATROPHY.items():
             j = ids.index(label)
-            rows.append({"inputs": scaling, "region": region, "gain": float(gain[j]),
-                         "gain rank": rk_gain[label], "density rank, patients": rk_pat[label],
-                         "density rank, controls": rk_ctl[label]})
+            rows.append({"inputs": scaling, "region": region,
+                         "gain, positive relevance": float(gain[j]),
+                         "rank (positive)": rk_gain[label],
+                         "gain, abs. relevance": float(gain_abs[j]),
+                         "rank (abs.)": rk_abs[label],
+                         "patients' density rank": rk_pat[label]})
         summary.append({"inputs": scaling, "test accuracy": acc,
-                        "median gain, all regions": float(np.nanmedian(gain)),
-                        "mean gain rank of the 6": float(np.mean([rk_gain[k] for k in ATROPHY])),
-                        "mean patients' density rank of the 6":
-                            float(np.mean([rk_pat[k] for k in ATROPHY])),
-                        "best rank of the 6 (gain)": min(rk_gain[k] for k in ATROPHY)})
+                        "controls' positive relevance / patients'": ctl_share,
+                        "mean rank of the 6: gain, positive": _mean([rk_gain[k] for k in ATROPHY]),
+                        "mean rank of the 6: gain, abs. relevance":
+                            _mean([rk_abs[k] for k in ATROPHY]),
+                        "mean rank of the 6: patients' density":
+                            _mean([rk_pat[k] for k in ATROPHY])})
         keep[scaling] = (Xte, R, gain)
     regions = pd.DataFrame(rows)
     summary = pd.DataFrame(summary)
     write_table(out, "mri_regions", regions, provenance=prov, digits=2,
-                caption="Atrophied regions: relevance gain (patients over controls) and "
-                        "ranks among the 116 AAL regions (1 = highest)")
+                caption="Atrophied regions: relevance gain (patients over controls, patient "
+                        "output explained for both) and ranks among the 116 AAL regions "
+                        "(1 = highest; ties share their mean rank; empty: undefined)")
     write_table(out, "mri_summary", summary, provenance=prov, digits=2,
                 caption="Both input scalings: where do the six atrophied regions rank?")
     s = {r["inputs"]: r for r in summary.to_dict("records")}
-    lines = [f"*{prov}*", ""]
+    lines = [f"*{prov}*", "", "Mean ranks are over the regions where the statistic is "
+             "defined (a region absent at the study's resolution has none).", ""]
     for scaling in SCALINGS:
         r = s[scaling]
-        density_rank = r["mean patients' density rank of the 6"]
-        lines.append(f"* {scaling} inputs: the six atrophied regions have mean gain rank "
-                     f"{r['mean gain rank of the 6']:.1f} and mean patients' density rank "
-                     f"{density_rank:.1f} of {len(ids)} "
-                     f"(test accuracy {r['test accuracy']:.3f}).")
+        pos = r["mean rank of the 6: gain, positive"]
+        pos_text = (f"{pos:.1f}" if np.isfinite(pos) else
+                    "undefined (the controls carry no positive relevance for the patient "
+                    "output in these regions)")
+        lines.append(
+            f"* {scaling} inputs (test accuracy {r['test accuracy']:.3f}): mean rank of the six "
+            f"atrophied regions among {len(ids)} by patients' relevance density "
+            f"{r['mean rank of the 6: patients' + chr(39) + ' density']:.1f}; by gain of "
+            f"positive relevance {pos_text}; by gain of absolute relevance "
+            f"{r['mean rank of the 6: gain, abs. relevance']:.1f}. The controls' positive "
+            f"relevance for the patient output is "
+            f"{r['controls' + chr(39) + ' positive relevance / patients' + chr(39)]:.2g} "
+            "times the patients'.")
     write_text(out, "mri_findings", lines)
 
     import matplotlib
