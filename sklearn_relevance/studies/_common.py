@@ -154,6 +154,12 @@ def spearman(a, b):
     return float(spearmanr(a[ok], b[ok]).statistic)
 
 
+def begin(name, out, quick, verbose, settings):
+    """Start a study: quiet one-thread torch; returns (out as a Path, its settings, log)."""
+    quiet_torch()
+    return Path(out), settings(quick), Log(name, verbose)
+
+
 def quiet_torch():
     import warnings
 

@@ -23,16 +23,14 @@ Run ``python -m sklearn_relevance.studies ct [--quick] [--out DIR]``.
 from __future__ import annotations
 
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 
 from ._common import (
-    Log,
+    begin,
     command,
     correlation_interval,
     interval_text,
-    quiet_torch,
     save_figure,
     spearman,
     t_interval,
@@ -70,10 +68,7 @@ def run(out, *, quick=False, verbose=True):
     from sklearn_relevance import compare_explainers
     from sklearn_relevance.datasets import make_lesion_images
 
-    quiet_torch()
-    out = Path(out)
-    cfg = settings(quick)
-    log = Log("ct", verbose)
+    out, cfg, log = begin("ct", out, quick, verbose, settings)
     n = cfg["n_train"] + cfg["n_test"]
     X, y, masks = make_lesion_images(n, shape=cfg["shape"], random_state=0)
     Xtr, ytr = X[:cfg["n_train"]], y[:cfg["n_train"]]

@@ -34,10 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from ._common import (
-    Log,
+    begin,
     command,
     interval_text,
-    quiet_torch,
     save_figure,
     t_interval,
     write_table,
@@ -87,10 +86,7 @@ def run(out, *, quick=False, verbose=True):
     """Run the study; write its tables and figures under ``out``; return the tables."""
     import pandas as pd
 
-    quiet_torch()
-    out = Path(out)
-    cfg = settings(quick)
-    log = Log("drr", verbose)
+    out, cfg, log = begin("drr", out, quick, verbose, settings)
     cells = []
     for setting in SETTINGS:
         for ds in cfg["data_seeds"]:

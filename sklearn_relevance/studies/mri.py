@@ -26,11 +26,9 @@ Run ``python -m sklearn_relevance.studies mri [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from ._common import Log, command, data_dir, quiet_torch, save_figure, write_table, write_text
+from ._common import begin, command, data_dir, save_figure, write_table, write_text
 
 ATROPHY = {41: "L_Hippocampus", 42: "R_Hippocampus", 43: "L_Parahippocampal_gyrus",
            44: "R_Parahippocampal_gyrus", 45: "L_Amygdala", 46: "R_Amygdala"}
@@ -90,10 +88,7 @@ def run(out, *, quick=False, verbose=True):
     from sklearn_relevance.datasets import load_atlas
     from sklearn_relevance.metrics import region_relevance
 
-    quiet_torch()
-    out = Path(out)
-    cfg = settings(quick)
-    log = Log("mri", verbose)
+    out, cfg, log = begin("mri", out, quick, verbose, settings)
     atlas_dir = data_dir() / "atlas"
     if not atlas_dir.is_dir():
         raise FileNotFoundError(

@@ -17,16 +17,13 @@ Run ``python -m sklearn_relevance.studies multimodal [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ._common import (
-    Log,
+    begin,
     command,
     data_dir,
     interval_text,
-    quiet_torch,
     t_interval,
     write_table,
     write_text,
@@ -49,10 +46,7 @@ def run(out, *, quick=False, verbose=True):
     from sklearn_relevance import RelevanceNetClassifier
     from sklearn_relevance.multimodal import evaluate_importance
 
-    quiet_torch()
-    out = Path(out)
-    cfg = settings(quick)
-    log = Log("multimodal", verbose)
+    out, cfg, log = begin("multimodal", out, quick, verbose, settings)
     frames = []
     for seed in cfg["seeds"]:
         est = RelevanceNetClassifier(max_epochs=cfg["epochs"], lr=0.005, batch_size=64,
