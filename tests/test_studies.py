@@ -74,11 +74,17 @@ def test_mri_study_quick(tmp_path, shared_data):
     regions = _table(tmp_path, "mri_regions")
     assert set(regions["inputs"]) == set(mri.SCALINGS)
     assert len(regions) == 2 * len(mri.ATROPHY)
-    assert regions["gain rank"].between(1, 116).all()
+    ranks = regions["patients' density rank"].dropna()  # absent regions: no rank
+    assert len(ranks) and ranks.between(1, 116).all()
+    # the positive-part gain is undefined (empty) where the controls carry no
+    # positive relevance for the patient output; never a made-up number
+    gain = regions["gain, positive relevance"]
+    assert (gain.isna() | (gain >= 0)).all()
     summary = _table(tmp_path, "mri_summary")
     assert list(summary["inputs"]) == list(mri.SCALINGS)
     for s in mri.SCALINGS:
         _figure(tmp_path, f"mri_slices_{s}")
+        _figure(tmp_path, f"mri_region_density_{s}")
 
 
 def test_drr_study_quick(tmp_path):

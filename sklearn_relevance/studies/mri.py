@@ -144,7 +144,7 @@ def run(out, *, quick=False, verbose=True):
                             _mean([rk_abs[k] for k in ATROPHY]),
                         "mean rank of the 6: patients' density":
                             _mean([rk_pat[k] for k in ATROPHY])})
-        keep[scaling] = (Xte, R, gain)
+        keep[scaling] = (Xte, R, density[yte == 1].mean(0))
     regions = pd.DataFrame(rows)
     summary = pd.DataFrame(summary)
     write_table(out, "mri_regions", regions, provenance=prov, digits=2,
@@ -179,12 +179,12 @@ def run(out, *, quick=False, verbose=True):
     from sklearn_relevance.plotting import plot_attributions, plot_region_relevance
 
     for scaling in SCALINGS:
-        Xte, R, gain = keep[scaling]
-        ax = plot_region_relevance(gain, [names[i] for i in ids], top=15,
-                                   xlabel=f"relevance gain, patients / controls ({scaling})",
-                                   reference=1.0)
+        Xte, R, patients_density = keep[scaling]
+        ax = plot_region_relevance(
+            patients_density, [names[i] for i in ids], top=15,
+            xlabel=f"patients' positive relevance density ({scaling} inputs)")
         ax.figure.set_dpi(150)
-        save_figure(ax.figure, out, f"mri_region_gain_{scaling}")
+        save_figure(ax.figure, out, f"mri_region_density_{scaling}")
         # sagittal slice with the most atrophied-region voxels
         x_hip = int(np.argmax(np.isin(labels, list(ATROPHY)).sum(axis=(1, 2))))
         pick = np.r_[np.flatnonzero(yte == 1)[:2], np.flatnonzero(yte == 0)[:2]]
