@@ -185,6 +185,12 @@ def device_problem(device):
     return None
 
 
+def squeezed_shape(shape):
+    """``shape`` without its singleton axes: a map of shape (1, H, W) pairs
+    with a mask or atlas of shape (H, W)."""
+    return tuple(s for s in shape if s != 1)
+
+
 def check_int(value, name, owner, *, low=1):
     """Return ``value`` as an int, checked to be at least ``low``.
 

@@ -14,7 +14,12 @@ import numpy as np
 import torch
 
 # array checks shared with the transformers live on the ground floor
-from .._validation import as_batch, check_choice, to_numpy_numeric  # noqa: F401
+from .._validation import (  # noqa: F401
+    as_batch,
+    check_choice,
+    squeezed_shape,
+    to_numpy_numeric,
+)
 
 
 def as_mask(value, name, *, device=None):
@@ -40,10 +45,6 @@ def as_mask(value, name, *, device=None):
     return t.bool()
 
 
-def _squeezed(shape):
-    return tuple(s for s in shape if s != 1)
-
-
 def flatten_pair(relevance, other, *, names=("relevance", "masks")):
     """Flatten two batches of matching per-sample shapes to (n, n_features).
 
@@ -56,7 +57,7 @@ def flatten_pair(relevance, other, *, names=("relevance", "masks")):
             f"'{a}' and '{b}' must hold the same number of samples. Got "
             f"{relevance.shape[0]} and {other.shape[0]} instead."
         )
-    if _squeezed(relevance.shape[1:]) != _squeezed(other.shape[1:]):
+    if squeezed_shape(relevance.shape[1:]) != squeezed_shape(other.shape[1:]):
         raise ValueError(
             f"'{a}' and '{b}' must have the same per-sample shape. Got {a} of shape "
             f"{tuple(relevance.shape)} and {b} of shape {tuple(other.shape)} instead."

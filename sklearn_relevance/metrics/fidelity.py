@@ -29,7 +29,7 @@ from .._tensors import forward
 from .._validation import check_int
 from .._baselines import resolve_baselines
 from ._checks import (
-    _squeezed,
+    squeezed_shape,
     as_batch,
     check_choice,
     constant_rows,
@@ -60,7 +60,7 @@ def _relevance_like(relevance, X):
     rs, xs = tuple(relevance.shape[1:]), tuple(X.shape[1:])
     if len(rs) == len(xs) and all(r in (1, x) for r, x in zip(rs, xs)):
         return relevance
-    if _squeezed(rs) == _squeezed(xs):
+    if squeezed_shape(rs) == squeezed_shape(xs):
         return relevance.reshape(X.shape)
     raise ValueError(
         "'relevance' must have X's per-sample shape or broadcast to it (e.g. one "
