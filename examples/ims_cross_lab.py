@@ -12,10 +12,13 @@ sparser and sits on the class peaks.
 The script simulates the data (no files needed), runs the grid search,
 compares both models on the unseen lab, writes the relevance of the chosen
 model as an imzML file (relevance "ion images"), and saves a figure.
-Run it with ``python examples/ims_cross_lab.py [output_folder]``.
+Run it with ``python examples/ims_cross_lab.py [output_folder] [--quick]``
+(``--quick``: a small smoke-test run). The DRR study
+(``python -m sklearn_relevance.studies drr``) repeats this comparison over
+data and network seeds and simulator settings.
 """
 
-import sys
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -35,12 +38,18 @@ from sklearn_relevance.ims import (
 from sklearn_relevance.metrics import get_relevance_scorer, sparseness
 from sklearn_relevance.modules import MLP
 
-out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
+parser = argparse.ArgumentParser(description="Cross-lab tumour typing from imaging mass spectra")
+parser.add_argument("output", nargs="?", type=Path, default=None)
+parser.add_argument("--quick", action="store_true", help="small run (smoke test)")
+args = parser.parse_args()
+out = args.output if args.output is not None else Path(tempfile.mkdtemp())
 out.mkdir(parents=True, exist_ok=True)
+N, BINS, EPOCHS, PENALTIES = ((150, 60, 3, [0.0, 0.03]) if args.quick
+                              else (500, 250, 30, [0.0, 0.01, 0.03, 0.1]))
 
 # %%
 # Five labs; "lab4" is kept aside as the lab no model sees during training.
-X, y, labs, info = make_multilab_spectra(500, 5, return_info=True, random_state=0)
+X, y, labs, info = make_multilab_spectra(N, 5, return_info=True, random_state=0)
 mz = info["mz"]
 test = labs == "lab4"
 print(f"{len(y)} spectra x {X.shape[1]} m/z values; confounders at",
@@ -49,9 +58,9 @@ print(f"{len(y)} spectra x {X.shape[1]} m/z values; confounders at",
 # %%
 # TIC normalisation, resampling to 250 bins, and a relevance-regularised MLP.
 pipe = Pipeline([
-    ("tic", TICNormalizer(scale=250.0)),
-    ("resample", MzResampler(mz=mz, n_bins=250)),
-    ("net", RelevanceNetClassifier(MLP, max_epochs=30, lr=0.003, batch_size=32,
+    ("tic", TICNormalizer(scale=float(BINS))),
+    ("resample", MzResampler(mz=mz, n_bins=BINS)),
+    ("net", RelevanceNetClassifier(MLP, max_epochs=EPOCHS, lr=0.003, batch_size=32,
                                    random_state=0)),
 ])
 sparse = get_relevance_scorer("sparseness")
@@ -62,7 +71,7 @@ def scores(estimator, X_fold, y_fold):
             "sparseness": sparse(estimator, X_fold, y_fold)}
 
 
-search = GridSearchCV(pipe, {"net__relevance_penalty": [0.0, 0.01, 0.03, 0.1]},
+search = GridSearchCV(pipe, {"net__relevance_penalty": PENALTIES},
                       cv=LeaveOneLabOut(), scoring=scores, refit="accuracy")
 search.fit(X[~test], y[~test], groups=labs[~test])
 chosen = search.best_params_["net__relevance_penalty"]
@@ -82,7 +91,7 @@ for penalty, model in models.items():
 
 # %%
 # Relevance "ion images": one relevance spectrum per pixel, written as imzML
-# (here the unseen lab's spectra laid out on a 10 x 10 grid), then read back.
+# (here the unseen lab's spectra laid out on a grid 10 wide), then read back.
 best = models[chosen]
 rel = best[-1].explain(best[:-1].transform(X[test])).astype(np.float32)
 coords = np.column_stack([np.arange(len(rel)) % 10 + 1, np.arange(len(rel)) // 10 + 1])
@@ -90,7 +99,7 @@ write_imzml(out / "relevance_lab4.imzML", rel, coords, best.named_steps["resampl
 images = read_imzml(out / "relevance_lab4.imzML")
 peak = info["class_peaks"][1][0]
 print("relevance image at m/z", round(peak), "has shape",
-      images.ion_image(peak, tol=20).shape)
+      images.ion_image(peak, tol=max(20.0, float(np.diff(images.mz[:2])[0]))).shape)
 
 # %%
 # Class mean spectra of the unseen lab with the mean |relevance| of both models.
@@ -101,7 +110,7 @@ import matplotlib.pyplot as plt
 
 axis = best.named_steps["resample"].mz_out_
 Xt = best[:-1].transform(X[test])
-fig, ax = plt.subplots(figsize=(8, 4), dpi=90)
+fig, ax = plt.subplots(figsize=(8, 4), dpi=150)
 for c in (0, 1):
     ax.plot(axis, Xt[y[test] == c].mean(axis=0), lw=0.9, label=f"class {c}")
 ax2 = ax.twinx()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._nets import final_input
+
 __all__ = ["explain"]
 
 
@@ -29,11 +31,8 @@ def final_estimator(estimator, X):
     path = []
     while True:
         if isinstance(estimator, Pipeline):
-            *head, (name, last) = estimator.steps
-            if head:
-                X = estimator[:-1].transform(X)
-            path.append(f"step {name!r}")
-            estimator = last
+            path.append(f"step {estimator.steps[-1][0]!r}")
+            estimator, X = final_input(estimator, X)
         elif callable(getattr(estimator, "explain", None)):
             return estimator, X
         elif _is_search(estimator):

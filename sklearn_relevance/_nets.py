@@ -1,9 +1,41 @@
-"""Reach the torch module and device behind an estimator or a module."""
+"""Reach the network behind an estimator, a Pipeline or a module.
+
+The one place that looks through a scikit-learn Pipeline to its final
+estimator and from an estimator to its torch module: metrics, scorers,
+studies and :func:`~sklearn_relevance.explain` call these helpers.
+"""
 
 from __future__ import annotations
 
 import torch
 from sklearn.exceptions import NotFittedError
+
+
+__all__ = ["final_input", "final_step", "is_pipeline", "module_and_device"]
+
+
+def is_pipeline(estimator):
+    """Whether ``estimator`` is a scikit-learn Pipeline (or quacks like one)."""
+    return hasattr(estimator, "steps") and hasattr(estimator, "_final_estimator")
+
+
+def final_step(estimator):
+    """``(final_estimator, transform)`` where ``transform(X)`` runs the earlier steps.
+
+    ``transform`` is None for anything but a Pipeline with more than one step.
+    """
+    if is_pipeline(estimator):
+        final = estimator.steps[-1][1]
+        return final, (estimator[:-1].transform if len(estimator.steps) > 1 else None)
+    return estimator, None
+
+
+def final_input(estimator, X):
+    """``(final_estimator, X)`` with X transformed through a Pipeline's head."""
+    final, transform = final_step(estimator)
+    if transform is not None:
+        X = transform(X)
+    return final, X
 
 
 def module_and_device(model):
@@ -21,8 +53,7 @@ def module_and_device(model):
     device : torch.device
         Device of the module's first parameter (CPU for parameter-free modules).
     """
-    if hasattr(model, "steps") and hasattr(model, "_final_estimator"):
-        model = model._final_estimator
+    model, _ = final_step(model)
     if isinstance(model, torch.nn.Module):
         module = model
     else:

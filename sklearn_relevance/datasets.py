@@ -29,6 +29,7 @@ from sklearn.utils import Bunch, check_random_state
 
 from ._batching import iter_slices
 from ._optional import require
+from ._validation import check_int
 
 __all__ = [
     "make_lesion_images",
@@ -47,15 +48,6 @@ _CHUNK_ELEMENTS = 8 * 2**20
 # --------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------
-def _check_int(value, name, owner, low=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be an int >= {low}. "
-            f"Got {value!r} instead."
-        )
-    return int(value)
-
-
 def _check_real(value, name, owner, low=0.0, high=None):
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     ok = ok and value >= low and (high is None or value <= high)
@@ -134,7 +126,7 @@ def make_lesion_images(n_samples=200, *, shape=(32, 32), lesion_radius=None,
     (False, True)
     """
     owner = "make_lesion_images"
-    n_samples = _check_int(n_samples, "n_samples", owner)
+    n_samples = check_int(n_samples, "n_samples", owner)
     try:
         shape = tuple(int(s) for s in shape)
     except TypeError:
@@ -156,7 +148,7 @@ def make_lesion_images(n_samples=200, *, shape=(32, 32), lesion_radius=None,
             f"with 0.5 <= low <= high < {min(shape) / 2 - 1}. Got {lesion_radius!r} "
             "instead."
         )
-    n_distractors = _check_int(n_distractors, "n_distractors", owner, low=0)
+    n_distractors = check_int(n_distractors, "n_distractors", owner, low=0)
     contrast = _check_real(contrast, "contrast", owner)
     noise = _check_real(noise, "noise", owner)
     background = _check_real(background, "background", owner)
@@ -263,8 +255,8 @@ def make_decoy_images(*, canvas=12, patch=2, test_size=0.5, decoy_contrast=1.0,
     4.0
     """
     owner = "make_decoy_images"
-    canvas = _check_int(canvas, "canvas", owner, low=8)
-    patch = _check_int(patch, "patch", owner, low=1)
+    canvas = check_int(canvas, "canvas", owner, low=8)
+    patch = check_int(patch, "patch", owner, low=1)
     if patch > canvas // 2:
         raise ValueError(
             f"The 'patch' parameter of {owner} must be at most canvas // 2 "

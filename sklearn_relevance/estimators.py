@@ -20,6 +20,7 @@ from skorch.utils import to_numpy
 
 from ._base_net import _RelevanceNetBase
 from ._batching import batch_len
+from ._targets import encode_labels
 
 __all__ = ["RelevanceNetClassifier", "RelevanceNetRegressor"]
 
@@ -105,7 +106,7 @@ _COMMON_ATTRS = """
 
 def _encoded_accuracy(net, X, y):
     """Validation accuracy on label-encoded targets (works with cached outputs)."""
-    proba = net.predict_proba_encoded(X)
+    proba = net._predict_proba_encoded(X)
     return float((proba.argmax(1) == to_numpy(y)).mean())
 
 
@@ -227,25 +228,12 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
         return self._encode_labels(y)
 
     def _encode_labels(self, y):
-        y = np.asarray(y)
-        idx = np.searchsorted(self.classes_, y)
-        idx = np.clip(idx, 0, len(self.classes_) - 1)
-        unknown = self.classes_[idx] != y
-        if np.any(unknown):
-            raise ValueError(
-                f"y contains previously unseen labels: {np.unique(y[unknown]).tolist()}"
-            )
-        return idx.astype(np.int64)
+        return encode_labels(self.classes_, y)
 
     def _encode_targets(self, y, n):
-        y = np.asarray(y).ravel()
-        if y.shape[0] != n:
-            raise ValueError(
-                f"y must hold one label per sample ({n}). Got {y.shape[0]} labels."
-            )
-        return self._encode_labels(y)
+        return encode_labels(self.classes_, y, n)
 
-    def predict_proba_encoded(self, X):
+    def _predict_proba_encoded(self, X):
         # used by the validation-accuracy callback on skorch's cached outputs
         return super(_RelevanceNetBase, self).predict_proba(X)
 

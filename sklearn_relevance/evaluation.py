@@ -54,9 +54,19 @@ def _target_array(ctx):
 def _fidelity(rel, ctx, **params):
     # perturbation_curve's batch_size counts rows per forward (samples x steps)
     # and defaults to a memory budget; the study's batch_size counts samples
-    return _metrics_module().fidelity_score(
+    scores = _metrics_module().fidelity_score(
         ctx["module"], ctx["X"], None, rel, target=_target_array(ctx), **params
     )
+    # fidelity divides by the followed class's unperturbed response: where the
+    # explained class is not the predicted one (a misclassified sample under
+    # target="true") that response can be near 0 and one sample dominates the
+    # mean; those samples are left out (NaN), so every denominator is at least
+    # 1 / n_classes
+    predicted, target = ctx.get("predicted"), ctx["target"]
+    if predicted is not None and torch.is_tensor(target) and target.ndim:
+        other = (target != predicted).detach().cpu().numpy()
+        scores = np.where(other, np.nan, np.asarray(scores, dtype=np.float64))
+    return scores
 
 
 def _mask_metric(name):
@@ -350,7 +360,7 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
                        metrics=None, metric_params=None, target=None, absolute=True,
                        batch_size=None,
                        n_bootstrap=1000, confidence=0.95, return_scores=False,
-                       random_state=None):
+                       random_state=None, verbose=0):
     """Score several explainers on one model with several metrics.
 
     Every explainer explains ``X`` (in chunks, on the model's device); every
@@ -415,18 +425,34 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     random_state : int, RandomState instance or None, default=None
         Seeds the bootstrap and stochastic explainers without their own seed
         (SmoothGrad); the same seed gives the same table.
+    verbose : int, default=0
+        ``1`` shows a progress bar over the explainers (tqdm, on stderr).
 
     Returns
     -------
     table : pandas.DataFrame
         Indexed by explainer label; for every metric ``m`` the columns ``m``,
         ``m_ci_low`` and ``m_ci_high``. ``table.attrs["time_s"]`` holds the
-        seconds each explainer took (explanation and metrics).
+        seconds each explainer took (explanation and metrics);
+        ``table.attrs["n_scored"]`` the number of samples behind each mean
+        (``{explainer: {metric: count}}``).
     scores : pandas.DataFrame, only if ``return_scores``
         Columns ``explainer``, ``sample`` and one per metric.
 
     Notes
     -----
+    **Fidelity follows the explained class, and only where the model
+    predicts it.** :func:`~sklearn_relevance.metrics.fidelity_score`
+    normalises by the unperturbed probability of the class it follows. For
+    a sample whose explained class is not the predicted one (a misclassified
+    sample under ``target="true"``, the default with ``y``), that
+    probability can be near 0 and a single sample would dominate the column
+    (means of thousands on a briefly trained network). Such samples get NaN
+    fidelity and are left out of its mean and interval; every remaining
+    denominator is at least ``1 / n_classes``, so ``|fidelity| <=
+    n_classes``. ``table.attrs["n_scored"]`` says how many samples each mean
+    holds; ``target="predicted"`` scores every sample.
+
     The study runs thousands of passes through one network, so it runs them
     on a faster copy of it where the copy gives the same outputs (checked on
     two samples first): BatchNorm folded into the layer before it, ReLUs
@@ -480,6 +506,7 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         )
     if batch_size is not None:
         _check_int(batch_size, "batch_size", 1)
+    _check_int(verbose, "verbose", 0)
     rs = check_random_state(random_state)
     explainer_seed = rs.randint(np.iinfo(np.int32).max)
     Xt = torch.as_tensor(X_np, device=device)
@@ -491,9 +518,13 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         n_outputs = 1 if out.ndim == 1 else int(out.reshape(1, -1).shape[1])
         kind, value = _encode_target(estimator, target, y, n, n_outputs)
         chunk = batch_size or chunk_size_for(sample_nbytes(Xt) * 64)
-        if kind == "predicted":
+        predicted = None
+        if n_outputs > 1:
             with torch.no_grad():
-                value = torch.cat([module(Xt[sl]).argmax(1) for sl in iter_slices(n, chunk)])
+                predicted = torch.cat([module(Xt[sl]).reshape(sl.stop - sl.start, -1).argmax(1)
+                                       for sl in iter_slices(n, chunk)])
+        if kind == "predicted":
+            value = predicted
         target_t = (torch.as_tensor(value, device=device, dtype=torch.long)
                     if kind in ("index", "predicted") and not isinstance(value, int)
                     else value)
@@ -509,12 +540,16 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         # channels-last on the CPU) where it gives the same outputs
         work = inference_copy(module, Xt)
         ctx = {"module": work, "X": Xt, "target": target_t, "masks": masks_t,
-               "absolute": bool(absolute), "batch_size": batch_size}
+               "absolute": bool(absolute), "batch_size": batch_size,
+               "predicted": predicted}
 
         # ---- explain and score -------------------------------------------
         names = list(metric_fns)
         per_explainer, times = {}, {}
-        for label, explainer in resolved.items():
+        from tqdm.auto import tqdm
+
+        for label, explainer in tqdm(resolved.items(), desc="compare_explainers",
+                                     unit="explainer", disable=not verbose):
             start = time.perf_counter()
             explainer = _seeded(explainer, explainer_seed)
             # explainers that read inner layers (Grad-CAM) see the network itself
@@ -541,6 +576,9 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "explainer"
     table.attrs["time_s"] = times
+    table.attrs["n_scored"] = {
+        label: {name: int(np.isfinite(sc[:, j]).sum()) for j, name in enumerate(names)}
+        for label, sc in per_explainer.items()}
     if not return_scores:
         return table
     long = pd.concat(

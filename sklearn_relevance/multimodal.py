@@ -348,8 +348,28 @@ def _tabular_terms(z, name):
             "square": _standardize(z[:, 1] ** 2)}
 
 
+def _image_indices(rng, n_pool, n_samples, test_size):
+    """Pool rows per sample; train and test rows from disjoint parts of the pool."""
+    if test_size is None:
+        return rng.choice(n_pool, n_samples, replace=n_samples > n_pool)
+    n_test = int(round(n_samples * test_size))
+    n_train = n_samples - n_test
+    if min(n_train, n_test) < 1 or n_pool < 2:
+        raise ValueError(
+            f"make_multimodal_cases cannot split {n_samples} samples with "
+            f"test_size={test_size} into two non-empty parts of a pool of {n_pool} images."
+        )
+    order = rng.permutation(n_pool)
+    # pool rows shared in proportion to the parts (at least one each)
+    cut = min(max(int(round(n_pool * n_train / n_samples)), 1), n_pool - 1)
+    parts = []
+    for rows, k in ((order[:cut], n_train), (order[cut:], n_test)):
+        parts.append(rows[rng.choice(len(rows), k, replace=k > len(rows))])
+    return np.concatenate(parts)
+
+
 def make_multimodal_cases(case, n_samples=1000, *, random_state=None, data_dir=None,
-                          images="auto"):
+                          images="auto", test_size=None):
     """Simulated multimodal classification cases with known modality importances.
 
     Every case has three modalities: ``"ct"``, real images of shape
@@ -380,13 +400,21 @@ def make_multimodal_cases(case, n_samples=1000, *, random_state=None, data_dir=N
     ----------
     case : int in 1..8
     n_samples : int, default=1000
-        Images are drawn from the real set with replacement when it is smaller.
+        Images are drawn from the real set without replacement (with
+        replacement only when ``n_samples`` exceeds the set, or a split part
+        exceeds its share of the set).
     random_state : int, RandomState instance or None, default=None
     data_dir : str or path-like, default=None
         Folder holding ``medmnist/pneumoniamnist_balanced.npz``; defaults to
         ``$SKLEARN_RELEVANCE_DATA``, else ``../shared/data`` when it exists.
     images : {"auto", "medmnist", "digits"}, default="auto"
         ``"auto"`` uses MedMNIST when found and the digits otherwise.
+    test_size : float in (0, 1) or None, default=None
+        The last ``round(n_samples * test_size)`` samples form a test part
+        whose images come from a part of the real set disjoint from the
+        training images': no image is in both parts, even when images must
+        repeat (split the samples in order, as
+        :func:`evaluate_importance` does). ``None``: one pool.
 
     Returns
     -------
@@ -418,9 +446,16 @@ def make_multimodal_cases(case, n_samples=1000, *, random_state=None, data_dir=N
             "The 'images' parameter of make_multimodal_cases must be 'auto', "
             f"'medmnist' or 'digits'. Got {images!r} instead."
         )
+    if test_size is not None and not (isinstance(test_size, Real)
+                                      and not isinstance(test_size, bool)
+                                      and 0 < test_size < 1):
+        raise ValueError(
+            "The 'test_size' parameter of make_multimodal_cases must be None or a "
+            f"float in (0, 1). Got {test_size!r} instead."
+        )
     rng = check_random_state(random_state)
     pool, _ = _load_images(images, data_dir)
-    img = pool[rng.choice(len(pool), n_samples, replace=n_samples > len(pool))]
+    img = pool[_image_indices(rng, len(pool), n_samples, test_size)]
     clinical = _correlated_gaussian(rng, n_samples, _N_TABULAR["clinical"], 0.5)
     lab = _correlated_gaussian(rng, n_samples, _N_TABULAR["lab"], 0.3)
     terms = {"ct": _image_terms(img), "clinical": _tabular_terms(clinical, "clinical"),
@@ -447,21 +482,54 @@ def _rbo_fallback(a, b, p):
     return float((1 - p) * (agreement * p ** np.arange(k)).sum() + agreement[-1] * p**k)
 
 
-def _agreement(importance, truth, p):
-    """RBO of the rankings and RMSE of the values, for two importance vectors.
+def _tie_orders(values):
+    """Every ranking (most important first) consistent with ``values`` and its ties."""
+    from itertools import permutations, product
 
-    Modalities tied in the ground truth may come in any order, so the true
-    ranking breaks its ties by the estimated importances.
-    """
-    est, ref = np.asarray(importance, float), np.asarray(truth, float)
-    order_est = np.argsort(-est, kind="stable")
-    order_ref = np.lexsort((-est, -ref))
-    rmse = float(np.sqrt(np.mean((est - ref) ** 2)))
+    values = np.asarray(values, float)
+    groups = [np.flatnonzero(values == v) for v in sorted(set(values.tolist()), reverse=True)]
+    per_group = [list(permutations(g.tolist())) for g in groups]
+    return np.array([sum(combo, ()) for combo in product(*per_group)], dtype=np.int64)
+
+
+def _rbo(orders_a, orders_b, p):
     try:
         from .metrics.agreement import rank_biased_overlap
     except ImportError:  # pragma: no cover - metrics ship with the package
-        return _rbo_fallback(order_est, order_ref, p), rmse
-    return float(rank_biased_overlap(order_est, order_ref, p=p)), rmse
+        return float(np.mean([_rbo_fallback(a, b, p) for a in orders_a for b in orders_b]))
+    a = np.repeat(orders_a, len(orders_b), axis=0)
+    b = np.tile(orders_b, (len(orders_a), 1))
+    return float(np.mean(rank_biased_overlap(a, b, p=p)))
+
+
+def _agreement(importance, truth, p):
+    """RBO of the rankings and RMSE of the values, for two importance vectors.
+
+    Ties cannot be won: where the ground truth (or the estimate) ties
+    modalities, the RBO is the mean over every order of the tied modalities,
+    so an estimate scores on a tie what any ordering of it would score.
+    """
+    est, ref = np.asarray(importance, float), np.asarray(truth, float)
+    rmse = float(np.sqrt(np.mean((est - ref) ** 2)))
+    return _rbo(_tie_orders(est), _tie_orders(ref), p), rmse
+
+
+#: Random importance vectors drawn per case for the chance level.
+_N_CHANCE = 2000
+
+
+def _chance_levels(truth, p, rng):
+    """Mean RBO / RMSE of random (flat Dirichlet) and of uniform importance vectors."""
+    k = len(truth)
+    draws = rng.dirichlet(np.ones(k), size=_N_CHANCE)
+    ref = np.asarray(truth, float)
+    order_ref = _tie_orders(ref)
+    order_est = np.argsort(-draws, axis=1, kind="stable")  # no ties (continuous draws)
+    rbo_random = _rbo(order_est, order_ref, p)  # mean over draws and truth's tie orders
+    rmse_random = float(np.mean(np.sqrt(np.mean((draws - ref) ** 2, axis=1))))
+    rbo_uniform, rmse_uniform = _agreement(np.full(k, 1.0 / k), ref, p)
+    return {"rbo_random": rbo_random, "rmse_random": rmse_random,
+            "rbo_uniform": rbo_uniform, "rmse_uniform": rmse_uniform}
 
 
 def _default_estimator(random_state):
@@ -475,15 +543,25 @@ def _default_estimator(random_state):
 
 def evaluate_importance(estimator=None, cases=None, *, methods="gradient", n_samples=3000,
                         test_size=1 / 3, p=0.9, random_state=0, data_dir=None,
-                        images="auto", batch_size=None):
+                        images="auto", batch_size=None, verbose=0):
     """Score modality importances against the ground truth of the simulated cases.
 
     For each case of :func:`make_multimodal_cases`, a clone of ``estimator``
     is fitted on the first ``1 - test_size`` of the samples; each method of
     :func:`modality_importance` is run on the held-out samples and compared
     with the ground truth by rank-biased overlap (RBO, of the rankings of the
-    modalities; modalities tied in the ground truth may come in any order)
-    and by the root-mean-square error of the importances.
+    modalities) and by the root-mean-square error of the importances. The
+    held-out samples' images are disjoint from the training images
+    (``make_multimodal_cases(..., test_size=test_size)``).
+
+    Ties cannot be won: where the ground truth ties modalities (case 5 ties
+    all three, cases 1-4 and 7 tie the absent ones at 0), the RBO is the
+    mean over every order of the tied modalities. Beside every score stand
+    two chance levels of the same case: a *random* estimator (importance
+    vectors drawn uniformly from the simplex, mean over 2,000 draws) and
+    the *uniform* estimator (``1 / 3`` each). A method is informative on a
+    case only where it beats both; case 5 gives every estimator the same
+    RBO.
 
     Parameters
     ----------
@@ -507,21 +585,26 @@ def evaluate_importance(estimator=None, cases=None, *, methods="gradient", n_sam
         Passed to :func:`make_multimodal_cases`.
     batch_size : int or None, default=None
         Passed to :func:`modality_importance`.
+    verbose : int, default=0
+        ``1`` shows a progress bar over the cases (tqdm, on stderr).
 
     Returns
     -------
     Bunch
         ``table``: a dict of columns (``case``, ``rule``, ``method``,
-        ``accuracy``, ``rbo``, ``rmse``, ``importance``, ``truth``), one row
-        per case and method (``pandas.DataFrame(result.table)`` shows it);
-        ``summary``: ``{method: {"rbo": mean, "rmse": mean}}`` over the cases.
+        ``accuracy``, ``rbo``, ``rmse``, ``rbo_random``, ``rmse_random``,
+        ``rbo_uniform``, ``rmse_uniform``, ``importance``, ``truth``), one
+        row per case and method (``pandas.DataFrame(result.table)`` shows
+        it); ``summary``: ``{name: {"rbo": mean, "rmse": mean}}`` over the
+        cases, for every method and for the chance levels ``"random"`` and
+        ``"uniform"``.
 
     Examples
     --------
     >>> from sklearn_relevance.multimodal import evaluate_importance
     >>> res = evaluate_importance(cases=[1], n_samples=300, images="digits")
-    >>> sorted(res.summary["gradient"])
-    ['rbo', 'rmse']
+    >>> sorted(res.summary["gradient"]), sorted(res.summary)
+    (['rbo', 'rmse'], ['gradient', 'random', 'uniform'])
     """
     methods = [methods] if isinstance(methods, str) else list(methods)
     for m in methods:
@@ -548,32 +631,47 @@ def evaluate_importance(estimator=None, cases=None, *, methods="gradient", n_sam
             "The 'p' parameter of evaluate_importance must be a float in (0, 1). "
             f"Got {p!r} instead."
         )
+    if isinstance(verbose, bool) or not isinstance(verbose, Integral) or verbose < 0:
+        raise ValueError(
+            "The 'verbose' parameter of evaluate_importance must be an int >= 0. "
+            f"Got {verbose!r} instead."
+        )
+    from tqdm.auto import tqdm
+
     rng = check_random_state(random_state)
     seeds = rng.randint(2**31 - 1, size=len(CASES))
     if estimator is None:
         estimator = _default_estimator(int(seeds[0]))
+    chance_keys = ("rbo_random", "rmse_random", "rbo_uniform", "rmse_uniform")
     table = {k: [] for k in ("case", "rule", "method", "accuracy", "rbo", "rmse",
-                             "importance", "truth")}
-    for case in cases:
+                             *chance_keys, "importance", "truth")}
+    for case in tqdm(cases, desc="evaluate_importance", unit="case", disable=not verbose):
         seed = int(seeds[case - 1])
         X, y, truth = make_multimodal_cases(case, n_samples, random_state=seed,
-                                            data_dir=data_dir, images=images)
-        n_train = int(round(n_samples * (1 - test_size)))
+                                            data_dir=data_dir, images=images,
+                                            test_size=test_size)
+        n_train = n_samples - int(round(n_samples * test_size))
         train, test = slice(0, n_train), slice(n_train, n_samples)
         X_test = index_batch(X, test)
         model = clone(estimator).fit(index_batch(X, train), y[train])
         accuracy = float(model.score(X_test, y[test]))
+        chance = _chance_levels(list(truth.values()), p, np.random.RandomState(seed))
         for method in methods:
             imp = modality_importance(model, X_test, method=method, random_state=seed,
                                       batch_size=batch_size)
             rbo, rmse = _agreement([imp[m] for m in truth], list(truth.values()), p)
             for key, value in (("case", case), ("rule", CASES[case][0]), ("method", method),
                                ("accuracy", accuracy), ("rbo", rbo), ("rmse", rmse),
-                               ("importance", imp), ("truth", truth)):
+                               *chance.items(), ("importance", imp), ("truth", truth)):
                 table[key].append(value)
     summary = {}
     for method in methods:
         rows = [i for i, m in enumerate(table["method"]) if m == method]
         summary[method] = {k: float(np.mean([table[k][i] for i in rows]))
                            for k in ("rbo", "rmse")}
+    first = [table["method"].index(methods[0], i) for i in range(0, len(table["case"]),
+                                                                  len(methods))]
+    for name in ("random", "uniform"):
+        summary[name] = {k: float(np.mean([table[f"{k}_{name}"][i] for i in first]))
+                         for k in ("rbo", "rmse")}
     return Bunch(table=table, summary=summary)

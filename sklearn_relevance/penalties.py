@@ -28,7 +28,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from .explainers import get_explainer
-from .explainers._base import flatten_inputs, frozen_batchnorm_stats
+from ._module_access import frozen_batchnorm_stats
+from ._tensors import flatten_inputs
 
 __all__ = ["RelevancePenalty", "RightReasonsPenalty", "relevance_norm"]
 

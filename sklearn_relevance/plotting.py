@@ -29,12 +29,16 @@ def _to_numpy(a):
 
 
 def plot_comparison(table, *, metrics=None, ncols=None, figsize=None, color="C0",
-                    highlight="C3"):
-    """Bar chart of a :func:`~sklearn_relevance.evaluation.compare_explainers` table.
+                    highlight="C3", dpi=150):
+    """Point-and-interval chart of a :func:`~sklearn_relevance.evaluation.compare_explainers` table.
 
-    One panel per metric; a bar per explainer with its interval
-    (``<metric>_ci_low`` / ``<metric>_ci_high``) as an error bar; the best
-    explainer of each panel is highlighted (highest value).
+    One panel per metric; a marker per explainer at its mean with its
+    interval (``<metric>_ci_low`` / ``<metric>_ci_high``) as a horizontal
+    line. The best explainer of a panel (highest mean) is highlighted only
+    when its interval does not overlap any other explainer's interval: a
+    "winner" inside overlapping intervals is not one. Each panel's axis spans
+    the intervals (with a margin), not 0 to the maximum, so ROC-AUCs of
+    0.90-0.99 stay apart; a line marks 0 when the range crosses it.
 
     Parameters
     ----------
@@ -46,7 +50,10 @@ def plot_comparison(table, *, metrics=None, ncols=None, figsize=None, color="C0"
         Panels per row (all in one row by default).
     figsize : (float, float) or None, default=None
     color, highlight : matplotlib colours, default="C0", "C3"
-        Bars, and the best bar of each panel.
+        Markers, and the best one of a panel (only when its interval is
+        apart from every other interval).
+    dpi : int, default=150
+        Resolution of the figure (print quality is 150 or more).
 
     Returns
     -------
@@ -78,26 +85,51 @@ def plot_comparison(table, *, metrics=None, ncols=None, figsize=None, color="C0"
     height = 0.35 * len(labels) + 1.2
     figsize = figsize or (3.2 * ncols, height * nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False,
-                             sharey=True, constrained_layout=True)
+                             sharey=True, constrained_layout=True, dpi=dpi)
     ypos = np.arange(len(labels))
     for ax, metric in zip(axes.ravel(), metrics):
         mean = table[metric].to_numpy(dtype=float)
         low = table.get(f"{metric}_ci_low", table[metric]).to_numpy(dtype=float)
         high = table.get(f"{metric}_ci_high", table[metric]).to_numpy(dtype=float)
         colors = [color] * len(labels)
-        if np.isfinite(mean).any():
-            colors[int(np.nanargmax(mean))] = highlight
+        best = _separate_best(mean, low, high)
+        if best is not None:
+            colors[best] = highlight
         err = np.vstack([np.clip(mean - low, 0, None), np.clip(high - mean, 0, None)])
-        ax.barh(ypos, np.nan_to_num(mean), xerr=np.nan_to_num(err), color=colors,
-                capsize=2, error_kw={"elinewidth": 0.8})
+        ax.errorbar(mean, ypos, xerr=np.nan_to_num(err), fmt="none", ecolor="0.3",
+                    elinewidth=1.0, capsize=2)
+        ax.scatter(mean, ypos, c=colors, s=18, zorder=3)
         ax.set_title(metric.replace("_", " "), fontsize=9)
         ax.set_yticks(ypos, labels, fontsize=8)
         ax.tick_params(axis="x", labelsize=7)
-        ax.axvline(0, color="k", lw=0.5)
+        lo_hi = np.concatenate([low[np.isfinite(low)], high[np.isfinite(high)],
+                                mean[np.isfinite(mean)]])
+        if lo_hi.size:
+            a, b = float(lo_hi.min()), float(lo_hi.max())
+            pad = 0.08 * (b - a) if b > a else max(abs(a) * 0.05, 1e-3)
+            ax.set_xlim(a - pad, b + pad)
+            if a - pad < 0 < b + pad:
+                ax.axvline(0, color="k", lw=0.5)
+        ax.grid(axis="x", lw=0.3, alpha=0.5)
     axes.ravel()[0].invert_yaxis()  # shared y axis: first explainer on top
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)
     return fig
+
+
+def _separate_best(mean, low, high):
+    """Index of the highest mean if its interval overlaps no other one, else None."""
+    finite = np.isfinite(mean)
+    if not finite.any():
+        return None
+    best = int(np.nanargmax(mean))
+    others = finite.copy()
+    others[best] = False
+    if not others.any():
+        return best
+    lo_best = low[best] if np.isfinite(low[best]) else mean[best]
+    hi_others = np.where(np.isfinite(high), high, mean)[others]
+    return best if bool((hi_others < lo_best).all()) else None
 
 
 def _slice(a, slice_index):
@@ -110,7 +142,8 @@ def _slice(a, slice_index):
 
 
 def plot_attributions(X, relevances, *, masks=None, n_images=4, indices=None,
-                      slice_index=None, cmap="RdBu_r", figsize=None):
+                      slice_index=None, cmap="RdBu_r", figsize=None, shared_scale=False,
+                      colorbar=True, dpi=150):
     """Images beside their relevance maps, one column per explainer.
 
     Parameters
@@ -128,8 +161,18 @@ def plot_attributions(X, relevances, *, masks=None, n_images=4, indices=None,
     slice_index : int or None, default=None
         Slice of 3D volumes (the middle one by default).
     cmap : str, default="RdBu_r"
-        Colour map of the relevance, symmetric around 0 per map.
+        Colour map of the relevance, symmetric around 0.
     figsize : (float, float) or None, default=None
+    shared_scale : bool, default=False
+        One colour scale for every map of an explainer (its largest
+        ``|relevance|`` over the rows shown), so rows can be compared; by
+        default each map is scaled to its own largest ``|relevance|``.
+    colorbar : bool, default=True
+        A colour bar per explainer column (its shared scale, or the scale
+        of the last row's map with ``shared_scale=False``, then labelled
+        "per-map scale").
+    dpi : int, default=150
+        Resolution of the figure.
 
     Returns
     -------
@@ -140,9 +183,12 @@ def plot_attributions(X, relevances, *, masks=None, n_images=4, indices=None,
     >>> import numpy as np
     >>> from sklearn_relevance.plotting import plot_attributions
     >>> X = np.random.default_rng(0).normal(size=(2, 1, 8, 8))
-    >>> fig = plot_attributions(X, {"input": X}, masks=X > 1)
+    >>> fig = plot_attributions(X, {"input": X}, masks=X > 1, colorbar=False)
     >>> len(fig.axes)
     4
+    >>> fig = plot_attributions(X, {"input": X}, shared_scale=True)
+    >>> len(fig.axes)  # four panels and one colour bar
+    5
     """
     plt = _pyplot("plot_attributions")
     X = _to_numpy(X)
@@ -170,18 +216,25 @@ def plot_attributions(X, relevances, *, masks=None, n_images=4, indices=None,
     idx = list(range(min(int(n_images), len(X)))) if indices is None else list(indices)
     ncols = 1 + len(rel)
     fig, axes = plt.subplots(len(idx), ncols, squeeze=False,
-                             figsize=figsize or (1.6 * ncols, 1.6 * len(idx)),
-                             constrained_layout=True)
+                             figsize=figsize or (1.6 * ncols + 0.4 * bool(colorbar),
+                                                 1.6 * len(idx)),
+                             constrained_layout=True, dpi=dpi)
+    shared = {label: float(np.nanmax(np.abs(np.stack([_slice(r[i], slice_index)
+                                                       for i in idx])))) or 1.0
+              for label, r in rel.items()} if shared_scale else {}
+    images = {}
     for row, i in enumerate(idx):
         panels = [("image", _slice(X[i], slice_index), "gray", None)]
         for label, r in rel.items():
             m = _slice(r[i], slice_index)
-            vmax = float(np.abs(m).max()) or 1.0
+            vmax = shared.get(label) or float(np.abs(m).max()) or 1.0
             panels.append((label, m, cmap, vmax))
         for col, (label, img, cm, vmax) in enumerate(panels):
             ax = axes[row, col]
             kw = {} if vmax is None else {"vmin": -vmax, "vmax": vmax}
-            ax.imshow(img, cmap=cm, **kw)
+            im = ax.imshow(img, cmap=cm, **kw)
+            if vmax is not None:
+                images[col] = im
             if masks is not None:
                 mk = _slice(masks[i].astype(float), slice_index)
                 if mk.any() and not mk.all():
@@ -190,6 +243,12 @@ def plot_attributions(X, relevances, *, masks=None, n_images=4, indices=None,
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(label.replace("_", " "), fontsize=8)
+    if colorbar:
+        for col, im in images.items():
+            cb = fig.colorbar(im, ax=axes[:, col], shrink=0.8, aspect=30)
+            cb.ax.tick_params(labelsize=6)
+            if not shared_scale:
+                cb.set_label("per-map scale (last row)", fontsize=6)
     return fig
 
 

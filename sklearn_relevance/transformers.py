@@ -19,8 +19,8 @@ from sklearn.utils.validation import (
     check_is_fitted,
 )
 
-from .metrics._checks import as_batch, check_choice, to_numpy_numeric
-from .metrics._scorer import relevance_of
+from ._explain import explain
+from ._validation import as_batch, check_choice, squeezed_shape, to_numpy_numeric
 from .metrics.regions import (
     STATISTICS,
     check_atlas,
@@ -176,8 +176,7 @@ class RelevanceTransformer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "estimator_")
         _record_input(self, X, reset=False)
-        rel = relevance_of(self.estimator_, X, explainer=self.explainer,
-                           target=self.target)[2]
+        rel = explain(self.estimator_, X, explainer=self.explainer, target=self.target)
         dtype = getattr(X, "dtype", None)
         if isinstance(rel, np.ndarray) and dtype == np.float64:
             rel = rel.astype(np.float64)  # preserve the input's precision
@@ -307,7 +306,9 @@ class RegionRelevance(TransformerMixin, BaseEstimator):
         X = to_numpy_numeric(X, "X")
         as_batch(X, "X", min_ndim=2)
         _record_input(self, X, reset=False, names=False)
-        if tuple(X.shape[1:]) != tuple(self.atlas_.shape):
+        # a relevance map with singleton axes (the (n, 1, D, H, W) of explain)
+        # pairs with its atlas as in fit and region_relevance
+        if squeezed_shape(X.shape[1:]) != squeezed_shape(self.atlas_.shape):
             raise ValueError(
                 f"X has samples of shape {tuple(X.shape[1:])}, but RegionRelevance was "
                 f"fitted on samples of shape {tuple(self.atlas_.shape)}."

@@ -382,3 +382,11 @@ def test_default_criterion_takes_criterion_params(small):
     torch.testing.assert_close(clf.criterion_.weight, weight)
     plain = RelevanceNetClassifier(max_epochs=1, random_state=0).fit(X, y)
     assert clf.history_[-1, "train_loss"] != plain.history_[-1, "train_loss"]
+
+
+def test_encoded_probabilities_are_not_public():
+    # the label-encoded predict_proba serves the validation-accuracy callback only
+    from sklearn_relevance import RelevanceNetClassifier
+
+    assert not hasattr(RelevanceNetClassifier, "predict_proba_encoded")
+    assert hasattr(RelevanceNetClassifier, "_predict_proba_encoded")

@@ -68,10 +68,13 @@ def test_table_equals_direct_computation(module, lesions):
     for name in names:
         rel = get_explainer(name).explain(module.eval(), Xt, target).detach()
         fid = _quiet(fidelity_score, module, Xt, None, rel, target=y, steps=8)
+        # scored only where the explained (true) class is the predicted one
+        fid[module(Xt).argmax(1).numpy() != y] = np.nan
         auc = mask_roc_auc(rel.abs()[lesion], masks[lesion])
         spa = _quiet(sparseness, rel)
         got = scores[scores.explainer == name]
         np.testing.assert_allclose(got.fidelity, fid, rtol=1e-5)
+        assert table.attrs["n_scored"][name]["fidelity"] == np.isfinite(fid).sum()
         np.testing.assert_allclose(got.mask_roc_auc[lesion], auc, rtol=1e-6)
         assert got.mask_roc_auc[~lesion].isna().all()  # class 0: no lesion, no score
         np.testing.assert_allclose(got.sparseness, spa, rtol=1e-6)
@@ -253,7 +256,7 @@ def test_available_metrics():
 # --------------------------------------------------------------------------
 # plotting
 # --------------------------------------------------------------------------
-def test_plot_comparison_bars_intervals_and_highlight():
+def test_plot_comparison_points_intervals_and_highlight():
     pytest.importorskip("matplotlib")
     import matplotlib
 
@@ -264,15 +267,25 @@ def test_plot_comparison_bars_intervals_and_highlight():
 
     table = pd.DataFrame(
         {"fid": [0.2, 0.5, 0.1], "fid_ci_low": [0.1, 0.45, 0.0],
-         "fid_ci_high": [0.3, 0.6, 0.15], "auc": [0.9, 0.7, 0.8]},
+         "fid_ci_high": [0.3, 0.6, 0.15],
+         "auc": [0.95, 0.93, 0.97], "auc_ci_low": [0.93, 0.91, 0.94],
+         "auc_ci_high": [0.97, 0.95, 0.99]},
         index=["a", "b", "c"])
     fig = plot_comparison(table, metrics=["fid", "auc"])
+    assert fig.dpi >= 150
     fid_ax, auc_ax = fig.axes
-    widths = [p.get_width() for p in fid_ax.patches]
-    np.testing.assert_allclose(widths, [0.2, 0.5, 0.1])
-    colours = [p.get_facecolor() for p in fid_ax.patches]
-    assert colours[1] != colours[0] == colours[2]  # the best (b) is highlighted
-    assert auc_ax.patches[0].get_facecolor() == colours[1]  # a is best on auc
+    points = fid_ax.collections[-1]
+    np.testing.assert_allclose(points.get_offsets()[:, 0], [0.2, 0.5, 0.1])
+    colours = [tuple(c) for c in points.get_facecolors()]
+    assert colours[1] != colours[0] == colours[2]  # b's interval is apart: highlighted
+    # c has the highest AUC but its interval overlaps a's: no highlight
+    auc_colours = {tuple(c) for c in auc_ax.collections[-1].get_facecolors()}
+    assert len(auc_colours) == 1
+    # the intervals are drawn, and the axis spans them, not 0..max
+    lo, hi = auc_ax.get_xlim()
+    assert 0.85 < lo < 0.91 and 0.99 < hi < 1.02
+    segments = fid_ax.collections[0].get_segments()
+    np.testing.assert_allclose(sorted(s[:, 0].min() for s in segments), [0.0, 0.1, 0.45])
     with pytest.raises(ValueError, match="metrics"):
         plot_comparison(table, metrics=["dice"])
     matplotlib.pyplot.close("all")
@@ -286,11 +299,22 @@ def test_plot_attributions_and_regions():
     from sklearn_relevance.plotting import plot_attributions, plot_region_relevance
 
     X, _, masks = make_lesion_images(3, shape=(8, 10, 12), random_state=0)
-    fig = plot_attributions(X, {"x": X, "-x": -X}, masks=masks[:, 0], n_images=2)
+    fig = plot_attributions(X, {"x": X, "-x": -X}, masks=masks[:, 0], n_images=2,
+                            colorbar=False)
     assert len(fig.axes) == 2 * 3
+    assert fig.dpi >= 150
     assert fig.axes[0].images[0].get_array().shape == (10, 12)  # middle slice
     with pytest.raises(ValueError, match="relevances"):
         plot_attributions(X, {"x": X[:, :, :4]})
+    # one colour scale per explainer column, with its colour bar
+    Xs = np.stack([X[0], 3 * X[0]])
+    fig = plot_attributions(Xs, {"x": Xs}, shared_scale=True)
+    assert len(fig.axes) == 2 * 2 + 1
+    lims = [fig.axes[k].images[0].get_clim() for k in (1, 3)]
+    assert lims[0] == lims[1]
+    np.testing.assert_allclose(lims[0][1], np.abs(Xs[1, 0, 4]).max())
+    fig = plot_attributions(Xs, {"x": Xs})  # per-map scales differ
+    assert fig.axes[1].images[0].get_clim() != fig.axes[3].images[0].get_clim()
     ax = plot_region_relevance([1.0, np.nan, 3.0, 2.0], list("abcd"), top=3)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["c", "d", "a"]
     with pytest.raises(ValueError, match="names"):
@@ -328,3 +352,34 @@ def test_atlas_must_match_the_relevance_grid(shared_data):
     sums = region_relevance(rel, labels, labels=[41, 42])
     expected = [[r[0][labels == k].sum() for k in (41, 42)] for r in rel]
     np.testing.assert_allclose(sums, expected)
+
+
+def test_fidelity_column_is_not_dominated_by_near_zero_denominators(lesions):
+    """A misclassified sample's tiny true-class probability once made the mean explode."""
+    X, y, _ = lesions
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(X[0].size, 2))
+    with torch.no_grad():  # confidently wrong on every class-1 sample
+        module[1].weight.zero_()
+        module[1].bias.copy_(torch.tensor([12.0, -12.0]))
+        module[1].weight.normal_(0.0, 0.5)
+    table = _quiet(compare_explainers, module, X, y, explainers=["gradient_x_input"],
+                   metrics=["fidelity"], random_state=0)
+    row = table.loc["gradient_x_input"]
+    assert abs(row["fidelity"]) <= 2.0 and abs(row["fidelity_ci_high"]) <= 2.0
+    assert table.attrs["n_scored"]["gradient_x_input"]["fidelity"] == (y == 0).sum()
+    # following the predicted class scores every sample, bounded as well
+    table = _quiet(compare_explainers, module, X, y, explainers=["gradient_x_input"],
+                   metrics=["fidelity"], target="predicted", random_state=0)
+    assert table.attrs["n_scored"]["gradient_x_input"]["fidelity"] == len(y)
+    assert abs(table.loc["gradient_x_input", "fidelity"]) <= 2.0
+
+
+def test_progress_bar_is_off_by_default(module, lesions, capsys):
+    X, y, _ = lesions
+    _quiet(compare_explainers, module, X[:4], y[:4], explainers=["gradient"],
+           metrics=["sparseness"], n_bootstrap=0)
+    assert "compare_explainers" not in capsys.readouterr().err
+    _quiet(compare_explainers, module, X[:4], y[:4], explainers=["gradient"],
+           metrics=["sparseness"], n_bootstrap=0, verbose=1)
+    assert "compare_explainers" in capsys.readouterr().err

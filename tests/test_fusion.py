@@ -93,6 +93,7 @@ def test_gradients_reach_every_encoder():
     ({"input_shape": {"x": (0,)}}, r"input_shape\['x'\]"),
     ({"input_shape": SHAPES, "tabular_encoder": "linear"}, "tabular_encoder"),
     ({"input_shape": SHAPES, "n_features": 0}, "n_features"),
+    ({"input_shape": SHAPES, "n_features": True}, "'n_features' parameter of FusionNet"),
     ({"input_shape": SHAPES, "dropout": 1.0}, "dropout"),
     ({"input_shape": SHAPES, "n_outputs": 0}, "n_outputs"),
 ])

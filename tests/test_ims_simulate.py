@@ -69,7 +69,8 @@ def test_class_peaks_hold_in_every_lab(sim):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"n_labs": 0}, "'n_labs' parameter"),
-    ({"confounder_corr": 0.2}, "'confounder_corr' parameter"),
+    ({"confounder_corr": 1.2}, "'confounder_corr' parameter"),
+    ({"confounder_scope": "world"}, "'confounder_scope' parameter"),
     ({"mz_range": (500.0, 100.0)}, "'mz_range' parameter"),
     ({"n_class_peaks": 200, "n_mz": 50}, "Cannot place"),
 ])
@@ -78,28 +79,71 @@ def test_bad_parameters(kwargs, match):
         make_multilab_spectra(20, **{"n_labs": 2, **kwargs})
 
 
-def test_penalty_chosen_by_leave_one_lab_out_beats_penalty_0_on_unseen_lab():
-    """The point of the workflow, on a fixed seed: small data, an MLP, few epochs."""
+def _confounder_sums(X, labs, info, lab):
+    mz = info["mz"]
+    cols = np.abs(mz[:, None] - info["confounders"][lab][None]).min(axis=1) < 15
+    return X[:, cols].sum(axis=1)
+
+
+def test_confounder_settings_small_class_independent_and_everywhere():
+    kw = dict(n_samples=300, n_labs=3, n_mz=500, return_info=True, random_state=0)
+    X, y, labs, info = make_multilab_spectra(**kw)
+    Xs, ys, labs_s, info_s = make_multilab_spectra(confounder_height=0.25, **kw)
+    Xi, yi, labs_i, info_i = make_multilab_spectra(confounder_effect=0.0, **kw)
+    Xa, ya, labs_a, info_a = make_multilab_spectra(confounder_scope="all", **kw)
+    for lab in ("lab0", "lab1", "lab2"):
+        own = labs == lab
+        big = _confounder_sums(X, labs, info, lab)[own].mean()
+        small = _confounder_sums(Xs, labs_s, info_s, lab)[own].mean()
+        assert small < big / 5  # small: about the class peaks' size
+        # class-independent: no difference between the classes beyond noise
+        c = _confounder_sums(Xi, labs_i, info_i, lab)[own]
+        yo = yi[own]
+        se = c.std() * np.sqrt(1 / (yo == 1).sum() + 1 / (yo == 0).sum())
+        assert abs(c[yo == 1].mean() - c[yo == 0].mean()) < 4 * se
+        # everywhere: present in the other labs too, but unlinked there
+        a = _confounder_sums(Xa, labs_a, info_a, lab)
+        other = labs_a != lab
+        assert a[other].mean() > 0.3 * a[~other].mean()
+        for o in set(labs_a[other].tolist()):
+            r = labs_a == o
+            se = a[r].std() * np.sqrt(1 / (r & (ya == 1)).sum() + 1 / (r & (ya == 0)).sum())
+            assert abs(a[r & (ya == 1)].mean() - a[r & (ya == 0)].mean()) < 4 * se
+    # the default data are unchanged by the new options' defaults
+    X0, *_ = make_multilab_spectra(confounder_scope="lab", confounder_corr=0.9, **kw)
+    np.testing.assert_array_equal(X0, X)
+
+
+def test_confounder_corr_0_is_unrelated_to_the_class():
+    X, y, labs, info = make_multilab_spectra(2000, 2, n_mz=300, confounder_corr=0.0,
+                                             return_info=True, random_state=0)
+    for lab in ("lab0", "lab1"):
+        own = labs == lab
+        c = _confounder_sums(X, labs, info, lab)[own]
+        assert abs(np.corrcoef(c, y[own])[0, 1]) < 0.1
+
+
+@pytest.mark.slow
+def test_penalty_helps_on_average_over_data_seeds():
+    """A property over seeds, not one favourable seed: the mean paired gain is positive.
+
+    The default simulator favours the penalty by construction (large, class-linked
+    confounders absent from the unseen lab); see the DRR study for the numbers.
+    """
     from sklearn.base import clone
-    from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
 
-    from sklearn_relevance import LeaveOneLabOut, RelevanceNetClassifier
+    from sklearn_relevance import RelevanceNetClassifier
     from sklearn_relevance.ims import MzResampler, TICNormalizer
 
-    X, y, labs = make_multilab_spectra(500, 5, random_state=1)
-    test = labs == "lab4"
-    pipe = make_pipeline(
-        TICNormalizer(scale=250.0),
-        MzResampler(n_bins=250),
-        RelevanceNetClassifier(max_epochs=30, lr=0.003, batch_size=32, random_state=1),
-    )
-    search = GridSearchCV(pipe, {"relevancenetclassifier__relevance_penalty": [0.0, 0.1]},
-                          cv=LeaveOneLabOut())
-    search.fit(X[~test], y[~test], groups=labs[~test])
-    chosen = search.best_params_["relevancenetclassifier__relevance_penalty"]
-    assert chosen > 0
-    plain = clone(pipe).fit(X[~test], y[~test])
-    acc_plain = plain.score(X[test], y[test])
-    acc_chosen = search.best_estimator_.score(X[test], y[test])
-    assert acc_chosen >= acc_plain + 0.15, (acc_plain, acc_chosen)
+    gains = []
+    for seed in range(4):
+        X, y, labs = make_multilab_spectra(400, 5, random_state=seed)
+        test = labs == "lab4"
+        pipe = make_pipeline(
+            TICNormalizer(scale=250.0), MzResampler(n_bins=250),
+            RelevanceNetClassifier(max_epochs=20, lr=0.003, batch_size=32, random_state=0))
+        accs = [clone(pipe).set_params(relevancenetclassifier__relevance_penalty=p)
+                .fit(X[~test], y[~test]).score(X[test], y[test]) for p in (0.0, 0.1)]
+        gains.append(accs[1] - accs[0])
+    assert np.mean(gains) > 0, gains

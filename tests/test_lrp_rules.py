@@ -244,3 +244,27 @@ def test_max_pooling_is_winner_take_all():
     R = LRP(composite="epsilon", epsilon=1e-12).explain(net, x)
     torch.testing.assert_close(R, torch.tensor([[[0.0, 6.0, 0.0, -0.5]]],
                                                dtype=torch.float64))
+
+
+class _DeclaredSum(nn.Module):
+    lrp_role = "sum"  # the protocol: no import of the library needed
+
+    def forward(self, a, b):
+        return a + b
+
+
+class _UndeclaredSum(nn.Module):
+    def forward(self, a, b):
+        return a + b
+
+
+def test_modules_declaring_a_sum_get_the_norm_rule_without_an_import():
+    from sklearn_relevance.explainers.lrp import make_composite
+    from sklearn_relevance.modules.spectrum import Add
+
+    net = nn.ModuleDict({"declared": _DeclaredSum(), "plain": _UndeclaredSum(),
+                         "add": Add()})
+    plan = make_composite("epsilon").resolve(net)
+    assert isinstance(plan[net["declared"]][0], Norm)
+    assert isinstance(plan[net["add"]][0], Norm)
+    assert net["plain"] not in plan

@@ -98,7 +98,7 @@ def test_baselines_reach_the_last_step(images, baseline):
     x, a, _ = images
     net = _cnn()
     _, curves = perturbation_curve(net, x, a, steps=4, baseline=baseline, target=0)
-    from sklearn_relevance.explainers._baselines import resolve_baselines
+    from sklearn_relevance._baselines import resolve_baselines
 
     xt = torch.as_tensor(x)
     ref = net(resolve_baselines(baseline, xt))[:, 0].detach().numpy()
@@ -200,3 +200,30 @@ def test_pipeline_estimator_matches_module(rng):
     _, ref = perturbation_curve(module, Xt, rel, y=(y == "yes").astype(int), steps=6,
                                 response="proba")
     np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_internal_batch_size_counts_rows_and_batch_size_is_its_deprecated_alias(images):
+    x, a, y = images
+    net = _cnn()
+    _, ref = perturbation_curve(net, x, a, y=y, steps=8)
+    for rows in (1, 5, 9, 1000):
+        _, got = perturbation_curve(net, x, a, y=y, steps=8, internal_batch_size=rows)
+        np.testing.assert_allclose(got, ref, atol=1e-6)
+    with pytest.warns(FutureWarning, match="internal_batch_size"):
+        _, old = perturbation_curve(net, x, a, y=y, steps=8, batch_size=5)
+    np.testing.assert_allclose(old, ref, atol=1e-6)
+    with pytest.raises(ValueError, match="only 'internal_batch_size'"):
+        perturbation_curve(net, x, a, y=y, steps=8, batch_size=5, internal_batch_size=5)
+    with pytest.raises(ValueError, match="'internal_batch_size' parameter of "
+                                         "perturbation_curve must be an int"):
+        perturbation_curve(net, x, a, y=y, steps=8, internal_batch_size=True)
+
+
+def test_curve_restores_each_submodules_own_training_flag(images):
+    # a train-mode network with one submodule frozen in eval mode keeps that
+    # submodule in eval mode (module.train(was) would switch it to train)
+    x, a, y = images
+    net = _cnn().train()
+    net[0].eval()
+    perturbation_curve(net, x, a, y=y, steps=4)
+    assert net.training and not net[0].training and net[4].training

@@ -324,3 +324,65 @@ def test_gradient_method_meets_the_target_on_all_eight_cases():
     res = evaluate_importance(methods="gradient")
     assert res.summary["gradient"]["rbo"] >= 0.9
     assert res.summary["gradient"]["rmse"] <= 0.13
+
+
+# --------------------------------------------------------------------------
+# statistically honest scores: ties, chance levels, disjoint images
+# --------------------------------------------------------------------------
+def test_ties_in_the_truth_cannot_be_won_by_the_estimate():
+    from sklearn_relevance.multimodal import _agreement
+
+    equal = [1 / 3] * 3
+    # case 5: every estimate scores the same RBO (the old code gave 1.0 to any)
+    scores = {_agreement(est, equal, 0.9)[0] for est in
+              ([0.1, 0.5, 0.4], [0.8, 0.1, 0.1], [1 / 3] * 3, [0.2, 0.3, 0.5])}
+    assert len({round(v, 12) for v in scores}) == 1 and scores.pop() < 0.95
+    # tied absent modalities: their order in the estimate does not matter
+    a = _agreement([0.9, 0.06, 0.04], [1.0, 0.0, 0.0], 0.9)[0]
+    b = _agreement([0.9, 0.04, 0.06], [1.0, 0.0, 0.0], 0.9)[0]
+    assert a == pytest.approx(b)
+    # an estimate's own ties are averaged too: a uniform estimate is no ranking
+    u = _agreement([1 / 3] * 3, [0.5, 0.3, 0.2], 0.9)[0]
+    right = _agreement([0.5, 0.3, 0.2], [0.5, 0.3, 0.2], 0.9)[0]
+    assert u < right == pytest.approx(1.0)
+
+
+def test_chance_levels_are_reported_beside_every_score():
+    res = evaluate_importance(_small_estimator(3), cases=[1, 5], n_samples=300,
+                              images="digits")
+    t = res.table
+    for key in ("rbo_random", "rmse_random", "rbo_uniform", "rmse_uniform"):
+        assert len(t[key]) == 2 and np.isfinite(t[key]).all()
+    # RBO of three modalities is compressed: chance sits near 0.90
+    assert 0.88 < t["rbo_random"][0] < 0.92
+    assert t["rmse_uniform"][1] == pytest.approx(0.0)  # case 5: uniform is the truth
+    assert t["rbo"][1] == pytest.approx(t["rbo_uniform"][1])  # ...and no RBO can win it
+    assert set(res.summary) == {"gradient", "random", "uniform"}
+
+
+def test_no_image_crosses_the_train_test_split():
+    n = 1500  # most of the 1,797 digits: the old draw (with replacement) shared images
+    X, _, _ = make_multimodal_cases(3, n, random_state=0, images="digits",
+                                    test_size=1 / 3)
+    rows = X["ct"].reshape(n, -1)
+    n_train = n - 500
+    train = {r.tobytes() for r in rows[:n_train]}
+    assert not any(r.tobytes() in train for r in rows[n_train:])
+    # more samples than images: repeats only within a part
+    X, _, _ = make_multimodal_cases(3, 2400, random_state=0, images="digits",
+                                    test_size=0.25)
+    rows = X["ct"].reshape(2400, -1)
+    train = {r.tobytes() for r in rows[:1800]}
+    assert not any(r.tobytes() in train for r in rows[1800:])
+    with pytest.raises(ValueError, match="'test_size'"):
+        make_multimodal_cases(3, 100, images="digits", test_size=1.5)
+
+
+def test_evaluate_importance_progress_bar_is_off_by_default(capsys):
+    evaluate_importance(_small_estimator(1), cases=[2], n_samples=120, images="digits")
+    assert "evaluate_importance" not in capsys.readouterr().err
+    evaluate_importance(_small_estimator(1), cases=[2], n_samples=120, images="digits",
+                        verbose=1)
+    assert "evaluate_importance" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="'verbose'"):
+        evaluate_importance(object(), verbose=-1)

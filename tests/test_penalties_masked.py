@@ -63,7 +63,7 @@ def test_make_decoy_images():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"canvas": 7}, "'canvas' parameter of make_decoy_images must be an int >= 8"),
+    ({"canvas": 7}, "'canvas' parameter of make_decoy_images must be an int in the range \\[8, inf\\)"),
     ({"patch": 7}, "'patch' parameter of make_decoy_images must be at most"),
     ({"test_size": 1.0}, "'test_size' parameter of make_decoy_images must be a float in \\(0, 1\\)"),
     ({"decoy_contrast": -1}, "'decoy_contrast' parameter"),

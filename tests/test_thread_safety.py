@@ -26,7 +26,7 @@ from sklearn_relevance.explainers import (
     IntegratedGradients,
     get_explainer,
 )
-from sklearn_relevance.explainers._locking import module_access
+from sklearn_relevance._module_access import module_access
 from sklearn_relevance.modules import ImageCNN
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -260,7 +260,7 @@ def test_eval_switch_is_shared_and_restored():
 def test_data_parallel_hooks_act_in_every_thread():
     """nn.DataParallel runs replicas in threads of its own: hooks placed on a
     module that contains it are not tied to the calling thread."""
-    from sklearn_relevance.explainers._locking import hook_acts, hook_owner
+    from sklearn_relevance._module_access import hook_acts, hook_owner
 
     net = _net()
     wrapped = nn.DataParallel(net)

@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
-from ._base import BaseExplainer, forward, select_output
-from ._locking import hook_acts, hook_owner
+from .._module_access import hook_acts, hook_owner
+from .._tensors import forward, select_output
+from ._base import BaseExplainer
 
 __all__ = ["GradCAM", "find_layer", "upsample_to_input"]
 

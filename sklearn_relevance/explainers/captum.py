@@ -9,14 +9,14 @@ from numbers import Real
 import torch
 
 from .._optional import require
-from ._base import (
-    BaseExplainer,
+from .._tensors import (
     check_module_input,
     forward,
     module_errors,
     no_dependence_error,
     select_output,
 )
+from ._base import BaseExplainer
 from .cam import find_layer, upsample_to_input
 
 __all__ = ["CaptumExplainer"]

@@ -16,24 +16,26 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from .._batching import batch_len
-from ._base import (
-    BaseExplainer,
+from .._baselines import resolve_baselines
+from .._module_access import module_access
+from .._targets import repeat_target
+from .._tensors import (
     check_inputs,
     flatten_inputs,
     forward,
-    get_explainer,
     gradient_wrt_inputs,
     input_gradient,
     map_inputs,
-    module_access,
     module_errors,
-    repeat_target,
     select_output,
+)
+from .._validation import check_finite_tensor
+from ._base import (
+    BaseExplainer,
+    get_explainer,
     wrapped_shares_module,
     wrapped_uses_layers,
 )
-from .._validation import check_finite_tensor
-from ._baselines import resolve_baselines
 from ._engine import (
     expanded_chunks,
     max_rows_for,
@@ -270,7 +272,7 @@ class IntegratedGradients(BaseExplainer):
     baselines : float, array-like, Tensor, {"zero", "mean", "blur"} or \
 callable, default=0.0
         Reference input ``x'`` (see
-        :func:`~sklearn_relevance.explainers._baselines.resolve_baselines`).
+        :func:`~sklearn_relevance._baselines.resolve_baselines`).
     internal_batch_size : int or None, default=None
         Upper bound on the rows (steps x samples) of one pass; ``None`` uses
         a 8 MiB budget on the inputs of a pass.

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._base import BaseExplainer, input_gradient
-from ._locking import hook_acts, hook_owner
+from .._module_access import hook_acts, hook_owner
+from .._tensors import input_gradient
+from ._base import BaseExplainer
 
 __all__ = ["GuidedBackprop"]
 

@@ -9,8 +9,10 @@ import torch
 from sklearn.utils._param_validation import Interval
 
 from .._batching import iter_slices
-from ._base import BaseExplainer, forward, repeat_target, select_output
-from ._baselines import resolve_baselines
+from .._targets import repeat_target
+from .._tensors import forward, select_output
+from ._base import BaseExplainer
+from .._baselines import resolve_baselines
 from ._engine import (
     EXPLAIN_MEMORY_BUDGET,
     expanded_chunks,

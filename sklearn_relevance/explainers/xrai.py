@@ -28,13 +28,11 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._batching import DEFAULT_MEMORY_BUDGET, iter_slices
+from .._targets import check_target, repeat_target
+from .._tensors import check_module_input, module_errors
 from ._base import (
     BaseExplainer,
-    check_module_input,
     get_explainer,
-    module_errors,
-    check_target,
-    repeat_target,
     wrapped_shares_module,
     wrapped_uses_layers,
 )

@@ -15,7 +15,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.special import ndtr
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 __all__ = ["make_multilab_spectra"]
 
@@ -84,7 +84,8 @@ def _peaks(mz, centres, heights, widths):
         "class_effect": [Interval(Real, 0, None, closed="left")],
         "confounder_effect": [Interval(Real, 0, 1, closed="left")],
         "confounder_height": [Interval(Real, 0, None, closed="left")],
-        "confounder_corr": [Interval(Real, 0.5, 1, closed="both")],
+        "confounder_corr": [Interval(Real, 0, 1, closed="both")],
+        "confounder_scope": [StrOptions({"lab", "all"})],
         "shift_ppm": [Interval(Real, 0, None, closed="left")],
         "noise": [Interval(Real, 0, None, closed="left")],
         "return_info": ["boolean"],
@@ -94,8 +95,8 @@ def _peaks(mz, centres, heights, widths):
 )
 def make_multilab_spectra(n_samples=600, n_labs=4, *, n_mz=1000, mz_range=(2000.0, 10000.0),
                           n_class_peaks=3, class_effect=0.25, confounder_effect=0.3,
-                          confounder_height=3.0, confounder_corr=0.9, shift_ppm=300.0,
-                          noise=0.08, return_info=False, random_state=None):
+                          confounder_height=3.0, confounder_corr=0.9, confounder_scope="lab",
+                          shift_ppm=300.0, noise=0.08, return_info=False, random_state=None):
     """Simulate tumour-typing MALDI spectra measured in several laboratories.
 
     Every spectrum is a peptide-range profile (the 40 strongest peaks of a
@@ -111,8 +112,15 @@ def make_multilab_spectra(n_samples=600, n_labs=4, *, n_mz=1000, mz_range=(2000.
       times the strongest template peak) whose height is raised or lowered by
       ``confounder_effect`` according to the class, in a direction drawn per
       lab, for a fraction ``confounder_corr`` of the lab's samples. Outside
-      the lab the cluster is absent, so its link to the class holds inside a
-      lab only.
+      the lab the cluster is absent (``confounder_scope="lab"``), so its link
+      to the class holds inside a lab only.
+
+    The defaults favour a relevance penalty by construction: confounders 12
+    times the class peaks, linked to the class, and absent where the model
+    is tested. ``confounder_height`` about ``class_effect`` gives small
+    confounders; ``confounder_effect=0`` (or ``confounder_corr=0``) gives
+    class-independent ones; ``confounder_scope="all"`` puts every lab's
+    cluster into every spectrum (at its mean height outside its own lab).
 
     Parameters
     ----------
@@ -130,9 +138,15 @@ def make_multilab_spectra(n_samples=600, n_labs=4, *, n_mz=1000, mz_range=(2000.
         Relative change of a confounder's height with the class (0 to 1).
     confounder_height : float, default=3.0
         Height of the confounders relative to the strongest template peak.
-    confounder_corr : float, default=0.9
-        Fraction of a lab's spectra whose confounder follows their class
-        (0.5: unrelated; 1: perfectly linked).
+    confounder_corr : float in [0, 1], default=0.9
+        Fraction of a lab's spectra whose confounder follows their class; the
+        others get a random state, so the confounder agrees with the class in
+        a fraction ``(1 + confounder_corr) / 2`` of the lab's spectra (0:
+        unrelated to the class; 1: perfectly linked).
+    confounder_scope : {"lab", "all"}, default="lab"
+        ``"lab"``: a lab's cluster is absent from other labs' spectra;
+        ``"all"``: present in every spectrum, at its mean height (no class
+        link) outside its own lab.
     shift_ppm : float, default=300
         Standard deviation of the labs' calibration shifts, in ppm.
     noise : float, default=0.08
@@ -237,6 +251,11 @@ def make_multilab_spectra(n_samples=600, n_labs=4, *, n_mz=1000, mz_range=(2000.
         h = h[:, None] * np.exp(rng.normal(0, 0.05, (rows.sum(), len(cm))))
         c = np.broadcast_to(cm, (rows.sum(), len(cm))) * (1 + shift[rows, None])
         signal[rows] += _peaks(mz, c, h, widths(c) * 1.5)
+        if confounder_scope == "all":  # elsewhere at its mean height, unlinked
+            rest = ~rows
+            h = confounder_height / len(cm) * np.exp(rng.normal(0, 0.05, (rest.sum(), len(cm))))
+            c = np.broadcast_to(cm, (rest.sum(), len(cm))) * (1 + shift[rest, None])
+            signal[rest] += _peaks(mz, c, h, widths(c) * 1.5)
 
     baseline = base_amp[:, None] * np.exp(-(mz[None, :] - lo) / base_decay[:, None])
     clean = signal + baseline

@@ -33,7 +33,7 @@ from .localization import (
     relevance_mass_accuracy,
     relevance_rank_accuracy,
 )
-from ._models import final_input
+from .._nets import final_input
 
 __all__ = [
     "make_relevance_scorer",

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import as_batch, check_choice, check_int, check_interval, nan_where, to_numpy
+from .._validation import check_int
+from ._checks import as_batch, check_choice, check_interval, nan_where, to_numpy
 
 __all__ = ["importance_ranking", "rank_biased_overlap", "importance_rmse"]
 

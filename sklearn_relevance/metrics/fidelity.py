@@ -8,11 +8,13 @@ the curves to one number per sample.
 
 All perturbation steps of a chunk of samples go through the network in one
 batched forward on the estimator's device; chunks are sized by a memory
-budget (or ``batch_size`` rows per forward), never one sample at a time.
+budget (or ``internal_batch_size`` rows per forward), never one sample at a
+time.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -20,22 +22,24 @@ import torch
 
 from .._batching import DEFAULT_MEMORY_BUDGET, chunk_size_for, iter_slices, sample_nbytes
 from .._inference import cpu_pass_budget
-from ..explainers._base import forward
-from ..explainers._baselines import resolve_baselines
+from .._module_access import eval_mode
+from .._nets import final_input, module_and_device
+from .._targets import encode_labels
+from .._tensors import forward
+from .._validation import check_int
+from .._baselines import resolve_baselines
 from ._checks import (
-    _squeezed,
+    squeezed_shape,
     as_batch,
     check_choice,
-    check_int,
     constant_rows,
     nan_where,
     to_numpy,
 )
-from ._models import class_indices, eval_mode, final_input, module_and_device
 
 __all__ = ["perturbation_curve", "fidelity_score", "deletion_auc", "insertion_auc"]
 
-#: Input bytes of one batched forward on a CPU when ``batch_size`` is None.
+#: Input bytes of one batched forward on a CPU when ``internal_batch_size`` is None.
 #: Small enough that the activations of a few hundred small images stay in
 #: cache (measured in benchmarks/bench_metrics.py: 0.25-1 MiB is fastest, 16
 #: MiB is 2-3x slower). Accelerators use the library's default budget.
@@ -56,7 +60,7 @@ def _relevance_like(relevance, X):
     rs, xs = tuple(relevance.shape[1:]), tuple(X.shape[1:])
     if len(rs) == len(xs) and all(r in (1, x) for r, x in zip(rs, xs)):
         return relevance
-    if _squeezed(rs) == _squeezed(xs):
+    if squeezed_shape(rs) == squeezed_shape(xs):
         return relevance.reshape(X.shape)
     raise ValueError(
         "'relevance' must have X's per-sample shape or broadcast to it (e.g. one "
@@ -90,7 +94,7 @@ def _target_spec(estimator, target, y, n, device):
             return "predicted"
         if y is None:
             raise ValueError("target='true' needs the true labels: pass y.")
-        return torch.as_tensor(class_indices(estimator, y, n), device=device)
+        return torch.as_tensor(encode_labels(getattr(estimator, "classes_", None), y, n), device=device)
     arr = np.asarray(target)
     if not np.issubdtype(arr.dtype, np.integer) or arr.ndim > 1 or (
         arr.ndim == 1 and arr.shape[0] != n
@@ -121,9 +125,29 @@ def _response(out, target, response):
     return out.gather(-1, idx)[..., 0]
 
 
+def _internal_batch_size(internal_batch_size, batch_size):
+    """Resolve ``internal_batch_size`` and its deprecated alias ``batch_size``."""
+    if batch_size is not None:
+        if internal_batch_size is not None:
+            raise ValueError(
+                "The 'batch_size' parameter of perturbation_curve is a deprecated "
+                "alias of 'internal_batch_size'; pass only 'internal_batch_size'. "
+                f"Got both (batch_size={batch_size!r}, "
+                f"internal_batch_size={internal_batch_size!r}) instead."
+            )
+        warnings.warn(
+            "The 'batch_size' parameter of perturbation_curve counts rows (samples "
+            "x steps) and is renamed 'internal_batch_size'; 'batch_size' will be "
+            "removed in the next release.", FutureWarning, stacklevel=3)
+        internal_batch_size = batch_size
+    if internal_batch_size is None:
+        return None
+    return check_int(internal_batch_size, "internal_batch_size", "perturbation_curve")
+
+
 def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20,
                        baseline=0.0, response="logit", target=None, kind="deletion",
-                       batch_size=None, random_state=None):
+                       internal_batch_size=None, random_state=None, batch_size=None):
     r"""Network response while features are replaced in order of relevance.
 
     At step :math:`j = 0, \dots, S` the :math:`\lfloor jF/S \rfloor` first
@@ -155,7 +179,7 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
         Number of perturbation steps :math:`S` (20 = 5% steps).
     baseline : float, array-like, {"mean", "blur"} or callable, default=0.0
         Replacement values, resolved by
-        :func:`sklearn_relevance.explainers._baselines.resolve_baselines`
+        :func:`sklearn_relevance._baselines.resolve_baselines`
         ("mean": per sample and channel; "blur": Gaussian blur).
     response : {"logit", "proba", "accuracy"}, default="logit"
         Logit or softmax probability of the target, or whether the arg-max
@@ -165,11 +189,15 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
         Output column followed: ``None`` means "true" when y is given, else
         "predicted" (the arg-max on the unperturbed input).
     kind : {"deletion", "insertion"}, default="deletion"
-    batch_size : int, optional
-        Rows (samples x steps) per forward pass; default from a memory
+    internal_batch_size : int, optional
+        Rows (samples x (steps + 1)) per forward pass; default from a memory
         budget (:data:`CURVE_MEMORY_BUDGET` bytes of input).
     random_state : int, RandomState or None
         Seed of ``order="random"``.
+    batch_size : int, optional
+        Deprecated alias of ``internal_batch_size`` (it counts rows, not
+        samples); it warns with a ``FutureWarning`` and will be removed in
+        the next release.
 
     Returns
     -------
@@ -197,8 +225,7 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
     check_choice(response, "response", "perturbation_curve", RESPONSES)
     check_choice(kind, "kind", "perturbation_curve", KINDS)
     steps = check_int(steps, "steps", "perturbation_curve")
-    if batch_size is not None:
-        batch_size = check_int(batch_size, "batch_size", "perturbation_curve")
+    internal_batch_size = _internal_batch_size(internal_batch_size, batch_size)
     final, X = final_input(estimator, X)
     if isinstance(X, Mapping) or isinstance(relevance, Mapping):
         raise ValueError(
@@ -223,7 +250,8 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
     rel_shape, x_shape = tuple(rel.shape[1:]), tuple(X.shape[1:])
     budget = (cpu_pass_budget(module, CURVE_MEMORY_BUDGET) if device.type == "cpu"
               else DEFAULT_MEMORY_BUDGET)
-    chunk = chunk_size_for(sample_nbytes(X), steps + 1, batch_size=batch_size, budget=budget)
+    chunk = chunk_size_for(sample_nbytes(X), steps + 1, batch_size=internal_batch_size,
+                           budget=budget)
     parts = []
     with eval_mode(module):
         for sl in iter_slices(n, chunk):
@@ -288,7 +316,8 @@ def fidelity_score(estimator, X, y, relevance, *, response="proba", target=None,
     target : None, "true", "predicted", int or array-like of int, default=None
         Output followed, see :func:`perturbation_curve`.
     **curve_options
-        ``steps``, ``baseline``, ``batch_size`` of :func:`perturbation_curve`.
+        ``steps``, ``baseline``, ``internal_batch_size`` of
+        :func:`perturbation_curve`.
 
     Returns
     -------
@@ -341,7 +370,8 @@ _AUC_DOC = """Area under the most-important-first {kind} curve ({better} is bett
     target : None, "true", "predicted", int or array-like of int, default=None
         Output followed, see :func:`perturbation_curve`.
     **curve_options
-        ``steps``, ``baseline``, ``batch_size`` of :func:`perturbation_curve`.
+        ``steps``, ``baseline``, ``internal_batch_size`` of
+        :func:`perturbation_curve`.
 
     Returns
     -------

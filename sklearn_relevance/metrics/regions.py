@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import _squeezed, to_numpy_numeric, as_batch, check_choice, nan_where, to_numpy
+from ._checks import squeezed_shape, to_numpy_numeric, as_batch, check_choice, nan_where, to_numpy
 
 __all__ = ["region_relevance", "fingerprint_similarity"]
 
@@ -68,9 +68,9 @@ def region_sums(relevance, atlas, labels):
     a = relevance
     n = a.shape[0]
     atlas_t = torch.as_tensor(atlas, device=a.device)
-    target = _squeezed(a.shape[1:])
-    shared = _squeezed(atlas.shape) == target
-    if not shared and not (atlas.shape[0] == n and _squeezed(atlas.shape[1:]) == target):
+    target = squeezed_shape(a.shape[1:])
+    shared = squeezed_shape(atlas.shape) == target
+    if not shared and not (atlas.shape[0] == n and squeezed_shape(atlas.shape[1:]) == target):
         raise ValueError(
             "The 'atlas' parameter must have one sample's shape or the relevance's "
             f"shape. Got atlas of shape {atlas.shape} and relevance of shape "
@@ -175,7 +175,7 @@ def reference_density(reference, atlas, labels):
                 f"have {len(labels)} values. Got {ref.shape[0]} instead."
             )
         return ref
-    if _squeezed(atlas.shape) != _squeezed(ref.shape[1:]):
+    if squeezed_shape(atlas.shape) != squeezed_shape(ref.shape[1:]):
         raise ValueError(
             "The 'reference' parameter must be relevance maps (m_samples, ...) on a "
             f"shared atlas of shape {atlas.shape}. Got shape {ref.shape} instead."

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._module_access import eval_mode
+
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 BATCHNORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 MAXPOOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -42,11 +44,8 @@ def mlp_layers(n_in, hidden_units, n_out, dropout=0.0, activation=nn.ReLU):
     return layers
 
 
-@torch.no_grad()
 def output_numel(module, input_shape):
     """Number of features ``module`` produces per sample for ``input_shape``."""
-    was_training = module.training
-    module.eval()
-    out = module(torch.zeros(1, *input_shape))
-    module.train(was_training)
+    with eval_mode(module):
+        out = module(torch.zeros(1, *input_shape))
     return int(out[0].numel())

@@ -7,18 +7,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from .._validation import check_int
 from ._utils import BATCHNORM, CONV, MAXPOOL, as_shape, mlp_layers, output_numel
 
 __all__ = ["FusionNet"]
-
-
-def _check_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(
-            f"The '{name}' parameter of FusionNet must be an int >= {minimum}. "
-            f"Got {value!r} instead."
-        )
-    return int(value)
 
 
 def _image_encoder(shape, n_features, channels, kernel_size):
@@ -124,8 +116,8 @@ class FusionNet(nn.Module):
                 "The 'dropout' parameter of FusionNet must be a float in [0, 1). "
                 f"Got {dropout!r} instead."
             )
-        n_features = _check_int(n_features, "n_features")
-        self.n_outputs = _check_int(n_outputs, "n_outputs")
+        n_features = check_int(n_features, "n_features", "FusionNet")
+        self.n_outputs = check_int(n_outputs, "n_outputs", "FusionNet")
         self.input_shape = {}
         encoders, slices, start = {}, {}, 0
         for name, shape in input_shape.items():

@@ -29,6 +29,9 @@ __all__ = ["Add", "LocallyConnected1d", "ResidualBlock1d", "SpectrumCNN"]
 class Add(nn.Module):
     """Elementwise sum of two tensors, as a module LRP rules can attach to.
 
+    It declares ``lrp_role = "sum"``, by which LRP's composites give it
+    the proportional (Norm) rule without knowing this class.
+
     Examples
     --------
     >>> import torch
@@ -36,6 +39,8 @@ class Add(nn.Module):
     >>> Add()(torch.ones(2), torch.ones(2))
     tensor([2., 2.])
     """
+
+    lrp_role = "sum"
 
     def forward(self, a, b):
         return a + b

@@ -7,15 +7,9 @@ from contextlib import ExitStack
 
 import torch
 
-from .._base import (
-    BaseExplainer,
-    flatten_inputs,
-    forward,
-    frozen_batchnorm_stats,
-    no_dependence_error,
-    select_output,
-)
-from .._locking import hook_acts, hook_owner
+from ..._module_access import frozen_batchnorm_stats, hook_acts, hook_owner
+from ..._tensors import flatten_inputs, forward, no_dependence_error, select_output
+from .._base import BaseExplainer
 from ._layers import LayerView
 from ._relay import relay, shares
 from .canonizers import Canonizer, MergeBatchNorm

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .._locking import hook_acts, hook_owner
+from ..._module_access import hook_acts, hook_owner
 from ._layers import CONV, WEIGHTED, batchnorm_affine
 
 __all__ = ["Canonizer", "MergeBatchNorm"]

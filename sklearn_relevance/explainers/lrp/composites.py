@@ -21,8 +21,10 @@ both, the named composites equal zennit's ``EpsilonPlus``,
 stabilisers). The defaults keep the rules as first published here.
 
 Every composite also gets the structural rules: BatchNorm that is not
-merged by a canonizer -> Epsilon, average pooling and the residual ``Add``
--> Norm (proportional split), element-wise activations that are not
+merged by a canonizer -> Epsilon, average pooling and element-wise sums
+(any module class that declares ``lrp_role = "sum"``, such as the residual
+``Add`` of :mod:`sklearn_relevance.modules.spectrum`) -> Norm (proportional
+split), element-wise activations that are not
 positively homogeneous (tanh, sigmoid, GELU, ...) -> Pass. ReLU, dropout,
 flatten and max pooling keep their gradient, which already passes relevance
 through (winner takes all for max pooling).
@@ -34,7 +36,6 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from ...modules.spectrum import Add
 from ._layers import CONV, DENSE, WEIGHTED
 from .rules import AlphaBeta, Epsilon, Gamma, Norm, Pass, Rule, ZBox, ZPlus
 
@@ -60,11 +61,33 @@ ACTIVATIONS = (
 )
 
 
+class _RoleMeta(type):
+    """``isinstance(m, cls)`` holds for modules whose class declares ``cls.role``."""
+
+    def __instancecheck__(cls, obj):
+        declared = getattr(type(obj), "lrp_role", None) == cls.role
+        return declared or super().__instancecheck__(obj)
+
+
+class SumLayer(nn.Module, metaclass=_RoleMeta):
+    """Layer type that matches every module adding its inputs element-wise.
+
+    A module class declares itself a sum with the class attribute
+    ``lrp_role = "sum"`` (no import of this package needed); composites then
+    give it the Norm rule, which splits relevance among the summands in
+    proportion to their contributions (residual connections). Use
+    ``SumLayer`` as a key of a composite's ``layer_map`` to give such
+    modules another rule.
+    """
+
+    role = "sum"
+
+
 def _structural(epsilon):
     return [
         (nn.modules.batchnorm._BatchNorm, Epsilon(epsilon)),
         (POOLING, Norm()),
-        (Add, Norm()),
+        (SumLayer, Norm()),
         (ACTIVATIONS, Pass()),
     ]
 

@@ -47,8 +47,8 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["frozen_batchnorm_stats", "hook_acts", "hook_owner", "module_access",
-           "shares_module"]
+__all__ = ["eval_mode", "frozen_batchnorm_stats", "hook_acts", "hook_owner",
+           "module_access", "shares_module"]
 
 _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -203,6 +203,30 @@ def module_access(module, *, shared=False, eval_mode=False):
                 _restore(flags)
             lock.writer = None
             lock.cond.notify_all()
+
+
+@contextmanager
+def eval_mode(module, *, no_grad=True):
+    """Run plain forward passes of ``module`` in eval mode, then restore it.
+
+    The one eval-mode context of the package: it takes ``module``'s lock
+    shared with ``eval_mode=True`` (:func:`module_access`), so that the
+    module is in eval mode inside the context even when other threads
+    explain with it, and on exit every submodule has its own training flag
+    back (not the root's flag copied down).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    no_grad : bool, default=True
+        Also disable autograd inside the context.
+    """
+    with module_access(module, shared=True, eval_mode=True):
+        if no_grad:
+            with torch.no_grad():
+                yield module
+        else:
+            yield module
 
 
 def _enter_shared(lock, module, eval_mode):

@@ -51,7 +51,7 @@ def gaussian_blur(X, sigma=None):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_relevance.explainers._baselines import gaussian_blur
+    >>> from sklearn_relevance._baselines import gaussian_blur
     >>> gaussian_blur(torch.ones(2, 1, 8, 8)).allclose(torch.ones(2, 1, 8, 8))
     True
     """
@@ -171,7 +171,7 @@ def resolve_baselines(baselines, X, *, name="baselines", owner=None):
     Examples
     --------
     >>> import torch
-    >>> from sklearn_relevance.explainers._baselines import resolve_baselines
+    >>> from sklearn_relevance._baselines import resolve_baselines
     >>> X = torch.tensor([[1., 3.], [2., 6.]])
     >>> resolve_baselines("mean", X)
     tensor([[2., 2.],
