@@ -28,12 +28,13 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from ._batching import index_batch
+from ._batching import batch_len, index_batch
 
 __all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
-           "is_channels_last", "cpu_pass_budget", "CHANNELS_LAST_CPU_BUDGET",
-           "INFERENCE_COPY_MIN_BYTES"]
+           "activation_bytes", "is_channels_last", "cpu_pass_budget",
+           "CHANNELS_LAST_CPU_BUDGET", "INFERENCE_COPY_MIN_BYTES"]
 
 #: Input bytes of one CPU pass through a channels-last network. Such passes
 #: are fastest in smaller chunks than (N, C, H, W) ones: for the 64 x 64
@@ -179,15 +180,6 @@ def cpu_pass_budget(module, budget):
     return min(budget, CHANNELS_LAST_CPU_BUDGET) if is_channels_last(module) else budget
 
 
-#: Activation bytes of an ``explain`` call (its samples times the bytes one
-#: sample's forward creates, measured by
-#: :func:`~sklearn_relevance.explainers._engine.activation_bytes`) from which
-#: an estimator explains on its inference copy: 8 MiB, about 10 images of
-#: 64 x 64 through the default ``ImageCNN`` or one 3 x 224 x 224 image through
-#: a ResNet-18. The first such call makes and checks the copy (a deep copy
-#: and two 2-sample forwards); later calls reuse it.
-INFERENCE_COPY_MIN_BYTES = 8 * 2**20
-
 _COPIES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _COPIES_LOCK = threading.Lock()
 
@@ -238,6 +230,84 @@ def cached_inference_copy(module, X):
     return fast
 
 
+# ----------------------------------------------------------------------------
+# activation bytes of a network (pass sizes, and when a copy pays)
+# ----------------------------------------------------------------------------
+_PROBES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_PROBES_LOCK = threading.Lock()
+
+
+class _StorageRecorder(TorchFunctionMode):
+    """Keeps every tensor a forward creates, one entry per storage.
+
+    The mode is thread-local: the probe sees only its own forward and adds
+    nothing (no hook) to the module.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.storages = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if torch.is_tensor(t):
+                storage = t.untyped_storage()
+                # holding ``t`` keeps the address from being reused in the probe
+                self.storages[storage.data_ptr()] = (t, storage.nbytes())
+        return out
+
+
+def _probe_key(X):
+    tensors = list(X.values()) if isinstance(X, Mapping) else [X]
+    return tuple((tuple(t.shape[1:]), t.dtype, str(t.device)) for t in tensors)
+
+
+def activation_bytes(module, X):
+    """``(kept, largest)``: bytes of the tensors one row's forward creates.
+
+    ``kept`` sums every tensor a forward of one row of ``X`` creates (each
+    storage once: in-place operations and views are not counted twice),
+    about what a gradient pass keeps for its backward; ``largest`` is the
+    largest of them. Measured once per module, sample shape, dtype and
+    device (a forward of one row under ``no_grad``) and cached while the
+    module lives. Returns None for a module in training mode (a probe would
+    draw dropout masks and write BatchNorm statistics) or when the probe
+    fails (the explainer then reports the error itself).
+    """
+    if not isinstance(module, torch.nn.Module) or module.training:
+        return None
+    key = _probe_key(X)
+    with _PROBES_LOCK:
+        known = _PROBES.get(module, {}).get(key)
+    if known is not None:
+        return known
+    row = index_batch(X, slice(0, 1))
+    inputs = {t.untyped_storage().data_ptr()
+              for t in (row.values() if isinstance(row, Mapping) else [row])}
+    recorder = _StorageRecorder()
+    try:
+        with torch.no_grad(), recorder:
+            module(**row) if isinstance(row, Mapping) else module(row)
+    except Exception:  # the explainer's own pass reports what is wrong
+        return None
+    # views of the input are the input, counted by the caller
+    sizes = [nbytes for ptr, (_, nbytes) in recorder.storages.items() if ptr not in inputs]
+    result = (sum(sizes), max(sizes, default=0))
+    with _PROBES_LOCK:
+        _PROBES.setdefault(module, {})[key] = result
+    return result
+
+
+#: Activation bytes of an ``explain`` call (its samples times the bytes one
+#: sample's forward creates, measured by :func:`activation_bytes`) from which
+#: an estimator explains on its inference copy: 8 MiB, about 10 images of
+#: 64 x 64 through the default ``ImageCNN`` or one 3 x 224 x 224 image through
+#: a ResNet-18. The first such call makes and checks the copy (a deep copy
+#: and two 2-sample forwards); later calls reuse it.
+INFERENCE_COPY_MIN_BYTES = 8 * 2**20
+
+
 def module_for_explainer(module, X, explainer, *, n_samples=None):
     """The network an explainer should run on: the inference copy or ``module``.
 
@@ -247,10 +317,7 @@ def module_for_explainer(module, X, explainer, *, n_samples=None):
     default ``X``'s) times the activation bytes of one sample reaches
     :data:`INFERENCE_COPY_MIN_BYTES`. ``module`` is never changed.
     """
-    from ._batching import batch_len
-    from .explainers._engine import activation_bytes
-
-    if not isinstance(module, nn.Module) or module.training:
+    if not isinstance(module, torch.nn.Module) or module.training:
         return module
     if getattr(explainer, "uses_layers", True):
         return module

@@ -5,23 +5,21 @@
   most ``max_rows`` rows, copies outermost, so that every chunk is a block of
   ``(copies, samples)`` evaluated in one forward / backward pass.
 * :func:`max_rows_for` turns ``internal_batch_size``, or the memory a pass of
-  the network needs per row (:func:`pass_row_bytes`, measured once by a probe
-  forward of one row) and :data:`PASS_MEMORY_BUDGET`, into that row bound.
+  the network needs per row (:func:`pass_row_bytes`, from
+  :func:`~sklearn_relevance._inference.activation_bytes`, a probe forward of
+  one row) and :data:`PASS_MEMORY_BUDGET`, into that row bound.
 * :func:`slice_target` (with ``_base.repeat_target``) index per-sample targets the
   same way the rows are laid out.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Mapping
 
 import torch
-from torch.overrides import TorchFunctionMode
 
-from .._batching import index_batch, sample_nbytes
-from .._inference import cpu_pass_budget
+from .._batching import sample_nbytes
+from .._inference import activation_bytes, cpu_pass_budget
 
 #: Default budget, in bytes, for the *inputs* of one expanded pass of an
 #: explainer. It caps the rows of a pass for networks whose activations are
@@ -42,74 +40,6 @@ CPU_EXPLAIN_BUDGET = 2**20
 #: a 224 x 224 ResNet or a 64^3 volume: larger passes ran no faster, and keep
 #: the working set near the caches); on accelerators 1 GiB.
 PASS_MEMORY_BUDGET = {"cpu": 128 * 2**20, "accelerator": 2**30}
-
-_PROBES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_PROBES_LOCK = threading.Lock()
-
-
-class _StorageRecorder(TorchFunctionMode):
-    """Keeps every tensor a forward creates, one entry per storage.
-
-    The mode is thread-local: the probe sees only its own forward and adds
-    nothing (no hook) to the module.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.storages = {}
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if torch.is_tensor(t):
-                storage = t.untyped_storage()
-                # holding ``t`` keeps the address from being reused in the probe
-                self.storages[storage.data_ptr()] = (t, storage.nbytes())
-        return out
-
-
-def _probe_key(X):
-    tensors = list(X.values()) if isinstance(X, Mapping) else [X]
-    return tuple((tuple(t.shape[1:]), t.dtype, str(t.device)) for t in tensors)
-
-
-def activation_bytes(module, X):
-    """``(kept, largest)``: bytes of the tensors one row's forward creates.
-
-    ``kept`` sums every tensor a forward of one row of ``X`` creates (each
-    storage once: in-place operations and views are not counted twice),
-    about what a gradient pass keeps for its backward; ``largest`` is the
-    largest of them. Measured once per module, sample shape, dtype and
-    device (a forward of one row under ``no_grad``) and cached while the
-    module lives. Returns None for a module in training mode (a probe would
-    draw dropout masks and write BatchNorm statistics) or when the probe
-    fails (the explainer then reports the error itself).
-    """
-    if not isinstance(module, torch.nn.Module) or module.training:
-        return None
-    key = _probe_key(X)
-    with _PROBES_LOCK:
-        known = _PROBES.get(module, {}).get(key)
-    if known is not None:
-        return known
-    from ._base import forward  # _base imports this module's callers
-
-    row = index_batch(X, slice(0, 1))
-    inputs = {t.untyped_storage().data_ptr()
-              for t in (row.values() if isinstance(row, Mapping) else [row])}
-    recorder = _StorageRecorder()
-    try:
-        with torch.no_grad(), recorder:
-            forward(module, row)
-    except Exception:  # the explainer's own pass reports what is wrong
-        return None
-    # views of the input are the input, counted by the caller
-    sizes = [nbytes for ptr, (_, nbytes) in recorder.storages.items() if ptr not in inputs]
-    result = (sum(sizes), max(sizes, default=0))
-    with _PROBES_LOCK:
-        _PROBES.setdefault(module, {})[key] = result
-    return result
-
 
 def pass_row_bytes(module, X, *, backward=True):
     """Bytes one row of ``X`` takes in a pass of ``module``, or None.
