@@ -48,7 +48,8 @@ from ._validation import (
     sample_shape,
 )
 from .explainers import available_explainers, get_explainer
-from .explainers._base import module_access, predicted_classes, shares_module
+from ._module_access import module_access, shares_module
+from .explainers._base import predicted_classes
 from .modules import default_module
 from ._masks import check_relevance_mask, split_masks, with_masks
 from .penalties import NORMS, RelevancePenalty
@@ -546,7 +547,7 @@ class _RelevanceNetBase(NeuralNet):
 
         The module's training flags are restored afterwards, and a
         concurrent ``explain`` never sees the mode switched under it (see
-        :func:`~sklearn_relevance.explainers._locking.module_access`).
+        :func:`~sklearn_relevance._module_access.module_access`).
         """
         module = getattr(self, "module_", None)
         if training or not isinstance(module, torch.nn.Module):
@@ -680,7 +681,7 @@ class _RelevanceNetBase(NeuralNet):
         module = self.module_
         parts = []
         # eval mode, hooks and BatchNorm freezing under the module's lock
-        # (thread safety: explainers/_locking.py)
+        # (thread safety: _module_access.py)
         with module_access(module, shared=shares_module(exp), eval_mode=True):
             # input-level explainers run on a cached, faster copy of the
             # network when the work is large enough (_inference.py)

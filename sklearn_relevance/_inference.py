@@ -31,6 +31,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._batching import batch_len, index_batch
+from ._tensors import forward
 
 __all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
            "activation_bytes", "is_channels_last", "cpu_pass_budget",
@@ -53,10 +54,10 @@ def _fold_batchnorm(module):
 
     Returns the number of BatchNorms folded.
     """
-    from .explainers.lrp.canonizers import MergeBatchNorm, _mergeable, merged_params
+    from .explainers.lrp.canonizers import MergeBatchNorm, is_foldable, merged_params
 
     pairs = [(layer, bn) for layer, bn in MergeBatchNorm.find_pairs(module)
-             if _mergeable(bn)]
+             if is_foldable(bn)]
     folded = {id(bn) for _, bn in pairs}
     with torch.no_grad():
         for layer, bn in pairs:
@@ -132,8 +133,6 @@ def inference_copy(module, X, *, rtol=1e-4):
     >>> fast[0].weight.is_contiguous(memory_format=torch.channels_last)
     True
     """
-    from .explainers._base import forward  # explainers import this module
-
     tensor = torch.is_tensor(X)
     probe = index_batch(X, slice(0, 2))
     try:

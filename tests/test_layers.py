@@ -55,17 +55,10 @@ ALLOWED = {
     ("ims._demo", "modules"),
     ("__main__", "ims._demo"),
     ("studies.drr", "ims._demo"),
-    # _base_net.py: module_access/shares_module come from _module_access once
-    # its imports are switched; predicted_classes needs the explainers'
-    # memory budget and stays in explainers/_base.py until the budgets
-    # table moves to _batching.py.
+    # _base_net.py: predicted_classes needs the explainers' memory budget
+    # and stays in explainers/_base.py until the budgets table moves to
+    # _batching.py.
     ("_base_net", "explainers._base"),
-    # _inference.py imports ``forward`` from explainers/_base.py inside a
-    # function (the lazy half of a cycle explainers._base -> explainers._engine
-    # -> _inference -> explainers._base): switch to _tensors.
-    ("_inference", "explainers._base"),
-    # _inference.py uses the canonizers' private ``_mergeable`` test.
-    ("_inference", "explainers.lrp.canonizers"),
     # callbacks.py reads metrics/_scorer.py's private scorer table; it should
     # use the public listing of the metric registry.
     ("callbacks", "metrics._scorer"),

@@ -52,13 +52,13 @@ class CanonizerHandle:
     def params(self, module):
         """Merged ``(weight, bias)`` of ``module`` now, or None."""
         bn = self._layer_bn.get(id(module))
-        if bn is None or not _mergeable(bn) or not self.active():
+        if bn is None or not is_foldable(bn) or not self.active():
             return None
         return merged_params(module, bn)
 
     def absorbs(self, module):
         """Whether ``module`` is a BatchNorm currently folded away."""
-        return id(module) in self._bns and _mergeable(module) and self.active()
+        return id(module) in self._bns and is_foldable(module) and self.active()
 
     def remove(self):
         """Restore every overridden ``forward``."""
@@ -87,7 +87,7 @@ class Canonizer:
         return f"{type(self).__name__}()"
 
 
-def _mergeable(bn):
+def is_foldable(bn):
     """A BatchNorm is an affine map (foldable) in eval mode with running stats."""
     return not bn.training and bn.running_mean is not None
 
@@ -180,7 +180,7 @@ def _merged_forward(layer, bn, handle):
     original = layer.forward
 
     def forward(x):
-        if not (_mergeable(bn) and handle.active()):
+        if not (is_foldable(bn) and handle.active()):
             return original(x)
         weight, bias = merged_params(layer, bn)
         if isinstance(layer, CONV):
@@ -194,6 +194,6 @@ def _absorbed_forward(bn, handle):
     original = bn.forward
 
     def forward(x):
-        return x if _mergeable(bn) and handle.active() else original(x)
+        return x if is_foldable(bn) and handle.active() else original(x)
 
     return forward
