@@ -8,11 +8,44 @@ batch, never over single samples.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Iterator, Mapping
 
+_MiB = 2**20
 
-#: Default memory budget, in bytes, for the *inputs* of one expanded forward pass.
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Every memory budget of the library, in bytes, in one table (read-only; the
+#: modules that use a budget name it here, and their comments say how it was
+#: measured). Explicit ``batch_size`` / ``internal_batch_size`` arguments
+#: override the budgets call by call.
+MEMORY_BUDGETS = types.MappingProxyType({
+    # array work outside network passes: imzML chunks and lazy reads, and the
+    # default of ``chunk_size_for``
+    "array_work": 256 * _MiB,
+    # float64 work arrays of XRAI's greedy region selection, per chunk
+    "xrai_work": 64 * _MiB,
+    # inputs of one expanded explainer pass (caps dense networks, whose
+    # activations are small next to their input)
+    "explain_pass_input": 8 * _MiB,
+    # inputs of one forward-only pass (occlusion, the predicted-class pass):
+    # no activations are kept for a backward
+    "forward_pass_input": 32 * _MiB,
+    # inputs of one explainer pass on the CPU where activations cannot be
+    # measured (modules in training mode, a failed probe)
+    "explain_pass_input_cpu": 1 * _MiB,
+    # activations (plus gradients in flight) of one explainer pass
+    "pass_activations_cpu": 128 * _MiB,
+    "pass_activations_accelerator": 1024 * _MiB,
+    # inputs of one perturbation-curve forward on the CPU
+    "curve_pass_input_cpu": 1 * _MiB,
+    # inputs of one CPU pass through a channels-last inference copy
+    "channels_last_pass_input_cpu": _MiB // 4,
+    # activations of an ``explain`` call from which estimators explain on
+    # their inference copy
+    "inference_copy_min_activations": 8 * _MiB,
+})
+
+#: Default memory budget, in bytes, for array work (``MEMORY_BUDGETS["array_work"]``).
+DEFAULT_MEMORY_BUDGET = MEMORY_BUDGETS["array_work"]
 
 
 def chunk_size_for(sample_nbytes: int, multiplier: int = 1, *, batch_size=None,

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ._batching import batch_len, index_batch
+from ._batching import MEMORY_BUDGETS, batch_len, index_batch
 from ._tensors import forward
 
 __all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
@@ -43,7 +43,7 @@ __all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
 #: faster than 64-row passes (freshly allocated activations of 8 MiB cost
 #: page faults on every pass), while the (N, C, H, W) network was fastest at
 #: 64 rows (``sklearn_relevance.explainers._engine.CPU_EXPLAIN_BUDGET``).
-CHANNELS_LAST_CPU_BUDGET = 2**18
+CHANNELS_LAST_CPU_BUDGET = MEMORY_BUDGETS["channels_last_pass_input_cpu"]
 
 _FORMATS = {4: (nn.Conv2d, torch.channels_last),
             5: (nn.Conv3d, torch.channels_last_3d)}
@@ -304,7 +304,7 @@ def activation_bytes(module, X):
 #: 64 x 64 through the default ``ImageCNN`` or one 3 x 224 x 224 image through
 #: a ResNet-18. The first such call makes and checks the copy (a deep copy
 #: and two 2-sample forwards); later calls reuse it.
-INFERENCE_COPY_MIN_BYTES = 8 * 2**20
+INFERENCE_COPY_MIN_BYTES = MEMORY_BUDGETS["inference_copy_min_activations"]
 
 
 def module_for_explainer(module, X, explainer, *, n_samples=None):

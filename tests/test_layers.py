@@ -55,9 +55,9 @@ ALLOWED = {
     ("ims._demo", "modules"),
     ("__main__", "ims._demo"),
     ("studies.drr", "ims._demo"),
-    # _base_net.py: predicted_classes needs the explainers' memory budget
-    # and stays in explainers/_base.py until the budgets table moves to
-    # _batching.py.
+    # _base_net.py: predicted_classes sizes its passes with the explainers'
+    # pass-size rule (explainers/_engine.max_rows_for, which probes the
+    # network's activations), so it stays beside the explainers.
     ("_base_net", "explainers._base"),
     # callbacks.py reads metrics/_scorer.py's private scorer table; it should
     # use the public listing of the metric registry.

@@ -177,3 +177,30 @@ def test_probe_is_thread_local():
         stop.set()
         thread.join()
     assert measured == activation_bytes(_conv(16), X)  # an idle twin
+
+
+def test_every_memory_budget_comes_from_the_one_table():
+    """Module-level budgets name an entry of ``_batching.MEMORY_BUDGETS``
+    instead of typing a number, so one table holds every budget."""
+    import ast
+    import pathlib
+
+    import sklearn_relevance
+    from sklearn_relevance._batching import MEMORY_BUDGETS
+
+    root = pathlib.Path(sklearn_relevance.__file__).parent
+    literal = []
+    for path in root.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            if not isinstance(node, ast.Assign):
+                continue
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if not any(n.endswith(("BUDGET", "_MIN_BYTES")) for n in names):
+                continue
+            refs = {n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)
+                    for n in ast.walk(node.value)}
+            if "MEMORY_BUDGETS" not in refs and path.name != "_batching.py":
+                literal.append(f"{path.relative_to(root)}: {names}")
+    assert not literal, f"budgets typed outside MEMORY_BUDGETS: {literal}"
+    assert all(isinstance(v, int) and v > 0 for v in MEMORY_BUDGETS.values())

@@ -81,9 +81,9 @@ def predicted_classes(infer, X, module):
     -------
     LongTensor of shape (n,)
     """
-    from ._engine import EXPLAIN_MEMORY_BUDGET, max_rows_for
+    from ._engine import FORWARD_PASS_BUDGET, max_rows_for
 
-    rows = max_rows_for(X, None, 4 * EXPLAIN_MEMORY_BUDGET, module=module)
+    rows = max_rows_for(X, None, FORWARD_PASS_BUDGET, module=module)
     parts = []
     with torch.no_grad():
         for sl in iter_slices(batch_len(X), rows):

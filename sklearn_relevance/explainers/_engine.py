@@ -18,28 +18,33 @@ from collections.abc import Mapping
 
 import torch
 
-from .._batching import sample_nbytes
+from .._batching import MEMORY_BUDGETS, sample_nbytes
 from .._inference import activation_bytes, cpu_pass_budget
 
 #: Default budget, in bytes, for the *inputs* of one expanded pass of an
 #: explainer. It caps the rows of a pass for networks whose activations are
 #: small next to their input (dense networks); the activations set the size
 #: of a pass otherwise (:data:`PASS_MEMORY_BUDGET`).
-EXPLAIN_MEMORY_BUDGET = 8 * 2**20
+EXPLAIN_MEMORY_BUDGET = MEMORY_BUDGETS["explain_pass_input"]
+
+#: Input budget of forward-only passes (occlusion, the predicted-class pass),
+#: which keep no activations for a backward.
+FORWARD_PASS_BUDGET = MEMORY_BUDGETS["forward_pass_input"]
 
 #: On the CPU, passes are fastest when their activations stay in cache: for a
 #: 64 x 64 CNN, 64-row passes ran IG 1.45x and occlusion 2.3x faster than
 #: 2,048-row ones (one thread; ``benchmarks/bench_explainers.py``). Used only
 #: where the activations cannot be measured (modules in training mode, a
 #: failed probe).
-CPU_EXPLAIN_BUDGET = 2**20
+CPU_EXPLAIN_BUDGET = MEMORY_BUDGETS["explain_pass_input_cpu"]
 
 #: Memory budget, in bytes, of one pass of an explainer: the activations the
 #: pass keeps for its backward plus the gradients in flight, as measured per
 #: row by :func:`pass_row_bytes`. On the CPU 128 MiB (passes of a few rows of
 #: a 224 x 224 ResNet or a 64^3 volume: larger passes ran no faster, and keep
 #: the working set near the caches); on accelerators 1 GiB.
-PASS_MEMORY_BUDGET = {"cpu": 128 * 2**20, "accelerator": 2**30}
+PASS_MEMORY_BUDGET = {"cpu": MEMORY_BUDGETS["pass_activations_cpu"],
+                      "accelerator": MEMORY_BUDGETS["pass_activations_accelerator"]}
 
 def pass_row_bytes(module, X, *, backward=True):
     """Bytes one row of ``X`` takes in a pass of ``module``, or None.

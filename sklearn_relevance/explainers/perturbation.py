@@ -14,7 +14,7 @@ from .._tensors import forward, select_output
 from ._base import BaseExplainer
 from .._baselines import resolve_baselines
 from ._engine import (
-    EXPLAIN_MEMORY_BUDGET,
+    FORWARD_PASS_BUDGET,
     expanded_chunks,
     max_rows_for,
     slice_target,
@@ -158,8 +158,8 @@ callable, default=0.0
         base = resolve_baselines(self.baselines, X, owner="Occlusion")
         n, sample_shape = X.shape[0], tuple(X.shape[1:])
         n_windows = math.prod(ind.shape[0] for _, ind in windows)
-        # forward passes only (no activations kept): a 4x larger budget
-        max_rows = max_rows_for(X, self.internal_batch_size, 4 * EXPLAIN_MEMORY_BUDGET,
+        # forward passes only (no activations kept)
+        max_rows = max_rows_for(X, self.internal_batch_size, FORWARD_PASS_BUDGET,
                                 module=module)
         f0 = torch.cat([
             select_output(forward(module, X[s]), slice_target(target, s))

@@ -27,7 +27,7 @@ import torch
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._batching import DEFAULT_MEMORY_BUDGET, iter_slices
+from .._batching import MEMORY_BUDGETS, iter_slices
 from .._targets import check_target, repeat_target
 from .._tensors import check_module_input, module_errors
 from ._base import (
@@ -41,7 +41,7 @@ from ._segmentation import PAIR_SCALES, PAIR_SHAPE, image_masks
 __all__ = ["XRAI", "greedy_regions"]
 
 #: Bytes of float64 work arrays in the greedy selection (per chunk).
-_WORK_BUDGET = DEFAULT_MEMORY_BUDGET // 4
+_WORK_BUDGET = MEMORY_BUDGETS["xrai_work"]
 
 
 class XRAI(BaseExplainer):

@@ -20,7 +20,13 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .._batching import DEFAULT_MEMORY_BUDGET, chunk_size_for, iter_slices, sample_nbytes
+from .._batching import (
+    DEFAULT_MEMORY_BUDGET,
+    MEMORY_BUDGETS,
+    chunk_size_for,
+    iter_slices,
+    sample_nbytes,
+)
 from .._inference import cpu_pass_budget
 from .._module_access import eval_mode
 from .._nets import final_input, module_and_device
@@ -43,7 +49,7 @@ __all__ = ["perturbation_curve", "fidelity_score", "deletion_auc", "insertion_au
 #: Small enough that the activations of a few hundred small images stay in
 #: cache (measured in benchmarks/bench_metrics.py: 0.25-1 MiB is fastest, 16
 #: MiB is 2-3x slower). Accelerators use the library's default budget.
-CURVE_MEMORY_BUDGET = 2**20
+CURVE_MEMORY_BUDGET = MEMORY_BUDGETS["curve_pass_input_cpu"]
 
 ORDERS = {"mif", "lif", "random"}
 RESPONSES = {"logit", "proba", "accuracy"}
