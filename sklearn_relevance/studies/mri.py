@@ -83,6 +83,11 @@ def _ranks(values, ids):
     return {int(k): float(r) for k, r in zip(ids, ranks)}
 
 
+def _ci(values, digits):
+    """Mean over the seeds with its 95% Student-t interval, as text."""
+    return interval_text(*t_interval(values), digits)
+
+
 def _mean(values):
     """Mean over the regions where the value is defined (NaN if none)."""
     v = np.asarray(values, float)
@@ -218,16 +223,13 @@ def _tables(out, per_seed, regions, cfg, quick, aal, minutes=None):
         s = per_seed[per_seed["inputs"] == scaling]
         summary.append({
             "inputs": scaling,
-            "test accuracy": interval_text(*t_interval(s["test accuracy"]), 3),
-            "mean rank of the 6: patients' density": interval_text(
-                *t_interval(s["density rank"]), 1),
-            "chance (density)": interval_text(*t_interval(s["density chance"]), 1),
-            "mean rank of the 6: gain": interval_text(*t_interval(s["gain rank"]), 1),
-            "chance (gain)": interval_text(*t_interval(s["gain chance"]), 1),
-            "controls' relevance / patients'": interval_text(
-                *t_interval(s["controls / patients"]), 3),
-            "same, logit start": interval_text(
-                *t_interval(s["controls / patients, logit start"]), 3)})
+            "test accuracy": _ci(s["test accuracy"], 3),
+            "mean rank of the 6: patients' density": _ci(s["density rank"], 1),
+            "chance (density)": _ci(s["density chance"], 1),
+            "mean rank of the 6: gain": _ci(s["gain rank"], 1),
+            "chance (gain)": _ci(s["gain chance"], 1),
+            "controls' relevance / patients'": _ci(s["controls / patients"], 3),
+            "same, logit start": _ci(s["controls / patients, logit start"], 3)})
     summary = pd.DataFrame(summary)
     write_table(out, "mri_summary", summary, provenance=prov,
                 caption="Both input scalings: mean rank (1 = highest) of the six atrophied "
@@ -237,10 +239,9 @@ def _tables(out, per_seed, regions, cfg, quick, aal, minutes=None):
     rows = []
     for (scaling, region), s in regions.groupby(["inputs", "region"], sort=False):
         rows.append({"inputs": scaling, "region": region,
-                     "gain": interval_text(*t_interval(s["gain"]), 2),
-                     "gain rank": interval_text(*t_interval(s["gain rank"]), 1),
-                     "patients' density rank": interval_text(
-                         *t_interval(s["density rank"]), 1),
+                     "gain": _ci(s["gain"], 2),
+                     "gain rank": _ci(s["gain rank"], 1),
+                     "patients' density rank": _ci(s["density rank"], 1),
                      "seeds with a gain": int(np.isfinite(s["gain"]).sum())})
     regions_table = pd.DataFrame(rows)
     write_table(out, "mri_regions", regions_table, provenance=prov,
@@ -256,16 +257,15 @@ def _tables(out, per_seed, regions, cfg, quick, aal, minutes=None):
                 "time."), ""]
     for scaling in SCALINGS:
         s = per_seed[per_seed["inputs"] == scaling]
-        dens, gain = t_interval(s["density rank"]), t_interval(s["gain rank"])
         lines.append(
             f"* {scaling} inputs (test accuracy "
-            f"{interval_text(*t_interval(s['test accuracy']), 3)}): mean rank of the six "
+            f"{_ci(s['test accuracy'], 3)}): mean rank of the six "
             f"atrophied regions by patients' relevance density "
-            f"{interval_text(*dens, 1)} (chance {s['density chance'].mean():.1f}); by gain "
-            f"{interval_text(*gain, 1)} (chance {s['gain chance'].mean():.1f}). The controls "
-            f"carry {interval_text(*t_interval(s['controls / patients']), 3)} times the "
+            f"{_ci(s['density rank'], 1)} (chance {s['density chance'].mean():.1f}); by gain "
+            f"{_ci(s['gain rank'], 1)} (chance {s['gain chance'].mean():.1f}). The controls "
+            f"carry {_ci(s['controls / patients'], 3)} times the "
             "patients' relevance for the patient output started from p(patient) "
-            f"({interval_text(*t_interval(s['controls / patients, logit start']), 3)} "
+            f"({_ci(s['controls / patients, logit start'], 3)} "
             "times with the propagation started from the patient logit, whose value is "
             "negative for most controls).")
     write_text(out, "mri_findings", lines)

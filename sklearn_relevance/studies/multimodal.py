@@ -30,6 +30,17 @@ from ._common import (
 )
 
 METHODS = ("gradient", "permutation", "integrated_gradients")
+#: Range of each metric: a Student-t interval is clipped to it.
+RANGES = {"rbo": (0.0, 1.0), "rmse": (0.0, np.inf)}
+
+
+def _ci(values, metric):
+    """Mean over the seeds with its 95% interval clipped to the metric's range."""
+    m, lo, hi = t_interval(values)
+    low, high = RANGES[metric]
+    if np.isfinite(lo):
+        lo, hi = max(lo, low), min(hi, high)
+    return interval_text(m, lo, hi, 3)
 
 
 def settings(quick):
@@ -90,17 +101,15 @@ def tables(out, long, cfg, quick, log):
         first = sub[sub.method == METHODS[0]]  # one row per seed for the chance levels
         for metric in ("rbo", "rmse"):
             for m in METHODS:
-                row[f"{metric.upper()} {m}"] = interval_text(
-                    *t_interval(sub[sub.method == m][metric]), 3)
+                row[f"{metric.upper()} {m}"] = _ci(sub[sub.method == m][metric], metric)
             for chance in ("random", "uniform"):
-                row[f"{metric.upper()} {chance}"] = interval_text(
-                    *t_interval(first[f"{metric}_{chance}"]), 3)
+                row[f"{metric.upper()} {chance}"] = _ci(first[f"{metric}_{chance}"], metric)
         rows.append(row)
     cases = pd.DataFrame(rows)
     write_table(out, "multimodal_cases", cases, provenance=prov,
                 caption="Per case: RBO (higher is better) and RMSE (lower is better) of each "
-                        "method, mean over seeds [95% Student-t interval], beside the random "
-                        "and uniform estimators")
+                        "method, mean over seeds [95% Student-t interval, clipped to the "
+                        "metric's range], beside the random and uniform estimators")
     summ = []
     names = (*METHODS, "random", "uniform")
     for name in names:
@@ -115,12 +124,13 @@ def tables(out, long, cfg, quick, log):
                 per_seed["rbo"].append(s[f"rbo_{name}"].mean())
                 per_seed["rmse"].append(s[f"rmse_{name}"].mean())
         summ.append({"estimator": name,
-                     "mean RBO [95% CI]": interval_text(*t_interval(per_seed["rbo"]), 3),
-                     "mean RMSE [95% CI]": interval_text(*t_interval(per_seed["rmse"]), 3),
+                     "mean RBO [95% CI]": _ci(per_seed["rbo"], "rbo"),
+                     "mean RMSE [95% CI]": _ci(per_seed["rmse"], "rmse"),
                      "_rbo": np.mean(per_seed["rbo"]), "_rmse": np.mean(per_seed["rmse"])})
     summ = pd.DataFrame(summ)
     write_table(out, "multimodal_summary", summ.drop(columns=["_rbo", "_rmse"]),
-                provenance=prov + " Interval: Student-t over the seeds.",
+                provenance=prov + " Interval: Student-t over the seeds, clipped to the "
+                                  "metric's range.",
                 caption="Over the cases: methods beside the chance levels")
     s = summ.set_index("estimator")
     lines = [f"*{prov}*", ""]
