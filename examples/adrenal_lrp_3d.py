@@ -189,8 +189,9 @@ def write_tables(out, facts, shape_table, oct_table, cmd, seed):
         f"{f['majority class']:.3f}.",
         f"* Training: class weights {f['class weights']}; best validation epoch "
         f"{f['best epoch']} of {f['epochs']} (balanced accuracy "
-        f"{f['validation balanced accuracy']:.3f} there); 3D ImageCNN with {f['parameters']:,} parameters; the whole script took "
-        f"{f['seconds']:.0f} s.",
+        f"{f['validation balanced accuracy']:.3f} there); 3D ImageCNN with "
+        f"{f['parameters']:,} parameters; the whole script took {f['seconds']:.0f} s "
+        "on a shared 2-core CPU.",
         f"* Test: accuracy {f['test accuracy']:.3f} against {f['majority class']:.3f} for the "
         f"majority class, balanced accuracy {f['test balanced accuracy']:.3f} "
         f"({f['normals recognised']:.0%} of the normals and {f['masses recognised']:.0%} of "

@@ -129,6 +129,17 @@ def test_mri_patient_start_is_lrp_started_from_the_probability():
     assert np.isnan(patient_start(R[:2], np.array([0.0, z[1]]), p[:2])[0]).all()
 
 
+def test_mri_ranks_against_chance_in_words():
+    """Rank 1 is the most relevant: mean ranks below the chance rank are above chance."""
+    from sklearn_relevance.studies.mri import _versus
+
+    chance = [58.5] * 5
+    assert _versus([20, 25, 30, 22, 28], chance).startswith("ranked above chance")
+    assert _versus([113.5] * 5, chance).startswith("ranked below chance")
+    assert _versus([20, 90, 60, 40, 80], chance).startswith("not distinguishable")
+    assert _versus([20, 90, 60, 40, 80], chance).endswith("above chance in 2 of 5 seeds")
+
+
 def test_drr_study_quick(tmp_path):
     from sklearn_relevance.studies import drr
 
@@ -154,6 +165,14 @@ def test_multimodal_study_quick(tmp_path):
         assert col in cases and cases[col].notna().all()
     # methods carry their interval over the seeds beside the chance levels
     assert all("[" in str(v) for v in cases["RBO gradient"])
+    # intervals are clipped to each metric's range (RBO in [0, 1], RMSE >= 0)
+    import re
+
+    for col in cases.columns:
+        if col.startswith(("RBO", "RMSE")):
+            for cell in cases[col].astype(str):
+                values = [float(v) for v in re.findall(r"-?\d+\.\d+", cell)]
+                assert min(values) >= 0 and (col.startswith("RMSE") or max(values) <= 1)
     summary = _table(tmp_path, "multimodal_summary")
     assert {"random", "uniform"} <= set(summary["estimator"])
     long = _table(tmp_path, "multimodal_long")  # every seed kept

@@ -30,9 +30,9 @@ import numpy as np
 
 from ._common import (
     begin,
+    bounded_interval_text,
     command,
     data_dir,
-    interval_text,
     save_figure,
     t_interval,
     write_table,
@@ -83,9 +83,23 @@ def _ranks(values, ids):
     return {int(k): float(r) for k, r in zip(ids, ranks)}
 
 
-def _ci(values, digits):
-    """Mean over the seeds with its 95% Student-t interval, as text."""
-    return interval_text(*t_interval(values), digits)
+def _ci(values, digits, low=0.0, high=np.inf):
+    """Mean over the seeds with its 95% Student-t interval clipped to [low, high]."""
+    return bounded_interval_text(values, low, high, digits)
+
+
+def _versus(ranks, chance):
+    """Where mean ranks stand against chance (rank 1 = most relevant), in words."""
+    ranks, chance = np.asarray(ranks, float), np.asarray(chance, float)
+    _, low, high = t_interval(ranks)
+    above = int(np.sum(ranks < chance))
+    if np.isfinite(high) and high < chance.mean():
+        verdict = "ranked above chance, the whole interval"
+    elif np.isfinite(low) and low > chance.mean():
+        verdict = "ranked below chance, the whole interval"
+    else:
+        verdict = "not distinguishable from chance"
+    return f"{verdict}; above chance in {above} of {len(ranks)} seeds"
 
 
 def _mean(values):
@@ -218,16 +232,17 @@ def _tables(out, per_seed, regions, cfg, quick, aal, minutes=None):
     import pandas as pd
 
     prov = _provenance(cfg, quick, aal)
+    rank_range = (1.0, float(len(aal.region_ids)))  # a mean rank lies in [1, regions]
     summary = []
     for scaling in SCALINGS:
         s = per_seed[per_seed["inputs"] == scaling]
         summary.append({
             "inputs": scaling,
-            "test accuracy": _ci(s["test accuracy"], 3),
-            "mean rank of the 6: patients' density": _ci(s["density rank"], 1),
-            "chance (density)": _ci(s["density chance"], 1),
-            "mean rank of the 6: gain": _ci(s["gain rank"], 1),
-            "chance (gain)": _ci(s["gain chance"], 1),
+            "test accuracy": _ci(s["test accuracy"], 3, high=1.0),
+            "mean rank of the 6: patients' density": _ci(s["density rank"], 1, *rank_range),
+            "chance (density)": _ci(s["density chance"], 1, *rank_range),
+            "mean rank of the 6: gain": _ci(s["gain rank"], 1, *rank_range),
+            "chance (gain)": _ci(s["gain chance"], 1, *rank_range),
             "controls' relevance / patients'": _ci(s["controls / patients"], 3),
             "same, logit start": _ci(s["controls / patients, logit start"], 3)})
     summary = pd.DataFrame(summary)
@@ -240,8 +255,8 @@ def _tables(out, per_seed, regions, cfg, quick, aal, minutes=None):
     for (scaling, region), s in regions.groupby(["inputs", "region"], sort=False):
         rows.append({"inputs": scaling, "region": region,
                      "gain": _ci(s["gain"], 2),
-                     "gain rank": _ci(s["gain rank"], 1),
-                     "patients' density rank": _ci(s["density rank"], 1),
+                     "gain rank": _ci(s["gain rank"], 1, *rank_range),
+                     "patients' density rank": _ci(s["density rank"], 1, *rank_range),
                      "seeds with a gain": int(np.isfinite(s["gain"]).sum())})
     regions_table = pd.DataFrame(rows)
     write_table(out, "mri_regions", regions_table, provenance=prov,
@@ -259,10 +274,12 @@ def _tables(out, per_seed, regions, cfg, quick, aal, minutes=None):
         s = per_seed[per_seed["inputs"] == scaling]
         lines.append(
             f"* {scaling} inputs (test accuracy "
-            f"{_ci(s['test accuracy'], 3)}): mean rank of the six "
+            f"{_ci(s['test accuracy'], 3, high=1.0)}): mean rank of the six "
             f"atrophied regions by patients' relevance density "
-            f"{_ci(s['density rank'], 1)} (chance {s['density chance'].mean():.1f}); by gain "
-            f"{_ci(s['gain rank'], 1)} (chance {s['gain chance'].mean():.1f}). The controls "
+            f"{_ci(s['density rank'], 1, *rank_range)} (chance {s['density chance'].mean():.1f}: "
+            f"{_versus(s['density rank'], s['density chance'])}); by gain "
+            f"{_ci(s['gain rank'], 1, *rank_range)} (chance {s['gain chance'].mean():.1f}: "
+            f"{_versus(s['gain rank'], s['gain chance'])}). The controls "
             f"carry {_ci(s['controls / patients'], 3)} times the "
             "patients' relevance for the patient output started from p(patient) "
             f"({_ci(s['controls / patients, logit start'], 3)} "

@@ -21,10 +21,9 @@ import numpy as np
 
 from ._common import (
     begin,
+    bounded_interval_text,
     command,
     data_dir,
-    interval_text,
-    t_interval,
     write_table,
     write_text,
 )
@@ -36,11 +35,7 @@ RANGES = {"rbo": (0.0, 1.0), "rmse": (0.0, np.inf)}
 
 def _ci(values, metric):
     """Mean over the seeds with its 95% interval clipped to the metric's range."""
-    m, lo, hi = t_interval(values)
-    low, high = RANGES[metric]
-    if np.isfinite(lo):
-        lo, hi = max(lo, low), min(hi, high)
-    return interval_text(m, lo, hi, 3)
+    return bounded_interval_text(values, *RANGES[metric], digits=3)
 
 
 def settings(quick):
