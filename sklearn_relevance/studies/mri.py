@@ -21,6 +21,13 @@ alpha1-beta0 relevance is input times positive weight (propagated): on
 receive much positive relevance; standardised, atrophy is a large negative
 deviation that can. The tables show both.
 
+The patient output is explained for every subject with the propagation
+started from p(patient) (:func:`patient_start`): started from the patient
+logit, negative for most controls, alpha1-beta0 leaves the controls no
+positive relevance and the gain undefined. Five seeds (seed s draws cohort
+s and trains with ``random_state=s``); mean ranks of the six atrophied
+regions with 95% intervals beside their chance level.
+
 Run ``python -m sklearn_relevance.studies mri [--quick] [--out DIR]``.
 """
 
