@@ -25,7 +25,10 @@ script
   axis). Per region: share of each volume's relevance, density (relevance
   per atlas voxel) and the gain (masses' mean density over the normals').
 
-Run ``python examples/adrenal_lrp_3d.py [--quick] [--output DIR]``.
+Run ``python examples/adrenal_lrp_3d.py [--quick] [--seed S] [--output DIR]
+[--tables DIR]``; ``--tables docs/_generated_studies/adrenal`` writes the
+tables and findings that ``docs/ct_mri.rst`` includes (each with the command
+and seed that made it).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from sklearn_relevance.transformers import RegionRelevance
 DATA = Path(os.environ.get("SKLEARN_RELEVANCE_DATA", Path(__file__).resolve().parents[1].parent
                            / "shared" / "data"))
 EPOCHS, EPOCHS_QUICK, LR = 15, 4, 1e-3
+MASS_SURF, NORMAL_SURF = "masses' relevance on the surface", "normals' relevance on the surface"
 SHAPE_REGIONS = {1: "core", 2: "rim", 3: "outer", 4: "background"}
 
 
@@ -136,6 +140,78 @@ def print_table(title, table):
               f"{table['gain_normalised'][i]:.2f} |")
 
 
+def _command(argv, args):
+    """The command line that made the tables (for their provenance)."""
+    import sys
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--seed" not in words:
+        words += ["--seed", str(args.seed)]
+    return " ".join(["python examples/adrenal_lrp_3d.py", *words])
+
+
+def write_tables(out, facts, shape_table, oct_table, cmd, seed):
+    """Write the run's facts, both region tables and its findings for the docs."""
+    import pandas as pd
+
+    from sklearn_relevance.studies._common import write_table, write_text
+
+    quick = "--quick" in cmd.split()
+    prov = (f"AdrenalMNIST3D, {facts['training volumes']} training / "
+            f"{facts['test volumes']} test volumes, {facts['epochs']} epochs, training "
+            f"seed (random_state) {seed}, one run"
+            + (" (smoke size: not meaningful)" if quick else "")
+            + f". Command: ``{cmd}``.")
+    rows = [{"quantity": k, "value": (f"{v:.3f}" if isinstance(v, float) else str(v))}
+            for k, v in facts.items()]
+    write_table(out, "adrenal_run", pd.DataFrame(rows), provenance=prov,
+                caption="The run: data, training, test scores and where the relevance lies")
+    for name, table, caption in (
+            ("adrenal_shape_atlas", shape_table, "Population shape atlas (from the training "
+             "volumes), positive LRP alpha1-beta0 relevance for the true class"),
+            ("adrenal_octants", oct_table, "Octant grid (axis-0 half D/U, axis-1 half P/A, "
+             "axis-2 half L/R; positions in the array, not anatomical directions)")):
+        n_mass, n_normal = table["n_maps"]
+        frame = pd.DataFrame({
+            "region": table["region"], "voxels": table["voxels"],
+            "share, masses": table["share_mass"], "share, normals": table["share_normal"],
+            "gain, raw maps": table["gain"],
+            "gain, maps scaled to sum 1": table["gain_normalised"]})
+        write_table(out, name, frame, provenance=prov, digits=3,
+                    caption=f"{caption}; shares and normalised gains over the {n_mass} "
+                            f"mass and {n_normal} normal maps with positive relevance")
+    f = facts
+    write_text(out, "adrenal_findings", [
+        f"*{prov}*", "",
+        f"* Data: {f['training volumes']} training volumes ({f['training masses']} masses), "
+        f"{f['validation volumes']} validation and {f['test volumes']} test volumes "
+        f"({f['test masses']} masses); the test split's majority class scores "
+        f"{f['majority class']:.3f}.",
+        f"* Training: class weights {f['class weights']}; best validation epoch "
+        f"{f['best epoch']} of {f['epochs']} (balanced accuracy "
+        f"{f['validation balanced accuracy']:.3f} there); 3D ImageCNN with "
+        f"{f['parameters']:,} parameters; the whole script took {f['seconds']:.0f} s "
+        "on a shared 2-core CPU.",
+        f"* Test: accuracy {f['test accuracy']:.3f} against {f['majority class']:.3f} for the "
+        f"majority class, balanced accuracy {f['test balanced accuracy']:.3f} "
+        f"({f['normals recognised']:.0%} of the normals and {f['masses recognised']:.0%} of "
+        "the masses recognised).",
+        f"* Relevance: {f['positive relevance on the gland']:.1%} of the positive relevance "
+        f"lies on the gland's own voxels (the gland is {f['gland share of the voxels']:.1%} "
+        f"of the volume); {f['maps with negative relevance']:.0%} of the maps hold negative "
+        "relevance (true-class logit below 0), so only "
+        f"{f['masses with positive relevance']} of the {f['test masses']} masses and "
+        f"{f['normals with positive relevance']} of the "
+        f"{f['test volumes'] - f['test masses']} normals enter the shares and normalised "
+        "gains.",
+        f"* Surface (gland voxels with a background neighbour): "
+        f"{f[MASS_SURF]:.0%} of the masses' relevance on surface voxels, which are "
+        f"{f['masses' + chr(39) + ' surface voxels']:.0%} of their voxels; "
+        f"{f[NORMAL_SURF]:.0%} of the normals' "
+        f"({f['normals' + chr(39) + ' surface voxels']:.0%} of theirs).",
+    ])
+
+
 def balanced_accuracy(y_true, y_pred):
     return float(np.mean([np.mean(y_pred[y_true == k] == k) for k in np.unique(y_true)]))
 
@@ -180,6 +256,9 @@ def main(argv=None, *, n_train=None, n_test=None, max_epochs=None):
     parser.add_argument("--quick", action="store_true", help="small run (smoke test)")
     parser.add_argument("--output", type=Path, default=None, help="folder for figures")
     parser.add_argument("--data", type=Path, default=DATA / "medmnist" / "adrenalmnist3d.npz")
+    parser.add_argument("--seed", type=int, default=0, help="training random_state")
+    parser.add_argument("--tables", type=Path, default=None,
+                        help="folder for the generated tables the docs include")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -192,6 +271,9 @@ def main(argv=None, *, n_train=None, n_test=None, max_epochs=None):
         n_train = n_train or 400
         n_test = n_test or 96
     X, y, Xte, yte = X[:n_train], y[:n_train], Xte[:n_test], yte[:n_test]
+    facts = {"training volumes": len(X), "training masses": int(y.sum()),
+             "validation volumes": len(Xval), "test volumes": len(Xte),
+             "test masses": int(yte.sum())}
     log(f"AdrenalMNIST3D: {len(X)} training volumes ({int(y.sum())} masses), "
         f"{len(Xte)} test volumes ({int(yte.sum())} masses) of {X.shape[2:]}")
 
@@ -202,7 +284,7 @@ def main(argv=None, *, n_train=None, n_test=None, max_epochs=None):
     if max_epochs is None:
         max_epochs = EPOCHS_QUICK if args.quick else EPOCHS
     clf = RelevanceNetClassifier(
-        max_epochs=max_epochs, lr=LR, batch_size=32, random_state=0,
+        max_epochs=max_epochs, lr=LR, batch_size=32, random_state=args.seed,
         criterion__weight=weight,
         callbacks=[("keep_best", keep)])
     clf.fit(X, y)
@@ -255,6 +337,31 @@ def main(argv=None, *, n_train=None, n_test=None, max_epochs=None):
     print_table("Octant grid (axis-0 half D/U, axis-1 half P/A, axis-2 half L/R)", oct_table)
     elapsed = time.perf_counter() - start
     log(f"done in {elapsed:.0f} s")
+    surf = {k: (float(on_surface[yte[live] == k].mean()) if (yte[live] == k).any() else np.nan,
+                float(surf_frac[live][yte[live] == k].mean()) if (yte[live] == k).any()
+                else np.nan) for k in (0, 1)}
+    facts.update({
+        "epochs": max_epochs, "best epoch": keep.best_epoch_,
+        "validation balanced accuracy": float(keep.best_),
+        "parameters": sum(p.numel() for p in clf.module_.parameters()),
+        "class weights": " / ".join(f"{float(w):.2f}" for w in weight),
+        "test accuracy": acc, "test balanced accuracy": bacc, "majority class": majority,
+        "normals recognised": float(np.mean(pred[yte == 0] == 0)) if (yte == 0).any()
+        else np.nan,
+        "masses recognised": float(np.mean(pred[yte == 1] == 1)) if (yte == 1).any()
+        else np.nan,
+        "positive relevance on the gland": float(in_gland),
+        "gland share of the voxels": float(gland.mean()),
+        "maps with negative relevance": float(neg),
+        "masses with positive relevance": int((yte[live] == 1).sum()),
+        "normals with positive relevance": int((yte[live] == 0).sum()),
+        MASS_SURF: surf[1][0], "masses' surface voxels": surf[1][1],
+        NORMAL_SURF: surf[0][0], "normals' surface voxels": surf[0][1],
+        "seconds": elapsed})
+    if args.tables is not None:
+        write_tables(args.tables, facts, shape_table, oct_table,
+                     _command(argv, args), args.seed)
+        log(f"tables written to {args.tables}")
 
     if args.output is not None:
         import matplotlib
@@ -298,7 +405,7 @@ def main(argv=None, *, n_train=None, n_test=None, max_epochs=None):
             ax.set_xticks([])
             ax.set_yticks([])
         fig.tight_layout()
-        fig.savefig(args.output / "adrenal_lrp_slices.png", dpi=80)
+        fig.savefig(args.output / "adrenal_lrp_slices.png", dpi=150)
 
         fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
         for ax, table, title in ((axes[0], shape_table, "shape atlas"),
@@ -316,7 +423,7 @@ def main(argv=None, *, n_train=None, n_test=None, max_epochs=None):
         fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="upper center",
                    ncol=2, frameon=False)
         fig.tight_layout(rect=(0, 0, 1, 0.92))
-        fig.savefig(args.output / "adrenal_region_gain.png", dpi=80)
+        fig.savefig(args.output / "adrenal_region_gain.png", dpi=150)
         plt.close("all")
         log(f"figures written to {args.output}")
 

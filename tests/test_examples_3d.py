@@ -20,14 +20,16 @@ def _load_example(name):
 
 
 @pytest.fixture(scope="module")
-def adrenal_run(shared_data):
+def adrenal_run(shared_data, tmp_path_factory):
     path = shared_data / "medmnist" / "adrenalmnist3d.npz"
     if not path.is_file():
         pytest.skip(f"{path} is absent")
     example = _load_example("adrenal_lrp_3d")
     torch.manual_seed(0)
-    result = example.main(["--quick", "--data", str(path)], n_train=200, n_test=32,
-                          max_epochs=3)
+    tables = tmp_path_factory.mktemp("adrenal_tables")
+    result = example.main(["--quick", "--data", str(path), "--tables", str(tables)],
+                          n_train=200, n_test=32, max_epochs=3)
+    result["tables"] = tables
     return example, result
 
 
@@ -93,3 +95,23 @@ def test_adrenal_lrp_alpha1_beta0_signs(adrenal_run):
     ratio = flat.sum(1)[ok] / target[ok]
     assert ok.sum() >= len(target) // 2
     assert np.all((ratio > 0.2) & (ratio <= 1.05)), ratio
+
+
+def test_adrenal_tables_for_the_docs(adrenal_run):
+    """--tables writes what docs/ct_mri.rst includes, each with its command and seed."""
+    import pandas as pd
+
+    _, res = adrenal_run
+    out = res["tables"]
+    for name in ("adrenal_run", "adrenal_shape_atlas", "adrenal_octants"):
+        inc = (out / f"{name}.inc").read_text()
+        assert "python examples/adrenal_lrp_3d.py" in inc and "--seed 0" in inc
+        assert "seed (random_state) 0" in inc and "smoke size" in inc
+    shape = pd.read_csv(out / "adrenal_shape_atlas.csv")
+    assert list(shape["region"]) == res["shape_table"]["region"]
+    np.testing.assert_allclose(shape["gain, raw maps"], res["shape_table"]["gain"], atol=1e-3)
+    run = pd.read_csv(out / "adrenal_run.csv").set_index("quantity")["value"]
+    assert float(run["test balanced accuracy"]) == pytest.approx(res["balanced_accuracy"],
+                                                                   abs=1e-3)
+    findings = (out / "adrenal_findings.inc").read_text()
+    assert "--seed 0" in findings and "balanced accuracy" in findings

@@ -71,20 +71,73 @@ def test_mri_study_quick(tmp_path, shared_data):
     from sklearn_relevance.studies import mri
 
     mri.run(tmp_path, quick=True, verbose=False)
+    cfg = mri.settings(True)
     regions = _table(tmp_path, "mri_regions")
     assert set(regions["inputs"]) == set(mri.SCALINGS)
     assert len(regions) == 2 * len(mri.ATROPHY)
-    ranks = regions["patients' density rank"].dropna()  # absent regions: no rank
-    assert len(ranks) and ranks.between(1, 116).all()
-    # the positive-part gain is undefined (empty) where the controls carry no
-    # positive relevance for the patient output; never a made-up number
-    gain = regions["gain, positive relevance"]
-    assert (gain.isna() | (gain >= 0)).all()
+    seeds = _table(tmp_path, "mri_per_seed")
+    assert len(seeds) == len(cfg["seeds"]) * len(mri.SCALINGS) >= 4
+    assert list(seeds["seed"].unique()) == list(cfg["seeds"])
+    # chance: the expected mean rank of six random regions among the m defined
+    for stat in ("density", "gain"):
+        m = seeds[f"{stat} regions"]
+        assert (m > 0).all() and (m <= 116).all()
+        np.testing.assert_allclose(seeds[f"{stat} chance"], (m + 1) / 2)
+        assert seeds[f"{stat} rank"].between(1, 116).all()
+    # started from p(patient), the controls carry relevance for the patient
+    # output, so the seed's gain is defined (started from the patient logit,
+    # which is negative for most controls, it was not)
+    assert (seeds["controls / patients"] > 0).all()
+    per_region = _table(tmp_path, "mri_region_seeds")
+    assert per_region["gain"].notna().any() and (per_region["gain"].dropna() >= 0).all()
     summary = _table(tmp_path, "mri_summary")
     assert list(summary["inputs"]) == list(mri.SCALINGS)
+    assert "[" in str(summary["mean rank of the 6: gain"].iloc[0])  # an interval
+    assert "chance" in (tmp_path / "mri_findings.inc").read_text()
     for s in mri.SCALINGS:
         _figure(tmp_path, f"mri_slices_{s}")
         _figure(tmp_path, f"mri_region_density_{s}")
+
+
+def test_mri_patient_start_is_lrp_started_from_the_probability():
+    """LRP's pass is linear in its start: rescaling the logit's map by p / logit
+    is the map started from p. On a bias-free ReLU network alpha1-beta0
+    conserves relevance, so the rescaled map sums to p and is non-negative
+    even where the patient logit (and so its map) is negative."""
+    import torch
+
+    from sklearn_relevance.explainers import LRP
+    from sklearn_relevance.studies.mri import patient_start
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16, bias=False), torch.nn.ReLU(),
+                              torch.nn.Linear(16, 2, bias=False)).eval()
+    X = torch.rand(64, 6)
+    with torch.no_grad():
+        logits = net(X)
+    z = logits[:, 1].numpy().astype(float)
+    p = torch.softmax(logits, 1)[:, 1].numpy().astype(float)
+    R = LRP(composite="alpha1_beta0").explain(net, X, target=1).detach().numpy()
+    conserved = np.isclose(R.sum(1), z, rtol=1e-4, atol=1e-6)
+    negative = z < 0
+    assert conserved.sum() >= 48 and (negative & conserved).sum() >= 5
+    assert (R[negative] <= 1e-7).all()  # the logit's map: no positive relevance
+    Rp = patient_start(R, z, p)
+    np.testing.assert_allclose(Rp.sum(1)[conserved], p[conserved], rtol=1e-4)
+    assert (Rp >= -1e-7).all()
+    # a zero logit has no defined rescaling: NaN, never a made-up map
+    assert np.isnan(patient_start(R[:2], np.array([0.0, z[1]]), p[:2])[0]).all()
+
+
+def test_mri_ranks_against_chance_in_words():
+    """Rank 1 is the most relevant: mean ranks below the chance rank are above chance."""
+    from sklearn_relevance.studies.mri import _versus
+
+    chance = [58.5] * 5
+    assert _versus([20, 25, 30, 22, 28], chance).startswith("ranked above chance")
+    assert _versus([113.5] * 5, chance).startswith("ranked below chance")
+    assert _versus([20, 90, 60, 40, 80], chance).startswith("not distinguishable")
+    assert _versus([20, 90, 60, 40, 80], chance).endswith("above chance in 2 of 5 seeds")
 
 
 def test_drr_study_quick(tmp_path):
@@ -110,8 +163,21 @@ def test_multimodal_study_quick(tmp_path):
     cases = _table(tmp_path, "multimodal_cases")
     for col in ("RBO random", "RBO uniform", "RMSE random", "RMSE uniform"):
         assert col in cases and cases[col].notna().all()
+    # methods carry their interval over the seeds beside the chance levels
+    assert all("[" in str(v) for v in cases["RBO gradient"])
+    # intervals are clipped to each metric's range (RBO in [0, 1], RMSE >= 0)
+    import re
+
+    for col in cases.columns:
+        if col.startswith(("RBO", "RMSE")):
+            for cell in cases[col].astype(str):
+                values = [float(v) for v in re.findall(r"-?\d+\.\d+", cell)]
+                assert min(values) >= 0 and (col.startswith("RMSE") or max(values) <= 1)
     summary = _table(tmp_path, "multimodal_summary")
     assert {"random", "uniform"} <= set(summary["estimator"])
+    long = _table(tmp_path, "multimodal_long")  # every seed kept
+    assert sorted(long["seed"].unique()) == list(multimodal.settings(True)["seeds"])
+    assert len(multimodal.settings(False)["seeds"]) >= 5
 
 
 def test_command_line(tmp_path, capsys):

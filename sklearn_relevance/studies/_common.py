@@ -143,6 +143,16 @@ def interval_text(mean, low, high, digits=2):
     return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
+def bounded_interval_text(values, low=-np.inf, high=np.inf, digits=2):
+    """Mean and 95% Student-t interval of replicates as text, the interval
+    clipped to the values' possible range ``[low, high]`` (a rank, a share,
+    a score in [0, 1])."""
+    m, lo, hi = t_interval(values)
+    if np.isfinite(lo):
+        lo, hi = max(lo, low), min(hi, high)
+    return interval_text(m, lo, hi, digits)
+
+
 def spearman(a, b):
     """Spearman correlation of two score vectors (average ranks for ties)."""
     from scipy.stats import spearmanr

@@ -21,6 +21,13 @@ alpha1-beta0 relevance is input times positive weight (propagated): on
 receive much positive relevance; standardised, atrophy is a large negative
 deviation that can. The tables show both.
 
+The patient output is explained for every subject with the propagation
+started from p(patient) (:func:`patient_start`): started from the patient
+logit, negative for most controls, alpha1-beta0 leaves the controls no
+positive relevance and the gain undefined. Five seeds (seed s draws cohort
+s and trains with ``random_state=s``); mean ranks of the six atrophied
+regions with 95% intervals beside their chance level.
+
 Run ``python -m sklearn_relevance.studies mri [--quick] [--out DIR]``.
 """
 
@@ -28,7 +35,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import begin, command, data_dir, save_figure, write_table, write_text
+from ._common import (
+    begin,
+    bounded_interval_text,
+    command,
+    data_dir,
+    save_figure,
+    t_interval,
+    write_table,
+    write_text,
+)
 
 ATROPHY = {41: "L_Hippocampus", 42: "R_Hippocampus", 43: "L_Parahippocampal_gyrus",
            44: "R_Parahippocampal_gyrus", 45: "L_Amygdala", 46: "R_Amygdala"}
@@ -37,8 +53,8 @@ SCALINGS = ("unit", "standardised")
 
 def settings(quick):
     if quick:
-        return dict(step=6, n_train=48, n_test=16, epochs=2, seed=0)
-    return dict(step=3, n_train=200, n_test=80, epochs=15, seed=0)
+        return dict(step=6, n_train=48, n_test=16, epochs=2, seeds=(0, 1))
+    return dict(step=3, n_train=100, n_test=60, epochs=8, seeds=(0, 1, 2, 3, 4))
 
 
 def make_cohort(aal, n, *, step=2, random_state=0):
@@ -74,20 +90,111 @@ def _ranks(values, ids):
     return {int(k): float(r) for k, r in zip(ids, ranks)}
 
 
+def _ci(values, digits, low=0.0, high=np.inf):
+    """Mean over the seeds with its 95% Student-t interval clipped to [low, high]."""
+    return bounded_interval_text(values, low, high, digits)
+
+
+def _versus(ranks, chance):
+    """Where mean ranks stand against chance (rank 1 = most relevant), in words."""
+    ranks, chance = np.asarray(ranks, float), np.asarray(chance, float)
+    _, low, high = t_interval(ranks)
+    above = int(np.sum(ranks < chance))
+    if np.isfinite(high) and high < chance.mean():
+        verdict = "ranked above chance, the whole interval"
+    elif np.isfinite(low) and low > chance.mean():
+        verdict = "ranked below chance, the whole interval"
+    else:
+        verdict = "not distinguishable from chance"
+    return f"{verdict}; above chance in {above} of {len(ranks)} seeds"
+
+
 def _mean(values):
     """Mean over the regions where the value is defined (NaN if none)."""
     v = np.asarray(values, float)
     return float(np.nanmean(v)) if np.isfinite(v).any() else np.nan
 
 
+def patient_start(R_logit, logit, proba):
+    """Rescale LRP relevance of the patient logit to a start at p(patient).
+
+    LRP's backward pass is linear in the relevance it starts from (the rules'
+    ratios depend on the forward pass only), so the map of any per-subject
+    start ``s`` is the logit's map times ``s / logit``. Starting from the
+    patient probability keeps the sign of the evidence for every subject:
+    with alpha1-beta0, a negative logit (most controls) gives a map with
+    only negative values, a positive start gives only non-negative ones.
+    A subject whose logit is 0 has no defined rescaling: NaN map.
+    """
+    logit = np.asarray(logit, float)
+    scale = np.divide(np.asarray(proba, float), logit,
+                      out=np.full(logit.shape, np.nan), where=logit != 0)
+    return (R_logit * scale.reshape((-1,) + (1,) * (R_logit.ndim - 1))).astype(np.float32)
+
+
+def _one_seed(aal, ids, cfg, seed, log):
+    """Both scalings for one seed: the per-seed row, region rows and figure inputs."""
+    from sklearn_relevance import RegionRelevance, RelevanceNetClassifier
+    from sklearn_relevance.metrics import region_relevance
+
+    n = cfg["n_train"] + cfg["n_test"]
+    X, y, labels = make_cohort(aal, n, step=cfg["step"], random_state=seed)
+    Xtr_u, Xte_u = X[:cfg["n_train"]], X[cfg["n_train"]:]
+    ytr, yte = y[:cfg["n_train"]], y[cfg["n_train"]:]
+    inputs = {"unit": (Xtr_u, Xte_u), "standardised": _standardise(Xtr_u, Xte_u)}
+    per_seed, regions, keep = [], [], {}
+    for scaling in SCALINGS:
+        Xtr, Xte = inputs[scaling]
+        clf = RelevanceNetClassifier(max_epochs=cfg["epochs"], lr=1e-3, batch_size=16,
+                                     random_state=seed).fit(Xtr, ytr)
+        acc = float(clf.score(Xte, yte))
+        # the seed explains the patient (Alzheimer's) output for patients and
+        # controls alike; the propagation starts from p(patient) (see patient_start)
+        R_logit = clf.explain(Xte, explainer="lrp_alpha1_beta0", target=1)
+        logit = clf.forward_output(Xte)[:, 1]
+        proba = clf.predict_proba(Xte)[:, 1]
+        R = np.clip(patient_start(R_logit, logit, proba), 0.0, None)
+        R_pos_logit = np.clip(R_logit, 0.0, None)
+        pat, ctl = R[yte == 1], R[yte == 0]
+        density = RegionRelevance(labels, statistic="density", labels=ids).fit_transform(R)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gain = region_relevance(pat, labels, statistic="gain", reference=ctl,
+                                    labels=ids).mean(0)
+        pat_density = density[yte == 1].mean(0)
+        rk_gain, rk_pat = _ranks(gain, ids), _ranks(pat_density, ids)
+        m_gain, m_pat = int(np.isfinite(gain).sum()), int(np.isfinite(pat_density).sum())
+        per_seed.append({
+            "seed": seed, "inputs": scaling, "test accuracy": acc,
+            "density rank": _mean([rk_pat[k] for k in ATROPHY]),
+            "density regions": m_pat, "density chance": (m_pat + 1) / 2,
+            "gain rank": _mean([rk_gain[k] for k in ATROPHY]),
+            "gain regions": m_gain, "gain chance": (m_gain + 1) / 2,
+            "controls / patients": float(np.nansum(ctl) / max(np.nansum(pat), 1e-30)),
+            "controls / patients, logit start": float(
+                R_pos_logit[yte == 0].sum() / max(R_pos_logit[yte == 1].sum(), 1e-30)),
+            "controls' mean p(patient)": float(proba[yte == 0].mean()),
+            "patients' mean p(patient)": float(proba[yte == 1].mean())})
+        for label, region in ATROPHY.items():
+            j = ids.index(label)
+            regions.append({"seed": seed, "inputs": scaling, "region": region,
+                            "gain": float(gain[j]), "gain rank": rk_gain[label],
+                            "density rank": rk_pat[label]})
+        log(f"seed {seed}, {scaling} inputs: test accuracy {acc:.3f}, mean rank of the six "
+            f"by density {per_seed[-1]['density rank']:.1f} of {m_pat}, by gain "
+            f"{per_seed[-1]['gain rank']:.1f} of {m_gain}")
+        keep[scaling] = (Xte, yte, R, pat_density, labels)
+    return per_seed, regions, keep
+
+
 def run(out, *, quick=False, verbose=True):
     """Run the study; write its tables and figures under ``out``; return the tables."""
     import pandas as pd
 
-    from sklearn_relevance import RegionRelevance, RelevanceNetClassifier
     from sklearn_relevance.datasets import load_atlas
-    from sklearn_relevance.metrics import region_relevance
 
+    import time
+
+    started = time.perf_counter()
     out, cfg, log = begin("mri", out, quick, verbose, settings)
     atlas_dir = data_dir() / "atlas"
     if not atlas_dir.is_dir():
@@ -95,94 +202,112 @@ def run(out, *, quick=False, verbose=True):
             f"The MRI study needs the MNI152 template and AAL atlas in {atlas_dir} "
             "(set $SKLEARN_RELEVANCE_DATA to the shared data folder).")
     aal = load_atlas(atlas_dir)
-    n = cfg["n_train"] + cfg["n_test"]
-    X, y, labels = make_cohort(aal, n, step=cfg["step"], random_state=0)
     names = dict(zip(aal.region_ids.tolist(), aal.region_names))
     ids = sorted(names)
-    Xtr_u, Xte_u = X[:cfg["n_train"]], X[cfg["n_train"]:]
-    ytr, yte = y[:cfg["n_train"]], y[cfg["n_train"]:]
-    inputs = {"unit": (Xtr_u, Xte_u), "standardised": _standardise(Xtr_u, Xte_u)}
-    prov = (f"Synthetic cohort on MNI152 + AAL ({2 * cfg['step']} mm voxels, "
-            f"{X.shape[2:]}), cohort seed 0, {cfg['n_train']} training / {cfg['n_test']} "
-            f"test subjects, {cfg['epochs']} epochs, training seed {cfg['seed']}; LRP "
-            "alpha1-beta0 of the patient output for every subject, positive part. "
-            f"Command: ``{command('mri', quick)}``.")
-    rows, summary, keep = [], [], {}
-    for scaling in SCALINGS:
-        Xtr, Xte = inputs[scaling]
-        clf = RelevanceNetClassifier(max_epochs=cfg["epochs"], lr=1e-3, batch_size=16,
-                                     random_state=cfg["seed"]).fit(Xtr, ytr)
-        acc = float(clf.score(Xte, yte))
-        log(f"{scaling} inputs: test accuracy {acc:.3f}")
-        # the seed's definition: the patient (Alzheimer's) output is explained for
-        # patients and controls alike; gain = patients' mean density over controls'
-        R_signed = clf.explain(Xte, explainer="lrp_alpha1_beta0", target=1)
-        R = np.clip(R_signed, 0.0, None)
-        pat, ctl = R[yte == 1], R[yte == 0]
-        density = RegionRelevance(labels, statistic="density", labels=ids).fit_transform(R)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gain = region_relevance(pat, labels, statistic="gain", reference=ctl,
-                                    labels=ids).mean(0)
-            absR = np.abs(R_signed)
-            gain_abs = region_relevance(absR[yte == 1], labels, statistic="gain",
-                                        reference=absR[yte == 0], labels=ids).mean(0)
-        ctl_share = float(ctl.sum() / max(pat.sum(), 1e-30))
-        rk_gain, rk_abs = _ranks(gain, ids), _ranks(gain_abs, ids)
-        rk_pat = _ranks(density[yte == 1].mean(0), ids)
-        for label, region in ATROPHY.items():
-            j = ids.index(label)
-            rows.append({"inputs": scaling, "region": region,
-                         "gain, positive relevance": float(gain[j]),
-                         "rank (positive)": rk_gain[label],
-                         "gain, abs. relevance": float(gain_abs[j]),
-                         "rank (abs.)": rk_abs[label],
-                         "patients' density rank": rk_pat[label]})
-        summary.append({"inputs": scaling, "test accuracy": acc,
-                        "controls' positive relevance / patients'": ctl_share,
-                        "mean rank of the 6: gain, positive": _mean([rk_gain[k] for k in ATROPHY]),
-                        "mean rank of the 6: gain, abs. relevance":
-                            _mean([rk_abs[k] for k in ATROPHY]),
-                        "mean rank of the 6: patients' density":
-                            _mean([rk_pat[k] for k in ATROPHY])})
-        keep[scaling] = (Xte, R, density[yte == 1].mean(0))
-    regions = pd.DataFrame(rows)
-    summary = pd.DataFrame(summary)
-    write_table(out, "mri_regions", regions, provenance=prov, digits=2,
-                caption="Atrophied regions: relevance gain (patients over controls, patient "
-                        "output explained for both) and ranks among the 116 AAL regions "
-                        "(1 = highest; ties share their mean rank; empty: undefined)")
-    write_table(out, "mri_summary", summary, provenance=prov, digits=2,
-                caption="Both input scalings: where do the six atrophied regions rank?")
-    s = {r["inputs"]: r for r in summary.to_dict("records")}
-    lines = [f"*{prov}*", "", "Mean ranks are over the regions where the statistic is "
-             "defined (a region absent at the study's resolution has none).", ""]
-    for scaling in SCALINGS:
-        r = s[scaling]
-        pos = r["mean rank of the 6: gain, positive"]
-        pos_text = (f"{pos:.1f}" if np.isfinite(pos) else
-                    "undefined (the controls carry no positive relevance for the patient "
-                    "output in these regions)")
-        lines.append(
-            f"* {scaling} inputs (test accuracy {r['test accuracy']:.3f}): mean rank of the six "
-            f"atrophied regions among {len(ids)} by patients' relevance density "
-            f"{r['mean rank of the 6: patients' + chr(39) + ' density']:.1f}; by gain of "
-            f"positive relevance {pos_text}; by gain of absolute relevance "
-            f"{r['mean rank of the 6: gain, abs. relevance']:.1f}. The controls' positive "
-            f"relevance for the patient output is "
-            f"{r['controls' + chr(39) + ' positive relevance / patients' + chr(39)]:.2g} "
-            "times the patients'.")
-    write_text(out, "mri_findings", lines)
+    per_seed, regions, first = [], [], None
+    for seed in cfg["seeds"]:
+        rows, region_rows, keep = _one_seed(aal, ids, cfg, seed, log)
+        per_seed += rows
+        regions += region_rows
+        first = keep if first is None else first
+        # every finished seed is kept (a re-render needs no retraining)
+        write_table(out, "mri_per_seed", pd.DataFrame(per_seed), digits=4,
+                    provenance=_provenance(cfg, quick, aal),
+                    caption="Every seed and scaling")
+        write_table(out, "mri_region_seeds", pd.DataFrame(regions), digits=4,
+                    provenance=_provenance(cfg, quick, aal),
+                    caption="Every seed, scaling and atrophied region")
+    tables = _tables(out, pd.DataFrame(per_seed), pd.DataFrame(regions), cfg, quick, aal,
+                     minutes=(time.perf_counter() - started) / 60)
+    _figures(out, first, names, ids)
+    log(f"tables and figures written to {out}")
+    return tables
 
+
+def _provenance(cfg, quick, aal):
+    shape = tuple(len(range(0, s, cfg["step"])) for s in aal.labels.shape)
+    return (f"Synthetic cohort on MNI152 + AAL ({2 * cfg['step']} mm voxels, {shape}), "
+            f"{cfg['n_train']} training / {cfg['n_test']} test subjects, {cfg['epochs']} "
+            f"epochs; seeds {list(cfg['seeds'])} (seed s draws cohort s and trains with "
+            "random_state s); LRP alpha1-beta0 of the patient output for every subject, "
+            "started from p(patient). Intervals: 95% Student-t over the seeds. Command: "
+            f"``{command('mri', quick)}``.")
+
+
+def _tables(out, per_seed, regions, cfg, quick, aal, minutes=None):
+    """Write the summary, region table and findings from the per-seed results."""
+    import pandas as pd
+
+    prov = _provenance(cfg, quick, aal)
+    rank_range = (1.0, float(len(aal.region_ids)))  # a mean rank lies in [1, regions]
+    summary = []
+    for scaling in SCALINGS:
+        s = per_seed[per_seed["inputs"] == scaling]
+        summary.append({
+            "inputs": scaling,
+            "test accuracy": _ci(s["test accuracy"], 3, high=1.0),
+            "mean rank of the 6: patients' density": _ci(s["density rank"], 1, *rank_range),
+            "chance (density)": _ci(s["density chance"], 1, *rank_range),
+            "mean rank of the 6: gain": _ci(s["gain rank"], 1, *rank_range),
+            "chance (gain)": _ci(s["gain chance"], 1, *rank_range),
+            "controls' relevance / patients'": _ci(s["controls / patients"], 3),
+            "same, logit start": _ci(s["controls / patients, logit start"], 3)})
+    summary = pd.DataFrame(summary)
+    write_table(out, "mri_summary", summary, provenance=prov,
+                caption="Both input scalings: mean rank (1 = highest) of the six atrophied "
+                        "regions among the AAL regions where the statistic is defined, "
+                        "beside the chance level (expected mean rank of six random regions, "
+                        "(m + 1) / 2 for m defined regions)")
+    rows = []
+    for (scaling, region), s in regions.groupby(["inputs", "region"], sort=False):
+        rows.append({"inputs": scaling, "region": region,
+                     "gain": _ci(s["gain"], 2),
+                     "gain rank": _ci(s["gain rank"], 1, *rank_range),
+                     "patients' density rank": _ci(s["density rank"], 1, *rank_range),
+                     "seeds with a gain": int(np.isfinite(s["gain"]).sum())})
+    regions_table = pd.DataFrame(rows)
+    write_table(out, "mri_regions", regions_table, provenance=prov,
+                caption="Atrophied regions: relevance gain (patients' mean density over "
+                        "controls', patient output explained for both, started from "
+                        "p(patient)) and ranks among the 116 AAL regions (1 = highest; ties "
+                        "share their mean rank; empty: undefined), mean over seeds")
+    lines = [f"*{prov}*", "", "Mean ranks are over the regions where the statistic is "
+             "defined (a region absent at the study's resolution has none); the chance "
+             "level is the expected mean rank of six regions drawn at random among them."
+             + ("" if minutes is None else
+                f" The run (all seeds, both scalings) took {minutes:.0f} minutes of wall "
+                "time."), ""]
+    for scaling in SCALINGS:
+        s = per_seed[per_seed["inputs"] == scaling]
+        lines.append(
+            f"* {scaling} inputs (test accuracy "
+            f"{_ci(s['test accuracy'], 3, high=1.0)}): mean rank of the six "
+            f"atrophied regions by patients' relevance density "
+            f"{_ci(s['density rank'], 1, *rank_range)} (chance {s['density chance'].mean():.1f}: "
+            f"{_versus(s['density rank'], s['density chance'])}); by gain "
+            f"{_ci(s['gain rank'], 1, *rank_range)} (chance {s['gain chance'].mean():.1f}: "
+            f"{_versus(s['gain rank'], s['gain chance'])}). The controls "
+            f"carry {_ci(s['controls / patients'], 3)} times the "
+            "patients' relevance for the patient output started from p(patient) "
+            f"({_ci(s['controls / patients, logit start'], 3)} "
+            "times with the propagation started from the patient logit, whose value is "
+            "negative for most controls).")
+    write_text(out, "mri_findings", lines)
+    return {"summary": summary, "regions": regions_table, "per_seed": per_seed}
+
+
+def _figures(out, keep, names, ids):
+    """Region bars and sagittal slices of the first seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     from sklearn_relevance.plotting import plot_attributions, plot_region_relevance
 
     for scaling in SCALINGS:
-        Xte, R, patients_density = keep[scaling]
+        Xte, yte, R, patients_density, labels = keep[scaling]
         ax = plot_region_relevance(
             patients_density, [names[i] for i in ids], top=15,
-            xlabel=f"patients' positive relevance density ({scaling} inputs)")
+            xlabel=f"patients' relevance density ({scaling} inputs, first seed)")
         ax.figure.set_dpi(150)
         save_figure(ax.figure, out, f"mri_region_density_{scaling}")
         # sagittal slice with the most atrophied-region voxels
@@ -192,5 +317,3 @@ def run(out, *, quick=False, verbose=True):
         fig = plot_attributions(Xte[pick], {f"LRP a1b0 ({scaling})": R[pick]}, masks=atrophy,
                                 slice_index=x_hip, shared_scale=True, n_images=len(pick))
         save_figure(fig, out, f"mri_slices_{scaling}")
-    log(f"tables and figures written to {out}")
-    return {"regions": regions, "summary": summary}

@@ -21,21 +21,27 @@ import numpy as np
 
 from ._common import (
     begin,
+    bounded_interval_text,
     command,
     data_dir,
-    interval_text,
-    t_interval,
     write_table,
     write_text,
 )
 
 METHODS = ("gradient", "permutation", "integrated_gradients")
+#: Range of each metric: a Student-t interval is clipped to it.
+RANGES = {"rbo": (0.0, 1.0), "rmse": (0.0, np.inf)}
+
+
+def _ci(values, metric):
+    """Mean over the seeds with its 95% interval clipped to the metric's range."""
+    return bounded_interval_text(values, *RANGES[metric], digits=3)
 
 
 def settings(quick):
     if quick:
         return dict(cases=[1, 5], n_samples=240, seeds=(0, 1), epochs=2, images="digits")
-    return dict(cases=None, n_samples=1500, seeds=(0, 1, 2), epochs=15, images="auto")
+    return dict(cases=None, n_samples=1500, seeds=(0, 1, 2, 3, 4), epochs=15, images="auto")
 
 
 def run(out, *, quick=False, verbose=True):
@@ -65,7 +71,19 @@ def run(out, *, quick=False, verbose=True):
         frames.append(t)
         log(f"seed {seed}: " + ", ".join(f"{m} RBO {res.summary[m]['rbo']:.3f}"
                                           for m in (*METHODS, "random", "uniform")))
+        # every finished seed is kept (a re-render needs no retraining)
+        write_table(out, "multimodal_long", pd.concat(frames, ignore_index=True),
+                    provenance=f"Seeds {[int(f['seed'].iloc[0]) for f in frames]}. Command: "
+                               f"``{command('multimodal', quick)}``.",
+                    caption="Every seed, case and method", digits=4)
     long = pd.concat(frames, ignore_index=True)
+    return tables(out, long, cfg, quick, log)
+
+
+def tables(out, long, cfg, quick, log):
+    """Write the study's tables and findings from its per-seed results ``long``."""
+    import pandas as pd
+
     images = "MedMNIST PneumoniaMNIST (28x28)" if cfg["images"] == "auto" else "digits (8x8)"
     prov = (f"{cfg['n_samples']} samples per case (one third held out, images disjoint), "
             f"images: {images} when present, FusionNet {cfg['epochs']} epochs; seeds "
@@ -75,19 +93,18 @@ def run(out, *, quick=False, verbose=True):
     for case, sub in long.groupby("case"):
         row = {"case": case, "rule": sub["rule"].iloc[0], "truth (ct clinical lab)":
                sub["truth"].iloc[0], "accuracy": sub["accuracy"].mean()}
-        for m in METHODS:
-            row[f"RBO {m}"] = sub[sub.method == m]["rbo"].mean()
-        row["RBO random"] = sub["rbo_random"].mean()
-        row["RBO uniform"] = sub["rbo_uniform"].mean()
-        for m in METHODS:
-            row[f"RMSE {m}"] = sub[sub.method == m]["rmse"].mean()
-        row["RMSE random"] = sub["rmse_random"].mean()
-        row["RMSE uniform"] = sub["rmse_uniform"].mean()
+        first = sub[sub.method == METHODS[0]]  # one row per seed for the chance levels
+        for metric in ("rbo", "rmse"):
+            for m in METHODS:
+                row[f"{metric.upper()} {m}"] = _ci(sub[sub.method == m][metric], metric)
+            for chance in ("random", "uniform"):
+                row[f"{metric.upper()} {chance}"] = _ci(first[f"{metric}_{chance}"], metric)
         rows.append(row)
     cases = pd.DataFrame(rows)
     write_table(out, "multimodal_cases", cases, provenance=prov,
                 caption="Per case: RBO (higher is better) and RMSE (lower is better) of each "
-                        "method, mean over seeds, beside the random and uniform estimators")
+                        "method, mean over seeds [95% Student-t interval, clipped to the "
+                        "metric's range], beside the random and uniform estimators")
     summ = []
     names = (*METHODS, "random", "uniform")
     for name in names:
@@ -102,24 +119,27 @@ def run(out, *, quick=False, verbose=True):
                 per_seed["rbo"].append(s[f"rbo_{name}"].mean())
                 per_seed["rmse"].append(s[f"rmse_{name}"].mean())
         summ.append({"estimator": name,
-                     "mean RBO [95% CI]": interval_text(*t_interval(per_seed["rbo"]), 3),
-                     "mean RMSE [95% CI]": interval_text(*t_interval(per_seed["rmse"]), 3),
+                     "mean RBO [95% CI]": _ci(per_seed["rbo"], "rbo"),
+                     "mean RMSE [95% CI]": _ci(per_seed["rmse"], "rmse"),
                      "_rbo": np.mean(per_seed["rbo"]), "_rmse": np.mean(per_seed["rmse"])})
     summ = pd.DataFrame(summ)
     write_table(out, "multimodal_summary", summ.drop(columns=["_rbo", "_rmse"]),
-                provenance=prov + " Interval: Student-t over the seeds.",
+                provenance=prov + " Interval: Student-t over the seeds, clipped to the "
+                                  "metric's range.",
                 caption="Over the cases: methods beside the chance levels")
     s = summ.set_index("estimator")
     lines = [f"*{prov}*", ""]
     for m in METHODS:
-        lines.append(f"* {m}: mean RBO {s.loc[m, '_rbo']:.3f} and RMSE {s.loc[m, '_rmse']:.3f}, "
+        lines.append(f"* {m}: mean RBO {s.loc[m, 'mean RBO [95% CI]']} and RMSE "
+                     f"{s.loc[m, 'mean RMSE [95% CI]']} (95% intervals over the seeds), "
                      f"against {s.loc['random', '_rbo']:.3f} / {s.loc['random', '_rmse']:.3f} "
                      f"for random importances and {s.loc['uniform', '_rbo']:.3f} / "
                      f"{s.loc['uniform', '_rmse']:.3f} for uniform ones.")
-    if 5 in set(cases["case"]):
-        c5 = cases.set_index("case").loc[5]
-        lines.append(f"* Case 5 (all modalities equal): RBO {c5['RBO gradient']:.3f} for the "
-                     f"gradient method and {c5['RBO uniform']:.3f} for the uniform estimator: "
+    if 5 in set(long["case"]):
+        c5 = long[(long["case"] == 5) & (long["method"] == "gradient")]
+        lines.append(f"* Case 5 (all modalities equal): RBO {c5['rbo'].mean():.3f} for the "
+                     f"gradient method and {c5['rbo_uniform'].mean():.3f} for the uniform "
+                     "estimator: "
                      "with ties averaged, no estimate can do better than chance on this case's "
                      "ranking; only its RMSE is informative.")
     write_text(out, "multimodal_findings", lines)
