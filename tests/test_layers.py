@@ -47,14 +47,6 @@ FLOORS = [
 #: Known departures, each in a file that is being rewritten elsewhere; every
 #: entry is (importing module, imported module) and names what will fix it.
 ALLOWED = {
-    # ims/_demo.py is a study that lives in ims/ for now; it moves out of the
-    # I/O package (and then imports only public names).
-    ("ims._demo", "estimators"),
-    ("ims._demo", "metrics"),
-    ("ims._demo", "model_selection"),
-    ("ims._demo", "modules"),
-    ("__main__", "ims._demo"),
-    ("studies.drr", "ims._demo"),
     # _base_net.py: module_access/shares_module come from _module_access once
     # its imports are switched; predicted_classes needs the explainers'
     # memory budget and stays in explainers/_base.py until the budgets
