@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -208,6 +208,25 @@ def check_int(value, name, owner, *, low=1):
     validate_parameter_constraints({name: [constraint]}, {name: value},
                                    caller_name=owner)
     return int(value)
+
+
+def check_real(value, name, owner, *, low=None, high=None, closed="both"):
+    """Return ``value`` as a float, checked to lie in the interval (``low``, ``high``).
+
+    Scikit-learn's ``Interval(Real, low, high, closed=closed)`` constraint
+    does the check and words the error ("The 'name' parameter of owner must
+    be a float in the range [low, high]. Got ... instead."); ``None`` leaves
+    a side open, and bools are refused.
+    """
+    constraint = Interval(Real, low, high, closed=closed)
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidParameterError(
+            f"The {name!r} parameter of {owner} must be {constraint}. "
+            f"Got {value!r} instead."
+        )
+    validate_parameter_constraints({name: [constraint]}, {name: value},
+                                   caller_name=owner)
+    return float(value)
 
 
 def to_numpy_numeric(value, name):

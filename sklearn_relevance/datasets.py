@@ -30,7 +30,7 @@ from sklearn.utils import Bunch, check_random_state
 
 from ._batching import iter_slices
 from ._optional import require
-from ._validation import check_int
+from ._validation import check_int, check_real
 
 __all__ = [
     "make_lesion_images",
@@ -51,18 +51,6 @@ _CHUNK_ELEMENTS = 8 * 2**20
 # --------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------
-def _check_real(value, name, owner, low=0.0, high=None):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and value >= low and (high is None or value <= high)
-    if not ok:
-        bounds = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be a float {bounds}. "
-            f"Got {value!r} instead."
-        )
-    return float(value)
-
-
 def _check_path(path, name, owner, *, is_dir=False):
     path = Path(path)
     if not (path.is_dir() if is_dir else path.is_file()):
@@ -152,10 +140,10 @@ def make_lesion_images(n_samples=200, *, shape=(32, 32), lesion_radius=None,
             "instead."
         )
     n_distractors = check_int(n_distractors, "n_distractors", owner, low=0)
-    contrast = _check_real(contrast, "contrast", owner)
-    noise = _check_real(noise, "noise", owner)
-    background = _check_real(background, "background", owner)
-    class_ratio = _check_real(class_ratio, "class_ratio", owner, 0.0, 1.0)
+    contrast = check_real(contrast, "contrast", owner, low=0.0)
+    noise = check_real(noise, "noise", owner, low=0.0)
+    background = check_real(background, "background", owner, low=0.0)
+    class_ratio = check_real(class_ratio, "class_ratio", owner, low=0.0, high=1.0)
     rs = check_random_state(random_state)
 
     ndim = len(shape)
@@ -265,13 +253,13 @@ def make_decoy_images(*, canvas=12, patch=2, test_size=0.5, decoy_contrast=1.0,
             f"The 'patch' parameter of {owner} must be at most canvas // 2 "
             f"({canvas // 2}). Got {patch} instead."
         )
-    test_size = _check_real(test_size, "test_size", owner, low=0.0, high=1.0)
+    test_size = check_real(test_size, "test_size", owner, low=0.0, high=1.0)
     if not 0.0 < test_size < 1.0:
         raise ValueError(
             f"The 'test_size' parameter of {owner} must be a float in (0, 1). "
             f"Got {test_size!r} instead."
         )
-    decoy_contrast = _check_real(decoy_contrast, "decoy_contrast", owner, low=0.0)
+    decoy_contrast = check_real(decoy_contrast, "decoy_contrast", owner, low=0.0)
     from sklearn.datasets import load_digits
 
     rng = check_random_state(random_state)

@@ -402,11 +402,7 @@ def evaluate_importance(estimator=None, cases=None, *, methods="gradient", n_sam
             "The 'p' parameter of evaluate_importance must be a float in (0, 1). "
             f"Got {p!r} instead."
         )
-    if isinstance(verbose, bool) or not isinstance(verbose, Integral) or verbose < 0:
-        raise ValueError(
-            "The 'verbose' parameter of evaluate_importance must be an int >= 0. "
-            f"Got {verbose!r} instead."
-        )
+    check_int(verbose, "verbose", "evaluate_importance", low=0)
     from tqdm.auto import tqdm
 
     rng = check_random_state(random_state)

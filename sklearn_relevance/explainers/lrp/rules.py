@@ -24,6 +24,8 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
+from ..._validation import check_real
+
 __all__ = [
     "Rule",
     "Epsilon",
@@ -49,15 +51,8 @@ HOMOGENEOUS = (
 
 
 def _check_real(owner, name, value, *, low=None, strict=True):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok and low is not None:
-        ok = value > low if strict else value >= low
-    if not ok:
-        bound = "" if low is None else f" {'>' if strict else '>='} {low}"
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be a real number{bound}. "
-            f"Got {value!r} instead."
-        )
+    """``value`` a real number above ``low`` (at least ``low`` unless ``strict``)."""
+    check_real(value, name, owner, low=low, closed="neither" if strict else "left")
 
 
 class Rule(BaseEstimator):
