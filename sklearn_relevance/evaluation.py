@@ -22,7 +22,7 @@ from ._inference import inference_copy
 from ._module_access import eval_mode, module_access, shares_module
 from ._nets import final_input, module_and_device
 from ._targets import encode_labels
-from ._validation import check_input, check_int
+from ._validation import check_input, check_int, check_real
 from .explainers import get_explainer
 from .metrics import registered_metrics
 
@@ -473,11 +473,8 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     resolved = _resolve_explainers(explainers, X_np.ndim - 2)
     metric_fns = _resolve_metrics(metrics, masks is not None, X_np.ndim - 2, metric_params)
     check_int(n_bootstrap, "n_bootstrap", "compare_explainers", low=0)
-    if not (isinstance(confidence, numbers.Real) and 0 < confidence < 1):
-        raise ValueError(
-            "The 'confidence' parameter of compare_explainers must be a float in "
-            f"(0, 1). Got {confidence!r} instead."
-        )
+    check_real(confidence, "confidence", "compare_explainers", low=0, high=1,
+               closed="neither")
     if batch_size is not None:
         check_int(batch_size, "batch_size", "compare_explainers", low=1)
     check_int(verbose, "verbose", "compare_explainers", low=0)

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from sklearn.utils import Bunch, check_random_state
 from ._batching import chunk_size_for, index_batch, iter_slices, sample_nbytes
 from ._module_access import eval_mode
 from ._nets import module_and_device
-from ._validation import check_input, check_int, check_sample_shape
+from ._validation import check_input, check_int, check_real, check_sample_shape
 from .datasets import CASES, MODALITIES, make_multimodal_cases
 
 __all__ = ["modality_importance", "make_multimodal_cases", "evaluate_importance"]
@@ -392,16 +392,9 @@ def evaluate_importance(estimator=None, cases=None, *, methods="gradient", n_sam
                 "The 'cases' parameter of evaluate_importance must hold ints in "
                 f"[1, {len(CASES)}]. Got {c!r} instead."
             )
-    if not isinstance(test_size, Real) or not 0 < test_size < 1:
-        raise ValueError(
-            "The 'test_size' parameter of evaluate_importance must be a float in "
-            f"(0, 1). Got {test_size!r} instead."
-        )
-    if not isinstance(p, Real) or not 0 < p < 1:
-        raise ValueError(
-            "The 'p' parameter of evaluate_importance must be a float in (0, 1). "
-            f"Got {p!r} instead."
-        )
+    check_real(test_size, "test_size", "evaluate_importance", low=0, high=1,
+               closed="neither")
+    check_real(p, "p", "evaluate_importance", low=0, high=1, closed="neither")
     check_int(verbose, "verbose", "evaluate_importance", low=0)
     from tqdm.auto import tqdm
 
