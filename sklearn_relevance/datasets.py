@@ -789,7 +789,7 @@ def make_multimodal_cases(case, n_samples=1000, *, random_state=None, data_dir=N
 
     Examples
     --------
-    >>> from sklearn_relevance.multimodal import make_multimodal_cases
+    >>> from sklearn_relevance.datasets import make_multimodal_cases
     >>> X, y, truth = make_multimodal_cases(6, 200, random_state=0, images="digits")
     >>> {k: v.shape for k, v in X.items()}
     {'ct': (200, 1, 8, 8), 'clinical': (200, 5), 'lab': (200, 4)}
