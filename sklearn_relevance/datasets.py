@@ -253,8 +253,12 @@ def make_decoy_images(*, canvas=12, patch=2, test_size=0.5, decoy_contrast=1.0,
             f"The 'patch' parameter of {owner} must be at most canvas // 2 "
             f"({canvas // 2}). Got {patch} instead."
         )
-    test_size = check_real(test_size, "test_size", owner, low=0.0, high=1.0,
-                           closed="neither")
+    test_size = check_real(test_size, "test_size", owner, low=0.0, high=1.0)
+    if not 0.0 < test_size < 1.0:  # the open interval, worded as (0, 1)
+        raise ValueError(
+            f"The 'test_size' parameter of {owner} must be a float in (0, 1). "
+            f"Got {test_size!r} instead."
+        )
     decoy_contrast = check_real(decoy_contrast, "decoy_contrast", owner, low=0.0)
     from sklearn.datasets import load_digits
 

@@ -57,10 +57,12 @@ def _registered(entry, params):
     def metric(rel, ctx):
         if ctx["absolute"] and "masks" in entry.needs:
             rel = rel.abs()
+        target = ctx["target"]  # class indices as numpy, whatever the device
         supplied = {"estimator": ctx["module"], "X": ctx["X"], "y": None,
-                    "relevance": rel, "masks": ctx["masks"], "target": ctx["target"]}
+                    "relevance": rel, "masks": ctx["masks"],
+                    "target": None if target is None else target.detach().cpu().numpy()}
         scores = entry.call(supplied, **params)
-        predicted, target = ctx.get("predicted"), ctx["target"]
+        predicted = ctx.get("predicted")
         if (entry.name in _PREDICTED_ONLY and predicted is not None
                 and torch.is_tensor(target) and target.ndim):
             other = (target != predicted).detach().cpu().numpy()
@@ -437,6 +439,12 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     a small image CNN). Explainers that read the network's inner layers
     (``uses_layers``, e.g. Grad-CAM) and custom ones run on the network
     itself. The network passed in is never changed.
+
+    A fitted estimator explains through its own
+    :meth:`~sklearn_relevance.RelevanceNetClassifier.explain` (same maps as
+    ``estimator.explain(X, y, explainer=..., target=...)``, run on the copy
+    where it applies); the metrics are those of
+    :func:`~sklearn_relevance.metrics.registered_metrics`.
 
     Examples
     --------

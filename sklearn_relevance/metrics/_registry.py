@@ -98,8 +98,12 @@ def _xrai_dice(estimator, X, relevance, masks, *, target=None, **xrai_params):
     ``estimator`` is the network (a torch module); the XRAI parameters are
     keyword arguments. The CT study's "XRAI Dice".
     """
+    import torch
+
     from ..explainers import XRAI
 
+    if target is not None and not isinstance(target, int):
+        target = torch.as_tensor(target, device=X.device)
     regions = XRAI(**xrai_params).explain(estimator, X, target,
                                           base_attribution=relevance)
     return mask_dice(regions, masks)
