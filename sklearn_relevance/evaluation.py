@@ -260,17 +260,19 @@ def _explainer_params(explainer, seed):
     return {}
 
 
-def _explain(final, net, explainer, X_np, Xt, target, chunk, params):
+def _explain(final, net, explainer, X, Xt, target, chunk, params):
     """The maps of ``explainer`` for every sample, on ``net``, as a tensor.
 
-    An estimator explains through its own ``explain`` (on ``net``: the
-    network itself or its inference copy); a plain torch module through the
-    explainer's ``explain``, in chunks, in eval mode under the module's lock.
+    An estimator explains ``X`` as given (a DataFrame keeps its column names
+    for the estimator's checks) through its own ``explain``, on ``net``: the
+    network itself or its inference copy. A plain torch module is explained
+    on ``Xt`` by the explainer's ``explain``, in chunks, in eval mode under
+    the module's lock.
     """
     if not isinstance(final, torch.nn.Module):
         view = object.__new__(type(final))  # the estimator, explaining with ``net``
         view.__dict__.update(final.__dict__, module_=net, verbose=0)
-        rel = view.explain(X_np, explainer=explainer, target=target, batch_size=chunk,
+        rel = view.explain(X, explainer=explainer, target=target, batch_size=chunk,
                            **params)
         return torch.as_tensor(rel, device=Xt.device)
     explainer = get_explainer(explainer, param_name="explainers", **params)
@@ -524,7 +526,7 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         start = time.perf_counter()
         # explainers that read inner layers (Grad-CAM) see the network itself
         net = module if getattr(explainer, "uses_layers", True) else work
-        rel = _explain(final, net, explainer, X_np, Xt, target_idx, chunk,
+        rel = _explain(final, net, explainer, X, Xt, target_idx, chunk,
                        _explainer_params(explainer, explainer_seed))
         with module_access(work, eval_mode=True):  # the metrics' passes
             cols = [_scores_on_valid(fn, rel, ctx, valid if needs else None)

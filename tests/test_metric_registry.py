@@ -118,3 +118,23 @@ def test_compare_explainers_scores_the_maps_of_explain(fitted, explainer):
             _maps_of(clf, X, y_arg, explainer, **kwargs),
             clf.explain(X, y_arg, explainer=explainer, target=target),
             rtol=1e-5, atol=1e-7)
+
+
+def test_compare_explainers_explains_dataframes_and_tensors_as_given():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.randn(30, 4).astype(np.float32), columns=list("abcd"))
+    y = (X["a"] > 0).astype(int).to_numpy()
+    clf = RelevanceNetClassifier(max_epochs=2, verbose=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        maps = _maps_of(clf, X, y, "gradient")
+    # the estimator sees the DataFrame, not its values without the names
+    assert not [w for w in caught if "feature names" in str(w.message)]
+    np.testing.assert_allclose(maps, clf.explain(X, y, explainer="gradient",
+                                                 target="true"), rtol=1e-5, atol=1e-7)
+    Xt = torch.as_tensor(X.to_numpy())
+    np.testing.assert_allclose(_maps_of(clf, Xt, y, "gradient"), maps, rtol=1e-5, atol=1e-7)
