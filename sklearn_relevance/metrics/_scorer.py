@@ -330,12 +330,9 @@ def get_relevance_scorer(scoring, **kwargs):
     Parameters
     ----------
     scoring : str or callable
-        One of :func:`available_relevance_scorers`: ``"fidelity"``,
-        ``"neg_deletion_auc"``, ``"insertion_auc"``, ``"sparseness"``,
-        ``"mask_roc_auc"``, ``"mask_dice"``, ``"relevance_mass_accuracy"``,
-        ``"relevance_rank_accuracy"``, ``"pointing_game"`` (these need
-        ``masks`` metadata), ``"rank_biased_overlap"``,
-        ``"neg_importance_rmse"`` (these need ``importances`` metadata).
+        One of :func:`available_relevance_scorers`, the scorer names of the
+        metric registry (:func:`registered_metrics` says which need
+        ``masks`` or ``importances`` metadata).
     **kwargs
         ``explainer``, ``target``, ``batch_size`` and metric options, as in
         :func:`make_relevance_scorer`.
