@@ -40,7 +40,7 @@ _LAZY = {
     "CrossLabSplit": ".model_selection",
     # multimodal
     "modality_importance": ".multimodal",
-    "make_multimodal_cases": ".multimodal",
+    "make_multimodal_cases": ".datasets",
     "evaluate_importance": ".multimodal",
     # evaluation, data, figures
     "compare_explainers": ".evaluation",

@@ -51,7 +51,7 @@ def build_parser(prog=None):
     prog : str, optional
         The name shown in usage and help; by default the command's own name.
     """
-    from .ims._demo import DEFAULT_PENALTIES
+    from .studies.demo import DEFAULT_PENALTIES
 
     parser = argparse.ArgumentParser(
         prog=prog if prog is not None else _prog(),
@@ -118,7 +118,7 @@ def _check(parser, args):
 
 def _demo_config(parser, args):
     """The demo's options, checked (device, penalties, sizes) before any work."""
-    from .ims._demo import DemoConfig, check_config
+    from .studies.demo import DemoConfig, check_config
 
     cfg = DemoConfig(
         output=args.output, quick=args.quick, network=args.network,
@@ -145,7 +145,7 @@ def main(argv=None):
     if args.command == "demo":
         import torch
 
-        from .ims._demo import run_demo
+        from .studies.demo import run_demo
 
         cfg = _demo_config(parser, args)
         # small networks: one thread per process is fastest (and GridSearchCV

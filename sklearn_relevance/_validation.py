@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -191,6 +191,18 @@ def squeezed_shape(shape):
     return tuple(s for s in shape if s != 1)
 
 
+def _check_in(value, name, owner, constraint):
+    """Raise scikit-learn's error unless ``value`` satisfies ``constraint``
+    (bools refused: ``True`` is no number here)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise InvalidParameterError(
+            f"The {name!r} parameter of {owner} must be {constraint}. "
+            f"Got {value!r} instead."
+        )
+    validate_parameter_constraints({name: [constraint]}, {name: value},
+                                   caller_name=owner)
+
+
 def check_int(value, name, owner, *, low=1):
     """Return ``value`` as an int, checked to be at least ``low``.
 
@@ -199,15 +211,25 @@ def check_int(value, name, owner, *, low=1):
     int in the range [low, inf). Got ... instead."); bools are refused too,
     since ``True`` is no count.
     """
-    constraint = Interval(Integral, low, None, closed="left")
-    if isinstance(value, (bool, np.bool_)):
-        raise InvalidParameterError(
-            f"The {name!r} parameter of {owner} must be {constraint}. "
-            f"Got {value!r} instead."
-        )
-    validate_parameter_constraints({name: [constraint]}, {name: value},
-                                   caller_name=owner)
+    _check_in(value, name, owner, Interval(Integral, low, None, closed="left"))
     return int(value)
+
+
+def check_real(value, name, owner, *, low=None, high=None, closed=None):
+    """Return ``value`` as a float, checked to lie in the interval (``low``, ``high``).
+
+    Scikit-learn's ``Interval(Real, low, high, closed=closed)`` constraint
+    does the check and words the error ("The 'name' parameter of owner must
+    be a float in the range [low, high]. Got ... instead."); ``None`` leaves
+    a side open, and bools are refused. ``closed=None`` closes the bounds
+    that are given.
+    """
+    if closed is None:
+        closed = {(True, True): "both", (True, False): "left",
+                  (False, True): "right", (False, False): "neither"}[
+            (low is not None, high is not None)]
+    _check_in(value, name, owner, Interval(Real, low, high, closed=closed))
+    return float(value)
 
 
 def to_numpy_numeric(value, name):

@@ -7,7 +7,7 @@ from skorch.callbacks import Callback
 from skorch.utils import data_from_dataset
 
 from ._masks import split_masks
-from .metrics._scorer import _SCORERS, get_relevance_scorer, make_relevance_scorer
+from .metrics import available_relevance_scorers, get_relevance_scorer, make_relevance_scorer
 
 __all__ = ["RelevanceScoring"]
 
@@ -85,10 +85,10 @@ class RelevanceScoring(Callback):
         params = dict(self.metric_params or {})
         scorer_kwargs = {k: params.pop(k) for k in ("masks", "importances") if k in params}
         if isinstance(self.metric, str):
-            if self.metric not in _SCORERS:
+            if self.metric not in available_relevance_scorers():
                 raise ValueError(
                     "The 'metric' parameter of RelevanceScoring must be a callable or a "
-                    f"str among {sorted(_SCORERS)}. Got {self.metric!r} instead."
+                    f"str among {available_relevance_scorers()}. Got {self.metric!r} instead."
                 )
             self.scorer_ = get_relevance_scorer(self.metric, explainer=self.explainer, **params)
             label = self.metric

@@ -21,6 +21,7 @@ from skorch.utils import to_numpy
 from ._base_net import _RelevanceNetBase
 from ._batching import batch_len
 from ._targets import encode_labels
+from ._validation import check_int
 
 __all__ = ["RelevanceNetClassifier", "RelevanceNetRegressor"]
 
@@ -325,11 +326,7 @@ class RelevanceNetRegressor(RegressorMixin, _RelevanceNetBase):
 
     def _outputs_without_fit(self, n_outputs):
         n_outputs = 1 if n_outputs is None else n_outputs
-        if not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
-            raise ValueError(
-                f"The 'module__n_outputs' parameter of {type(self).__name__} must be "
-                f"a positive int. Got {n_outputs!r} instead."
-            )
+        n_outputs = check_int(n_outputs, "module__n_outputs", type(self).__name__)
         self._y_ndim = 1 if n_outputs == 1 else 2
         return int(n_outputs), []
 

@@ -19,9 +19,12 @@ from sklearn.utils import check_random_state
 
 from ._batching import chunk_size_for, iter_slices, sample_nbytes
 from ._inference import inference_copy
-from ._nets import module_and_device
-from ._validation import check_input
+from ._module_access import eval_mode, module_access, shares_module
+from ._nets import final_input, module_and_device
+from ._targets import encode_labels
+from ._validation import check_input, check_int, check_real
 from .explainers import get_explainer
+from .metrics import registered_metrics
 
 __all__ = ["compare_explainers", "DEFAULT_EXPLAINERS", "available_metrics"]
 
@@ -37,76 +40,48 @@ DEFAULT_EXPLAINERS = (
 )
 
 
-# --------------------------------------------------------------------------
-# metric adapters: (relevance, context) -> per-sample scores
-# --------------------------------------------------------------------------
-def _metrics_module():
-    from . import metrics
+_PREDICTED_ONLY = ("fidelity",)
+"""Metrics scored only where the explained class is the predicted one.
 
-    return metrics
-
-
-def _target_array(ctx):
-    t = ctx["target"]
-    return None if t is None else t.detach().cpu().numpy()
+Fidelity divides by the followed class's unperturbed response: where the
+explained class is not the predicted one (a misclassified sample under
+``target="true"``) that response can be near 0 and one sample dominates the
+mean; those samples are left out (NaN), so every denominator is at least
+``1 / n_classes``.
+"""
 
 
-def _fidelity(rel, ctx, **params):
-    # perturbation_curve's batch_size counts rows per forward (samples x steps)
-    # and defaults to a memory budget; the study's batch_size counts samples
-    scores = _metrics_module().fidelity_score(
-        ctx["module"], ctx["X"], None, rel, target=_target_array(ctx), **params
-    )
-    # fidelity divides by the followed class's unperturbed response: where the
-    # explained class is not the predicted one (a misclassified sample under
-    # target="true") that response can be near 0 and one sample dominates the
-    # mean; those samples are left out (NaN), so every denominator is at least
-    # 1 / n_classes
-    predicted, target = ctx.get("predicted"), ctx["target"]
-    if predicted is not None and torch.is_tensor(target) and target.ndim:
-        other = (target != predicted).detach().cpu().numpy()
-        scores = np.where(other, np.nan, np.asarray(scores, dtype=np.float64))
-    return scores
+def _registered(entry, params):
+    """``(relevance, ctx) -> scores`` for a metric of the registry."""
 
+    def metric(rel, ctx):
+        if ctx["absolute"] and "masks" in entry.needs:
+            rel = rel.abs()
+        target = ctx["target"]  # class indices as numpy, whatever the device
+        supplied = {"estimator": ctx["module"], "X": ctx["X"], "y": None,
+                    "relevance": rel, "masks": ctx["masks"],
+                    "target": None if target is None else target.detach().cpu().numpy()}
+        scores = entry.call(supplied, **params)
+        predicted = ctx.get("predicted")
+        if (entry.name in _PREDICTED_ONLY and predicted is not None
+                and torch.is_tensor(target) and target.ndim):
+            other = (target != predicted).detach().cpu().numpy()
+            scores = np.where(other, np.nan, _as_scores(scores, rel.shape[0]))
+        return scores
 
-def _mask_metric(name):
-    def metric(rel, ctx, **params):
-        fn = getattr(_metrics_module(), name)
-        return fn(rel.abs() if ctx["absolute"] else rel, ctx["masks"], **params)
-
-    metric.__name__ = name
     return metric
 
 
-def _sparseness(rel, ctx, **params):
-    return _metrics_module().sparseness(rel, **params)
-
-
-def _xrai_dice(rel, ctx, **params):
-    """Dice of XRAI's top regions, grown from this map, against the mask."""
-    from .explainers import XRAI
-
-    base = rel.abs() if ctx["absolute"] else rel
-    regions = XRAI(**params).explain(ctx["module"], ctx["X"], ctx["target"],
-                                     base_attribution=base)
-    return _metrics_module().mask_dice(regions, ctx["masks"])
-
-
-# name -> (function, needs masks, spatial dimensionalities it applies to)
-_METRICS = {
-    "fidelity": (_fidelity, False, None),
-    "mask_roc_auc": (_mask_metric("mask_roc_auc"), True, None),
-    "mask_dice": (_mask_metric("mask_dice"), True, None),
-    "xrai_dice": (_xrai_dice, True, (2,)),
-    "relevance_mass_accuracy": (_mask_metric("relevance_mass_accuracy"), True, None),
-    "relevance_rank_accuracy": (_mask_metric("relevance_rank_accuracy"), True, None),
-    "pointing_game": (_mask_metric("pointing_game"), True, None),
-    "sparseness": (_sparseness, False, None),
-}
+def _compared():
+    """``{name: RegisteredMetric}`` of the registry's metrics compared here."""
+    return {m.name: m for m in registered_metrics() if m.compared}
 
 
 def available_metrics():
     """Names of the metrics :func:`compare_explainers` accepts as strings.
+
+    The metrics of :func:`~sklearn_relevance.metrics.registered_metrics`
+    marked ``compared``.
 
     Examples
     --------
@@ -114,7 +89,7 @@ def available_metrics():
     >>> "fidelity" in available_metrics()
     True
     """
-    return sorted(_METRICS)
+    return sorted(_compared())
 
 
 # --------------------------------------------------------------------------
@@ -157,23 +132,35 @@ def _resolve_metrics(metrics, has_masks, n_spatial, metric_params):
         (m if isinstance(m, str) else getattr(m, "__name__", type(m).__name__), m)
         for m in metrics
     ]
+    table = _compared()
+    metric_params = {} if metric_params is None else dict(metric_params)
+    labels = [str(label) for label, _ in items]
+    unknown = sorted(set(metric_params) - set(labels))
+    if unknown or not all(isinstance(v, Mapping) for v in metric_params.values()):
+        raise ValueError(
+            "The 'metric_params' parameter of compare_explainers must map metric "
+            f"labels among {sorted(set(labels))} to dicts of keyword arguments. Got "
+            f"{metric_params!r} instead."
+        )
     resolved = {}
     for label, spec in items:
+        params = dict(metric_params.get(str(label), {}))
         if isinstance(spec, str):
-            if spec not in _METRICS:
+            if spec not in table:
                 raise ValueError(
                     "The 'metrics' parameter of compare_explainers must hold names among "
                     f"{available_metrics()} or callables. Got {spec!r} instead."
                 )
-            fn, needs_masks, ndims = _METRICS[spec]
-            if ndims is not None and n_spatial not in ndims:
+            entry = table[spec]
+            if entry.input_ndims is not None and n_spatial not in entry.input_ndims:
                 raise ValueError(
                     f"The metric {spec!r} applies to inputs with "
-                    f"{' or '.join(map(str, ndims))} spatial axes; X has {n_spatial}. "
-                    "Remove it from 'metrics'."
+                    f"{' or '.join(map(str, entry.input_ndims))} spatial axes; X has "
+                    f"{n_spatial}. Remove it from 'metrics'."
                 )
+            fn, needs_masks = _registered(entry, params), "masks" in entry.needs
         elif callable(spec):
-            fn, needs_masks = _custom_metric(spec), False
+            fn, needs_masks = functools.partial(_custom_metric(spec), **params), False
         else:
             raise ValueError(
                 "The 'metrics' parameter of compare_explainers must hold names among "
@@ -187,16 +174,7 @@ def _resolve_metrics(metrics, has_masks, n_spatial, metric_params):
         resolved[str(label)] = (fn, needs_masks)
     if not resolved:
         raise ValueError("The 'metrics' parameter of compare_explainers must not be empty.")
-    metric_params = {} if metric_params is None else dict(metric_params)
-    unknown = sorted(set(metric_params) - set(resolved))
-    if unknown or not all(isinstance(v, Mapping) for v in metric_params.values()):
-        raise ValueError(
-            "The 'metric_params' parameter of compare_explainers must map metric "
-            f"labels among {sorted(resolved)} to dicts of keyword arguments. Got "
-            f"{metric_params!r} instead."
-        )
-    return {label: (functools.partial(fn, **metric_params.get(label, {})), needs)
-            for label, (fn, needs) in resolved.items()}
+    return resolved
 
 
 def _custom_metric(fn):
@@ -230,8 +208,13 @@ def _check_masks(masks, X):
     return np.broadcast_to(masks, X.shape)
 
 
-def _encode_target(estimator, target, y, n, n_outputs):
-    """Per-sample output index (LongTensor) or None for single-output modules."""
+def _target_indices(final, target, y, n, n_outputs):
+    """``(kind, indices)``: the explained output of each sample.
+
+    ``kind`` is ``"none"`` (single-output network: indices None),
+    ``"predicted"`` (indices still to be computed) or ``"given"`` (int64
+    class indices of shape (n,), from ``y`` or one index for all).
+    """
     if target is None:
         target = "true" if y is not None else "predicted"
     if isinstance(target, str) and target not in ("true", "predicted"):
@@ -245,7 +228,7 @@ def _encode_target(estimator, target, y, n, n_outputs):
                 "The 'target' parameter of compare_explainers must be a class index "
                 f"in [0, {n_outputs}). Got {target} instead."
             )
-        return ("index", int(target))
+        return "given", np.full(n, int(target), dtype=np.int64)
     if target == "true":
         if y is None:
             raise ValueError("target='true' needs 'y'; pass y or target='predicted'.")
@@ -256,51 +239,48 @@ def _encode_target(estimator, target, y, n, n_outputs):
                 f"sample ({n}). Got shape {y.shape} instead."
             )
         if n_outputs == 1:
-            return ("none", None)
-        classes = getattr(estimator, "classes_", None)
-        if classes is None:
-            classes = np.arange(n_outputs)
-        idx = np.searchsorted(classes, y)
-        idx = np.clip(idx, 0, len(classes) - 1)
-        if not np.array_equal(np.asarray(classes)[idx], y):
+            return "none", None
+        classes = getattr(final, "classes_", None)
+        classes = np.arange(n_outputs) if classes is None else np.asarray(classes)
+        try:
+            return "given", encode_labels(classes, y, n)
+        except ValueError:
             raise ValueError(
                 "The 'y' parameter of compare_explainers holds labels that are not "
                 f"among the model's classes {list(classes)}."
-            )
-        return ("index", idx)
-    if n_outputs == 1:
-        return ("none", None)
-    return ("predicted", None)
+            ) from None
+    return ("none", None) if n_outputs == 1 else ("predicted", None)
 
 
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(
-            f"The '{name}' parameter of compare_explainers must be an int >= {low}. "
-            f"Got {value!r} instead."
-        )
-    return int(value)
-
-
-# --------------------------------------------------------------------------
-# work
-# --------------------------------------------------------------------------
-def _relevance(explainer, module, X, target, chunk):
-    parts = []
-    for sl in iter_slices(X.shape[0], chunk):
-        t = target[sl] if torch.is_tensor(target) and target.ndim else target
-        parts.append(explainer.explain(module, X[sl], t).detach().contiguous())
-    return torch.cat(parts)
-
-
-def _seeded(explainer, seed):
-    """A copy of a stochastic explainer with a fixed seed (if it has none)."""
+def _explainer_params(explainer, seed):
+    """``{"random_state": seed}`` for a stochastic explainer without a seed."""
     params = explainer.get_params(deep=False) if hasattr(explainer, "get_params") else {}
     if "random_state" in params and params["random_state"] is None:
-        from sklearn.base import clone
+        return {"random_state": int(seed)}
+    return {}
 
-        explainer = clone(explainer).set_params(random_state=int(seed))
-    return explainer
+
+def _explain(final, net, explainer, X, Xt, target, chunk, params):
+    """The maps of ``explainer`` for every sample, on ``net``, as a tensor.
+
+    An estimator explains ``X`` as given (a DataFrame keeps its column names
+    for the estimator's checks) through its own ``explain``, on ``net``: the
+    network itself or its inference copy. A plain torch module is explained
+    on ``Xt`` by the explainer's ``explain``, in chunks, in eval mode under
+    the module's lock.
+    """
+    if not isinstance(final, torch.nn.Module):
+        view = object.__new__(type(final))  # the estimator, explaining with ``net``
+        view.__dict__.update(final.__dict__, module_=net, verbose=0)
+        rel = view.explain(X, explainer=explainer, target=target, batch_size=chunk,
+                           **params)
+        return torch.as_tensor(rel, device=Xt.device)
+    explainer = get_explainer(explainer, param_name="explainers", **params)
+    t = None if target is None else torch.as_tensor(target, device=Xt.device)
+    with module_access(net, shared=shares_module(explainer), eval_mode=True):
+        return torch.cat([
+            explainer.explain(net, Xt[sl], None if t is None else t[sl]).detach()
+            for sl in iter_slices(Xt.shape[0], chunk)])
 
 
 def _scores_on_valid(fn, rel, ctx, valid):
@@ -462,6 +442,12 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     (``uses_layers``, e.g. Grad-CAM) and custom ones run on the network
     itself. The network passed in is never changed.
 
+    A fitted estimator explains through its own
+    :meth:`~sklearn_relevance.RelevanceNetClassifier.explain` (same maps as
+    ``estimator.explain(X, y, explainer=..., target=...)``, run on the copy
+    where it applies); the metrics are those of
+    :func:`~sklearn_relevance.metrics.registered_metrics`.
+
     Examples
     --------
     >>> import torch
@@ -481,10 +467,8 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     import pandas as pd
 
     # ---- validate everything before any work ------------------------------
-    if hasattr(estimator, "steps") and hasattr(estimator, "_final_estimator"):
-        # a Pipeline: explain its final step on the transformed input
-        X, estimator = estimator[:-1].transform(X), estimator._final_estimator
-    module, device = module_and_device(estimator)
+    final, X = final_input(estimator, X)  # a Pipeline: its final step, X transformed
+    module, device = module_and_device(final)
     X_np = check_input(X, name="X", min_ndim=2)
     if isinstance(X_np, Mapping):
         raise ValueError(
@@ -498,69 +482,57 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
             getattr(get_explainer(e), "input_ndims", None) or (X_np.ndim - 2,))]
     resolved = _resolve_explainers(explainers, X_np.ndim - 2)
     metric_fns = _resolve_metrics(metrics, masks is not None, X_np.ndim - 2, metric_params)
-    _check_int(n_bootstrap, "n_bootstrap", 0)
-    if not (isinstance(confidence, numbers.Real) and 0 < confidence < 1):
-        raise ValueError(
-            "The 'confidence' parameter of compare_explainers must be a float in "
-            f"(0, 1). Got {confidence!r} instead."
-        )
+    check_int(n_bootstrap, "n_bootstrap", "compare_explainers", low=0)
+    check_real(confidence, "confidence", "compare_explainers", low=0, high=1,
+               closed="neither")
     if batch_size is not None:
-        _check_int(batch_size, "batch_size", 1)
-    _check_int(verbose, "verbose", 0)
+        check_int(batch_size, "batch_size", "compare_explainers", low=1)
+    check_int(verbose, "verbose", "compare_explainers", low=0)
     rs = check_random_state(random_state)
     explainer_seed = rs.randint(np.iinfo(np.int32).max)
     Xt = torch.as_tensor(X_np, device=device)
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            out = module(Xt[:1])
-        n_outputs = 1 if out.ndim == 1 else int(out.reshape(1, -1).shape[1])
-        kind, value = _encode_target(estimator, target, y, n, n_outputs)
-        chunk = batch_size or chunk_size_for(sample_nbytes(Xt) * 64)
+    with eval_mode(module):
+        out = module(Xt[:1])
+    n_outputs = 1 if out.ndim == 1 else int(out.reshape(1, -1).shape[1])
+    kind, target_idx = _target_indices(final, target, y, n, n_outputs)
+    chunk = batch_size or chunk_size_for(sample_nbytes(Xt) * 64)
+    with eval_mode(module):
         predicted = None
         if n_outputs > 1:
-            with torch.no_grad():
-                predicted = torch.cat([module(Xt[sl]).reshape(sl.stop - sl.start, -1).argmax(1)
-                                       for sl in iter_slices(n, chunk)])
-        if kind == "predicted":
-            value = predicted
-        target_t = (torch.as_tensor(value, device=device, dtype=torch.long)
-                    if kind in ("index", "predicted") and not isinstance(value, int)
-                    else value)
-        if isinstance(target_t, int):
-            target_t = torch.full((n,), target_t, dtype=torch.long, device=device)
-        masks_t = None if masks is None else torch.as_tensor(
-            np.array(masks, copy=True), device=device)
-        valid = None
-        if masks is not None:
-            flat = masks.reshape(n, -1)
-            valid = flat.any(1) & ~flat.all(1)
+            predicted = torch.cat([module(Xt[sl]).reshape(sl.stop - sl.start, -1).argmax(1)
+                                   for sl in iter_slices(n, chunk)])
         # thousands of passes on one network: a faster copy (BatchNorm folded,
         # channels-last on the CPU) where it gives the same outputs
         work = inference_copy(module, Xt)
-        ctx = {"module": work, "X": Xt, "target": target_t, "masks": masks_t,
-               "absolute": bool(absolute), "batch_size": batch_size,
-               "predicted": predicted}
+    if kind == "predicted":
+        target_idx = predicted.cpu().numpy()
+    target_t = None if target_idx is None else torch.as_tensor(target_idx, device=device)
+    masks_t = None if masks is None else torch.as_tensor(np.array(masks, copy=True),
+                                                         device=device)
+    valid = None
+    if masks is not None:
+        flat = masks.reshape(n, -1)
+        valid = flat.any(1) & ~flat.all(1)
+    ctx = {"module": work, "X": Xt, "target": target_t, "masks": masks_t,
+           "absolute": bool(absolute), "batch_size": batch_size, "predicted": predicted}
 
-        # ---- explain and score -------------------------------------------
-        names = list(metric_fns)
-        per_explainer, times = {}, {}
-        from tqdm.auto import tqdm
+    # ---- explain and score ---------------------------------------------------
+    names = list(metric_fns)
+    per_explainer, times = {}, {}
+    from tqdm.auto import tqdm
 
-        for label, explainer in tqdm(resolved.items(), desc="compare_explainers",
-                                     unit="explainer", disable=not verbose):
-            start = time.perf_counter()
-            explainer = _seeded(explainer, explainer_seed)
-            # explainers that read inner layers (Grad-CAM) see the network itself
-            net = module if getattr(explainer, "uses_layers", True) else work
-            rel = _relevance(explainer, net, Xt, target_t, chunk)
+    for label, explainer in tqdm(resolved.items(), desc="compare_explainers",
+                                 unit="explainer", disable=not verbose):
+        start = time.perf_counter()
+        # explainers that read inner layers (Grad-CAM) see the network itself
+        net = module if getattr(explainer, "uses_layers", True) else work
+        rel = _explain(final, net, explainer, X, Xt, target_idx, chunk,
+                       _explainer_params(explainer, explainer_seed))
+        with module_access(work, eval_mode=True):  # the metrics' passes
             cols = [_scores_on_valid(fn, rel, ctx, valid if needs else None)
                     for fn, needs in metric_fns.values()]
-            per_explainer[label] = np.stack(cols, 1)
-            times[label] = time.perf_counter() - start
-    finally:
-        module.train(was_training)
+        per_explainer[label] = np.stack(cols, 1)
+        times[label] = time.perf_counter() - start
 
     # ---- summarise ------------------------------------------------------------
     all_scores = np.concatenate(list(per_explainer.values()), 1)  # (n, E * M)

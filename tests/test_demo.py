@@ -10,7 +10,7 @@ import pytest
 
 from sklearn_relevance.__main__ import main
 from sklearn_relevance.ims import make_multilab_spectra, read_imzml, write_imzml
-from sklearn_relevance.ims._demo import load_labelled_imzml
+from sklearn_relevance.studies.demo import load_labelled_imzml
 
 
 def _rows(path):
@@ -133,7 +133,7 @@ def test_bad_options_end_in_one_error_line_and_exit_2(args, match, tmp_path, cap
 
 
 def test_run_demo_checks_its_config_first(tmp_path):
-    from sklearn_relevance.ims._demo import DemoConfig, run_demo
+    from sklearn_relevance.studies.demo import DemoConfig, run_demo
 
     out = tmp_path / "out"
     with pytest.raises(ValueError, match="'device' option"):

@@ -47,21 +47,14 @@ FLOORS = [
 #: Known departures, each in a file that is being rewritten elsewhere; every
 #: entry is (importing module, imported module) and names what will fix it.
 ALLOWED = {
-    # ims/_demo.py is a study that lives in ims/ for now; it moves out of the
-    # I/O package (and then imports only public names).
-    ("ims._demo", "estimators"),
-    ("ims._demo", "metrics"),
-    ("ims._demo", "model_selection"),
-    ("ims._demo", "modules"),
-    ("__main__", "ims._demo"),
-    ("studies.drr", "ims._demo"),
     # _base_net.py: predicted_classes sizes its passes with the explainers'
     # pass-size rule (explainers/_engine.max_rows_for, which probes the
     # network's activations), so it stays beside the explainers.
     ("_base_net", "explainers._base"),
-    # callbacks.py reads metrics/_scorer.py's private scorer table; it should
-    # use the public listing of the metric registry.
-    ("callbacks", "metrics._scorer"),
+    # ims/_lazy.py imports ims/io.py's reader inside functions while io.py
+    # imports _lazy.py lazily too (a hidden cycle): the index reader moves
+    # below both (ims/_parser.py) where those files are being rewritten.
+    ("ims._lazy", "ims.io"),
 }
 
 

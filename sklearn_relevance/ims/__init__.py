@@ -21,6 +21,8 @@ _LAZY = {
     "BaselineRemover": ".preprocessing",
     "VarianceStabilizer": ".preprocessing",
     "make_multilab_spectra": ".simulate",
+    "scan_imzml": ".scan",
+    "ImzMLScan": ".scan",
 }
 
 __getattr__, _dir = attach(__name__, _LAZY)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int
+
 
 def edges_from_centres(centres):
     """Bin edges half-way between centres (outer bins as wide as their neighbour)."""
@@ -24,12 +26,7 @@ def uniform_edges(lo, hi, *, n_bins=None, bin_width=None):
 
 def check_positive_int(value, name, caller):
     """Raise the scikit-learn style error unless ``value`` is an int >= 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(
-            f"The '{name}' parameter of {caller} must be a positive int. Got "
-            f"{value!r} instead."
-        )
-    return int(value)
+    return check_int(value, name, caller, low=1)
 
 
 def _right_index(axis, target):

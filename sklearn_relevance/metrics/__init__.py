@@ -18,8 +18,13 @@ Families:
   :func:`rank_biased_overlap`, :func:`importance_rmse`;
 - regions (:mod:`.regions`): :func:`region_relevance`,
   :func:`fingerprint_similarity`.
+
+A named metric is one line of the registry (:func:`registered_metrics`,
+``metrics/_registry.py``), which serves the scorers, the
+``RelevanceScoring`` callback and ``compare_explainers``.
 """
 
+from ._registry import RegisteredMetric, registered_metrics
 from ._scorer import available_relevance_scorers, get_relevance_scorer, make_relevance_scorer
 from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
 from .complexity import sparseness
@@ -52,4 +57,6 @@ __all__ = [
     "make_relevance_scorer",
     "get_relevance_scorer",
     "available_relevance_scorers",
+    "registered_metrics",
+    "RegisteredMetric",
 ]

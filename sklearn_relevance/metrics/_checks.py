@@ -7,7 +7,6 @@ input raises a ``ValueError`` naming the problem before any work is done.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from .._validation import (  # noqa: F401
     as_batch,
     check_choice,
+    check_real,
     squeezed_shape,
     to_numpy_numeric,
 )
@@ -112,16 +112,4 @@ def to_numpy(t):
 
 def check_interval(value, name, owner, low, high, *, closed="neither"):
     """Raise a ValueError unless ``value`` is a real number in the interval."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        lo_ok = value >= low if closed in ("left", "both") else value > low
-        hi_ok = value <= high if closed in ("right", "both") else value < high
-        ok = lo_ok and hi_ok
-    if not ok:
-        lb = "[" if closed in ("left", "both") else "("
-        rb = "]" if closed in ("right", "both") else ")"
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be a float in the range "
-            f"{lb}{low}, {high}{rb}. Got {value!r} instead."
-        )
-    return float(value)
+    return check_real(value, name, owner, low=low, high=high, closed=closed)

@@ -22,17 +22,9 @@ from sklearn.utils._metadata_requests import (
     get_routing_for_object,
 )
 
-from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
-from .complexity import sparseness
 from ..explainers import get_explainer
 from .fidelity import deletion_auc, fidelity_score, insertion_auc, perturbation_curve
-from .localization import (
-    mask_dice,
-    mask_roc_auc,
-    pointing_game,
-    relevance_mass_accuracy,
-    relevance_rank_accuracy,
-)
+from ._registry import metric_arguments, scorer_table
 from .._nets import final_input
 
 __all__ = [
@@ -66,39 +58,6 @@ def relevance_of(estimator, X, y=None, *, explainer=None, target=None, batch_siz
     return final, Xt, rel
 
 
-def _rbo_metric(relevance, importances, *, p=0.9, extrapolated=True, top_k=None,
-                absolute=True):
-    """Rank-biased overlap between relevance and true importances, per sample."""
-    a = importance_ranking(relevance, absolute=absolute, top_k=top_k)
-    b = importance_ranking(importances, absolute=absolute, top_k=top_k)
-    return rank_biased_overlap(np.atleast_2d(a), np.atleast_2d(b), p=p,
-                               extrapolated=extrapolated)
-
-
-def _rmse_metric(relevance, importances, *, normalize="l1"):
-    """RMSE between relevance and true importances, per sample."""
-    return importance_rmse(relevance, importances, normalize=normalize)
-
-
-_rbo_metric.__name__ = "rank_biased_overlap"
-_rmse_metric.__name__ = "importance_rmse"
-
-#: name -> (metric, greater_is_better)
-_SCORERS = {
-    "fidelity": (fidelity_score, True),
-    "neg_deletion_auc": (deletion_auc, False),
-    "insertion_auc": (insertion_auc, True),
-    "sparseness": (sparseness, True),
-    "mask_roc_auc": (mask_roc_auc, True),
-    "mask_dice": (mask_dice, True),
-    "relevance_mass_accuracy": (relevance_mass_accuracy, True),
-    "relevance_rank_accuracy": (relevance_rank_accuracy, True),
-    "pointing_game": (pointing_game, True),
-    "rank_biased_overlap": (_rbo_metric, True),
-    "neg_importance_rmse": (_rmse_metric, False),
-}
-
-
 def available_relevance_scorers():
     """Sorted names accepted by :func:`get_relevance_scorer`.
 
@@ -108,7 +67,7 @@ def available_relevance_scorers():
     >>> "mask_roc_auc" in available_relevance_scorers()
     True
     """
-    return sorted(_SCORERS)
+    return sorted(scorer_table())
 
 
 def _cache_of(method_caller):
@@ -242,8 +201,8 @@ class _RelevanceScorer(_BaseScorer):
         sample_weight = kwargs.pop("sample_weight", None)
         self._check_metadata(kwargs)  # before the relevance is computed
         final, Xt, rel = self._relevance(method_caller, estimator, X, y_true)
-        supplied = {"estimator": final, "X": Xt, "y": y_true, "relevance": rel}
-        args = {k: v for k, v in supplied.items() if k in self._params}
+        args = metric_arguments(self._score_func, {"estimator": final, "X": Xt,
+                                                   "y": y_true, "relevance": rel})
         call_kwargs = {**self._kwargs, **kwargs}
         if "target" in self._params and "target" not in call_kwargs:
             # follow the output that was explained
@@ -347,12 +306,13 @@ def make_relevance_scorer(metric, *, explainer=None, greater_is_better=True, tar
     """
     if isinstance(metric, str):
         try:
-            metric, greater_is_better = _SCORERS[metric]
+            entry = scorer_table()[metric]
         except KeyError:
             raise ValueError(
                 "The 'metric' parameter of make_relevance_scorer must be a callable or "
                 f"a str among {available_relevance_scorers()}. Got {metric!r} instead."
             ) from None
+        metric, greater_is_better = entry.function, entry.greater_is_better
     elif not callable(metric):
         raise ValueError(
             "The 'metric' parameter of make_relevance_scorer must be a callable or a "
@@ -370,12 +330,9 @@ def get_relevance_scorer(scoring, **kwargs):
     Parameters
     ----------
     scoring : str or callable
-        One of :func:`available_relevance_scorers`: ``"fidelity"``,
-        ``"neg_deletion_auc"``, ``"insertion_auc"``, ``"sparseness"``,
-        ``"mask_roc_auc"``, ``"mask_dice"``, ``"relevance_mass_accuracy"``,
-        ``"relevance_rank_accuracy"``, ``"pointing_game"`` (these need
-        ``masks`` metadata), ``"rank_biased_overlap"``,
-        ``"neg_importance_rmse"`` (these need ``importances`` metadata).
+        One of :func:`available_relevance_scorers`, the scorer names of the
+        metric registry (:func:`registered_metrics` says which need
+        ``masks`` or ``importances`` metadata).
     **kwargs
         ``explainer``, ``target``, ``batch_size`` and metric options, as in
         :func:`make_relevance_scorer`.
@@ -392,7 +349,7 @@ def get_relevance_scorer(scoring, **kwargs):
     """
     if callable(scoring) and not isinstance(scoring, str):
         return scoring
-    if not isinstance(scoring, str) or scoring not in _SCORERS:
+    if not isinstance(scoring, str) or scoring not in scorer_table():
         raise ValueError(
             "The 'scoring' parameter of get_relevance_scorer must be a str among "
             f"{available_relevance_scorers()} or a callable. Got {scoring!r} instead."

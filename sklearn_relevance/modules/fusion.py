@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .._validation import check_int
+from .._validation import check_int, check_real
 from ._utils import BATCHNORM, CONV, MAXPOOL, as_shape, mlp_layers, output_numel
 
 __all__ = ["FusionNet"]
@@ -111,11 +111,7 @@ class FusionNet(nn.Module):
                 "The 'tabular_encoder' parameter of FusionNet must be 'mlp' or 'raw'. "
                 f"Got {tabular_encoder!r} instead."
             )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(
-                "The 'dropout' parameter of FusionNet must be a float in [0, 1). "
-                f"Got {dropout!r} instead."
-            )
+        check_real(dropout, "dropout", "FusionNet", low=0.0, high=1.0, closed="left")
         n_features = check_int(n_features, "n_features", "FusionNet")
         self.n_outputs = check_int(n_outputs, "n_outputs", "FusionNet")
         self.input_shape = {}

@@ -25,15 +25,11 @@ class Log:
 
 
 def data_dir():
-    """``$SKLEARN_RELEVANCE_DATA``, else ``../shared/data`` beside the working folder."""
-    env = os.environ.get("SKLEARN_RELEVANCE_DATA")
-    if env:
-        return Path(env)
-    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
-        candidate = base.parent / "shared" / "data"
-        if candidate.is_dir():
-            return candidate
-    return Path.cwd().parent / "shared" / "data"
+    """The shared data folder (:func:`~sklearn_relevance.datasets.get_data_dir`),
+    else ``../shared/data`` beside the working folder."""
+    from sklearn_relevance.datasets import get_data_dir
+
+    return get_data_dir() or Path.cwd().parent / "shared" / "data"
 
 
 def command(study, quick):

@@ -4,7 +4,7 @@ The IMS seed (deep relevance regularisation) trains a network on spectra
 from several labs with a penalty on its relevance, chooses the penalty by
 leave-one-lab-out, and tests on a lab it never saw. The demo behind
 ``python -m sklearn_relevance demo`` does this once; this study repeats the
-demo's comparison (its own code, ``sklearn_relevance.ims._demo``) over
+demo's comparison (its own code, ``sklearn_relevance.studies.demo``) over
 **data seeds x network seeds**, as paired differences (accuracy on the
 unseen lab of the chosen penalty minus penalty 0, same data, same network
 seed), in three simulator settings and at two sizes
@@ -70,7 +70,7 @@ def settings(quick):
 def run_cell(setting, data_seed, net_seed, cfg):
     """One paired comparison: penalty 0 and the leave-one-lab-out choice, same data."""
     from sklearn_relevance.ims import make_multilab_spectra
-    from sklearn_relevance.ims._demo import DemoConfig, _fit_and_compare, _Log
+    from .demo import DemoConfig, ProgressLog, fit_and_compare
 
     X, y, labs, info = make_multilab_spectra(cfg["n_samples"], cfg["n_labs"],
                                              n_mz=cfg["n_mz"], return_info=True,
@@ -78,8 +78,8 @@ def run_cell(setting, data_seed, net_seed, cfg):
     demo = DemoConfig(output=Path("."), penalties=cfg["penalties"], n_samples=cfg["n_samples"],
                       n_labs=cfg["n_labs"], n_bins=cfg["n_bins"], max_epochs=cfg["epochs"],
                       seed=net_seed, verbose=False)
-    rows, _models, chosen, test_lab = _fit_and_compare(X, y, labs, info["mz"], demo,
-                                                       _Log(False))
+    rows, _models, chosen, test_lab = fit_and_compare(X, y, labs, info["mz"], demo,
+                                                      ProgressLog(False))
     by = {r["penalty"]: r for r in rows}
     base, best = by[0.0], by[chosen]
     return {"setting": setting, "data seed": data_seed, "network seed": net_seed,

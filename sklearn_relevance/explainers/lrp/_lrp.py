@@ -9,12 +9,13 @@ import torch
 
 from ..._module_access import frozen_batchnorm_stats, hook_acts, hook_owner
 from ..._tensors import flatten_inputs, forward, no_dependence_error, select_output
+from ..._validation import check_real
 from .._base import BaseExplainer
 from ._layers import LayerView
 from ._relay import relay, shares
 from .canonizers import Canonizer, MergeBatchNorm
 from .composites import Composite, composite_error, composite_from_dict, make_composite
-from .rules import _check_bool, _check_real
+from .rules import _check_bool
 
 __all__ = ["LRP"]
 
@@ -211,8 +212,8 @@ class LRP(BaseExplainer):
         self.canonizers = canonizers
 
     def _make_composite(self):
-        _check_real("LRP", "epsilon", self.epsilon, low=0)
-        _check_real("LRP", "gamma", self.gamma, low=0, strict=False)
+        check_real(self.epsilon, "epsilon", "LRP", low=0, closed="neither")
+        check_real(self.gamma, "gamma", "LRP", low=0, closed="left")
         _check_bool("LRP", "bias", self.bias)
         _check_bool("LRP", "generalized_gamma", self.generalized_gamma)
         composite = self.composite

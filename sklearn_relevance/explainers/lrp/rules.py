@@ -24,6 +24,8 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
+from ..._validation import check_real
+
 __all__ = [
     "Rule",
     "Epsilon",
@@ -46,18 +48,6 @@ HOMOGENEOUS = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
 )
-
-
-def _check_real(owner, name, value, *, low=None, strict=True):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok and low is not None:
-        ok = value > low if strict else value >= low
-    if not ok:
-        bound = "" if low is None else f" {'>' if strict else '>='} {low}"
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be a real number{bound}. "
-            f"Got {value!r} instead."
-        )
 
 
 class Rule(BaseEstimator):
@@ -108,7 +98,8 @@ class _Stabilized(Rule):
         self.stabilizer = stabilizer
 
     def _validate(self):
-        _check_real(type(self).__name__, "stabilizer", self.stabilizer, low=0)
+        check_real(self.stabilizer, "stabilizer", type(self).__name__, low=0,
+                   closed="neither")
 
 
 def _check_bool(owner, name, value):
@@ -183,7 +174,7 @@ class Epsilon(Rule):
         self.epsilon = epsilon
 
     def _validate(self):
-        _check_real("Epsilon", "epsilon", self.epsilon, low=0)
+        check_real(self.epsilon, "epsilon", "Epsilon", low=0, closed="neither")
 
     def terms(self, layer, session):
         return [(1.0, layer.z(), self.epsilon)]
@@ -290,8 +281,8 @@ class AlphaBeta(_BiasOption):
         self.bias = bias
 
     def _validate(self):
-        _check_real("AlphaBeta", "alpha", self.alpha, low=1, strict=False)
-        _check_real("AlphaBeta", "beta", self.beta, low=0, strict=False)
+        check_real(self.alpha, "alpha", "AlphaBeta", low=1, closed="left")
+        check_real(self.beta, "beta", "AlphaBeta", low=0, closed="left")
         super()._validate()
         if abs(self.alpha - self.beta - 1) > 1e-9:
             raise ValueError(
@@ -354,7 +345,7 @@ class Gamma(_Stabilized):
         self.generalized = generalized
 
     def _validate(self):
-        _check_real("Gamma", "gamma", self.gamma, low=0, strict=False)
+        check_real(self.gamma, "gamma", "Gamma", low=0, closed="left")
         super()._validate()
         _check_bool("Gamma", "generalized", self.generalized)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DemoConfig", "check_config", "check_labelled_data", "load_labelled_imzml",
-           "run_demo"]
+__all__ = ["DemoConfig", "ProgressLog", "check_config", "check_labelled_data",
+           "fit_and_compare", "load_labelled_imzml", "run_demo"]
 
 DEFAULT_PENALTIES = (0.0, 0.01, 0.03, 0.1)
 
@@ -64,7 +64,7 @@ def check_config(cfg):
         Naming the option (and its command-line flag), what was expected and
         what was got.
     """
-    from .._validation import device_problem
+    from sklearn_relevance._validation import device_problem
 
     penalties = np.asarray(cfg.penalties, dtype=np.float64)
     if penalties.size == 0 or not np.isfinite(penalties).all() or (penalties < 0).any():
@@ -132,7 +132,9 @@ def check_labelled_data(y, labs, test_lab=None):
         raise ValueError(f"--test-lab {test_lab!r} is none of the labs {names}.")
 
 
-class _Log:
+class ProgressLog:
+    """Timed progress messages of the demo (silent unless ``verbose``)."""
+
     def __init__(self, verbose):
         self.verbose = verbose
         self.start = time.perf_counter()
@@ -142,32 +144,13 @@ class _Log:
             print(f"[demo {time.perf_counter() - self.start:6.1f}s] {msg}", flush=True)
 
 
-def _sparseness_tools(log):
-    """(scorer or None, sparseness function) with a fallback when metrics are missing."""
-    try:
-        from ..metrics import get_relevance_scorer, sparseness
-
-        return get_relevance_scorer("sparseness"), sparseness
-    except ImportError as exc:  # pragma: no cover - the metrics package is optional here
-        log(f"note: sklearn_relevance.metrics is unavailable ({exc}); sparseness is "
-            "computed by a local Gini index and not used in the grid search")
-
-        def gini(rel):
-            a = np.sort(np.abs(rel.reshape(len(rel), -1)), axis=1)
-            F = a.shape[1]
-            w = 2 * np.arange(1, F + 1) - F - 1
-            return (a @ w) / (F * np.maximum(a.sum(axis=1), 1e-30))
-
-        return None, gini
-
-
 def make_pipeline(mz, cfg):
     """``TICNormalizer -> MzResampler -> RelevanceNetClassifier``."""
     from sklearn.pipeline import Pipeline
 
-    from ..estimators import RelevanceNetClassifier
-    from ..modules import MLP, SpectrumCNN
-    from .preprocessing import MzResampler, TICNormalizer
+    from sklearn_relevance import RelevanceNetClassifier
+    from sklearn_relevance.ims import MzResampler, TICNormalizer
+    from sklearn_relevance.modules import MLP, SpectrumCNN
 
     module = SpectrumCNN if cfg.network == "cnn" else MLP
     net = RelevanceNetClassifier(
@@ -181,24 +164,17 @@ def make_pipeline(mz, cfg):
     ])
 
 
-def _fit_and_compare(X, y, labs, mz, cfg, log):
+def fit_and_compare(X, y, labs, mz, cfg, log):
     """Grid search on the training labs, then penalty 0 vs chosen on the test lab."""
     from sklearn.base import clone
     from sklearn.model_selection import GridSearchCV
 
-    from ..model_selection import LeaveOneLabOut
+    from sklearn_relevance.metrics import get_relevance_scorer, sparseness
+    from sklearn_relevance.model_selection import LeaveOneLabOut
 
     names = sorted(set(labs.tolist()))
     check_labelled_data(y, labs, cfg.test_lab)
-    scorer, sparseness = _sparseness_tools(log)
-
-    def scoring(estimator, X_test, y_test):
-        # one callable returning both scores, so the sparseness scorer can be
-        # left out when its metric is unavailable
-        scores = {"accuracy": estimator.score(X_test, y_test)}
-        if scorer is not None:
-            scores["sparseness"] = scorer(estimator, X_test, y_test)
-        return scores
+    scoring = {"accuracy": "accuracy", "sparseness": get_relevance_scorer("sparseness")}
     pipe = make_pipeline(mz, cfg)
     grid = {"net__relevance_penalty": list(cfg.penalties)}
     nested = len(names) >= 3
@@ -245,7 +221,7 @@ def _fit_and_compare(X, y, labs, mz, cfg, log):
         else:
             i = list(res["param_net__relevance_penalty"]).index(penalty)
             acc = float(res["mean_test_accuracy"][i])
-            sp = float(res["mean_test_sparseness"][i]) if scorer is not None else np.nan
+            sp = float(res["mean_test_sparseness"][i])
         rows.append({"penalty": penalty, "chosen": penalty == chosen,
                      "unseen_lab": test_lab or "left-out (CV)", "accuracy": acc,
                      "sparseness": sp})
@@ -385,9 +361,7 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
     X, y, labs, mz, per_file
         ``per_file`` is a list of ``(path, IMSData)`` for writing relevance images.
     """
-    from ._axis import data_range
-    from ._layout import parse
-    from .io import read_imzml
+    from sklearn_relevance.ims import read_imzml, scan_imzml
 
     files = [Path(f) for f in files]
     if not files:
@@ -417,8 +391,8 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
         )
     _check_label_rows(table, labels_csv, per_pixel, keys)
     # one shared m/z axis over the union of the files' ranges, checked before reading
-    layouts = [parse(f) for f in files]
-    ranges = [data_range(layout) for layout in layouts]
+    scans = [scan_imzml(f) for f in files]
+    ranges = [scan.mz_range for scan in scans]
     lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
     n_bins = int(n_bins or 1000)
     edges = np.linspace(lo, hi, n_bins + 1)
@@ -426,16 +400,16 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
     # every row of the table must label at least one pixel: matched before reading
     selections = {}
     unmatched = []
-    for f, layout in zip(files, layouts):
+    for f, scan in zip(files, scans):
         rows = [r for r in table if keys[r["file"]] == f]
         if not rows:
             continue
         if per_pixel:
-            keep, sel, missed = _match_pixels(layout.coords, rows)
+            keep, sel, missed = _match_pixels(scan.coords, rows)
             unmatched += [rows[i] for i in missed]
         else:
-            keep = np.ones(layout.n_pixels, bool)
-            sel = np.zeros(layout.n_pixels, dtype=np.int64)
+            keep = np.ones(len(scan.coords), bool)
+            sel = np.zeros(len(scan.coords), dtype=np.int64)
         selections[f] = (rows, keep, sel)
     if unmatched:
         shown = "; ".join(f"{r['file']} x={r['x']} y={r['y']}" for r in unmatched[:5])
@@ -461,10 +435,10 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
 
 def run_demo(cfg):
     """Run the demo; returns the result rows (also written to ``cfg.output``)."""
-    from .simulate import make_multilab_spectra
+    from sklearn_relevance.ims import make_multilab_spectra
 
     check_config(cfg)
-    log = _Log(cfg.verbose)
+    log = ProgressLog(cfg.verbose)
     info, per_file = None, None
     if cfg.imzml:
         log(f"reading {len(cfg.imzml)} imzML file(s) and labels from {cfg.labels}")
@@ -480,7 +454,7 @@ def run_demo(cfg):
     cfg.output.mkdir(parents=True, exist_ok=True)
     log(f"{len(y)} labelled spectra x {X.shape[1]} m/z values, labs "
         f"{sorted(set(labs.tolist()))}")
-    rows, models, chosen, test_lab = _fit_and_compare(X, y, labs, mz, cfg, log)
+    rows, models, chosen, test_lab = fit_and_compare(X, y, labs, mz, cfg, log)
     _print_table(rows, log)
     _write_table(rows, cfg.output / "results.csv")
     fig = _figure(models, X, y, labs, test_lab, info, cfg.output / "relevance_spectrum.png",
@@ -488,7 +462,7 @@ def run_demo(cfg):
     if fig is not None:
         log(f"figure written to {fig}")
     if per_file:
-        from .io import write_imzml
+        from sklearn_relevance.ims import write_imzml
 
         model = models[chosen]
         out_mz = model.named_steps["resample"].mz_out_
