@@ -47,9 +47,8 @@ from ._validation import (
     device_problem,
     sample_shape,
 )
-from .explainers import available_explainers, get_explainer
 from ._module_access import module_access, shares_module
-from .explainers._base import predicted_classes
+from .explainers import available_explainers, get_explainer, predicted_classes
 from .modules import default_module
 from ._masks import check_relevance_mask, split_masks, with_masks
 from .penalties import NORMS, RelevancePenalty

@@ -47,10 +47,6 @@ FLOORS = [
 #: Known departures, each in a file that is being rewritten elsewhere; every
 #: entry is (importing module, imported module) and names what will fix it.
 ALLOWED = {
-    # _base_net.py: predicted_classes sizes its passes with the explainers'
-    # pass-size rule (explainers/_engine.max_rows_for, which probes the
-    # network's activations), so it stays beside the explainers.
-    ("_base_net", "explainers._base"),
     # ims/_lazy.py imports ims/io.py's reader inside functions while io.py
     # imports _lazy.py lazily too (a hidden cycle): the index reader moves
     # below both (ims/_parser.py) where those files are being rewritten.

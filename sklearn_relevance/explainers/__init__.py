@@ -11,6 +11,7 @@ from ._base import (
     BaseExplainer,
     available_explainers,
     get_explainer,
+    predicted_classes,
     register_explainer,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "BaseExplainer",
     "available_explainers",
     "get_explainer",
+    "predicted_classes",
     "register_explainer",
     *_LAZY,
 ]

@@ -65,9 +65,9 @@ def predicted_classes(infer, X, module):
     """The class of largest output per sample, in passes within the memory budget.
 
     The forward passes hold at most as many rows as an explainer's
-    forward-only pass (:func:`~sklearn_relevance.explainers._engine.max_rows_for`
-    with the occlusion budget), whatever the number of samples explained at
-    once.
+    forward-only pass (``MEMORY_BUDGETS["forward_pass_input"]``, sized by the
+    network's activations like every explainer pass), whatever the number of
+    samples explained at once. Estimators use it for ``explain(target=None)``.
 
     Parameters
     ----------
@@ -80,6 +80,15 @@ def predicted_classes(infer, X, module):
     Returns
     -------
     LongTensor of shape (n,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers import predicted_classes
+    >>> net = torch.nn.Linear(3, 2)
+    >>> X = torch.randn(5, 3)
+    >>> bool((predicted_classes(net, X, net) == net(X).argmax(1)).all())
+    True
     """
     from ._engine import FORWARD_PASS_BUDGET, max_rows_for
 
