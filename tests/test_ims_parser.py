@@ -283,8 +283,10 @@ def test_continuous_block_read_into_place_equals_getspectrum(tmp_path, monkeypat
                 np.linspace(100, 200, 11), intensity_dtype=np.float64)
     monkeypatch.setattr(io, "_WORKING_SET", working_set)  # 64 bytes: one row per chunk
     data = read_imzml(path, dtype=dtype)
-    ref = _pyimzml(path)
-    expected = np.stack([ref.getspectrum(i)[1] for i in range(37)])
+    from pyimzml.ImzMLParser import ImzMLParser
+
+    with ImzMLParser(str(path)) as ref:
+        expected = np.stack([ref.getspectrum(i)[1] for i in range(37)])
     assert data.X.dtype == (np.float64 if dtype is None else dtype)
     np.testing.assert_array_equal(data.X, expected.astype(data.X.dtype))
     assert data.X.flags.c_contiguous and data.X.flags.writeable
