@@ -146,9 +146,10 @@ def _integers(window, length):
     neg = w[:, 0] == 45  # '-'
     if not neg.any():  # plain digits: one weighted sum (0 weight past the length)
         exponent = length[:, None] - 1 - _DIGIT_INDEX[: w.shape[1]]
-        if np.any((w - np.uint8(48) > 9) & (exponent >= 0)):
+        digits = w - np.uint8(48)  # bytes that are no digit wrap round past 9
+        if np.any((digits > 9) & (exponent >= 0)):
             raise Irregular
-        return ((w - np.uint8(48)) * _WEIGHTS[exponent]).sum(axis=1)
+        return (digits * _WEIGHTS[exponent]).sum(axis=1)
     inside = np.arange(w.shape[1]) < length[:, None]
     digit = (w >= 48) & (w <= 57)
     digit[:, 0] |= neg & (length > 1)
@@ -466,8 +467,9 @@ class _Template:
                 span = c.attrs.get(b"accession")
                 if span is not None:
                     check(index[id(c)], span[0] - 11, c.chunk[span[0] - 11:span[1] + 1])
-        for ref in refs:
-            check(index[id(ref)], 0, ref.chunk[:ref.gt + 1])
+        for ref in refs:  # the group, quotes included
+            r0, r1 = ref.attrs[b"ref"]
+            check(index[id(ref)], r0 - 1, ref.chunk[r0 - 1:r1 + 1])
         values, self.has_z = [], True
         for (where, accession), field in zip(_ROLES, _FIELDS):
             term = chosen[where].term(accession.encode())
@@ -669,11 +671,13 @@ class _Buffer:
         self.mask = np.empty(len(self.ba), bool)
 
     def fill(self):
-        """Append up to ``BLOCK`` bytes of the file; False at its end."""
-        if self.size + BLOCK > len(self.ba) - _PAD:
+        """Append about ``BLOCK`` bytes of the file (what fits); False at its end."""
+        room = len(self.ba) - _PAD - self.size
+        if room < BLOCK // 2:
             self._alloc(max(self.size + BLOCK, 2 * (len(self.ba) - _PAD)))
+            room = len(self.ba) - _PAD - self.size
         with memoryview(self.ba) as view:
-            got = self.f.readinto(view[self.size:self.size + BLOCK])
+            got = self.f.readinto(view[self.size:self.size + room])
         self.size += got
         return got > 0
 
