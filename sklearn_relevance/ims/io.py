@@ -186,11 +186,11 @@ def _read_block(layout, offset, dtype):
     """
     n, L = layout.n_pixels, int(layout.int_lengths[0])
     X = np.empty((n, L), dtype=dtype)
+    if dtype == layout.int_dtype:
+        _read_rows_into(layout.ibd, offset, X)
+        return X
     with open(layout.ibd, "rb", buffering=0) as f:
         f.seek(offset)
-        if dtype == layout.int_dtype:
-            _read_exactly(f, X, layout.ibd)
-            return X
         rows = max(int(_WORKING_SET // max(L * layout.int_dtype.itemsize, 1)), 1)
         buf = np.empty((min(rows, n), L), dtype=layout.int_dtype)
         for sl in iter_slices(n, rows):
@@ -198,6 +198,33 @@ def _read_block(layout, offset, dtype):
             _read_exactly(f, part, layout.ibd)
             X[sl] = part
     return X
+
+
+#: Bytes from which a block read is shared among threads (each reads its own rows).
+_THREADED_READ = 64 * 2**20
+
+
+def _read_rows_into(path, offset, X):
+    """Fill ``X`` (C-contiguous) with the bytes of ``path`` from ``offset`` on.
+
+    Large blocks are read by up to 4 threads, each its own rows through its
+    own file handle (reads release the GIL: page-cache copies run in parallel).
+    """
+    n_threads = min(os.cpu_count() or 1, 4, max(X.nbytes // _THREADED_READ, 1), len(X))
+
+    def read(rows):
+        with open(path, "rb", buffering=0) as f:
+            f.seek(offset + rows.start * X[0].nbytes)
+            _read_exactly(f, X[rows], path)
+
+    parts = list(iter_slices(len(X), -(-len(X) // n_threads)))
+    if len(parts) == 1:
+        read(parts[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        list(pool.map(read, parts))
 
 
 def _read_exactly(f, out, path):
