@@ -696,7 +696,7 @@ def _numbers(buf, start, stop, template, mz_id, int_id):
     if template is not None:
         try:
             return template.numbers(buf, start, stop)
-        except Irregular:
+        except (Irregular, IndexError):  # IndexError: rows out of step, gathers past the end
             pass
     return scan_block(bytes(buf.ba[start:stop]), mz_id, int_id)
 
