@@ -291,3 +291,19 @@ def test_continuous_block_read_into_place_equals_getspectrum(tmp_path, monkeypat
     assert data.X.dtype == (np.float64 if dtype is None else dtype)
     np.testing.assert_array_equal(data.X, expected.astype(data.X.dtype))
     assert data.X.flags.c_contiguous and data.X.flags.writeable
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_vectorised_integers_equal_int_and_refuse_the_rest(signed):
+    texts = [b"0", b"7", b"42", b"100", b"123456789012345678", b"999999999999999999",
+             b"000012"] + ([b"-5", b"-0", b"-123456789"] if signed else [])
+    window = np.zeros((len(texts), 20), np.uint8)
+    for i, t in enumerate(texts):
+        window[i, :len(t) + 1] = np.frombuffer(t + b'"', np.uint8)
+    length = np.argmax(window == 34, axis=1)
+    assert _parser._integers(window, length).tolist() == [int(t) for t in texts]
+    for bad in (b"1a", b"1.0", b"--1", b"1-", b" 1", b"", b"1234567890123456789"):
+        w = np.zeros((1, 21), np.uint8)
+        w[0, :len(bad) + 1] = np.frombuffer(bad + b'"', np.uint8)
+        with pytest.raises(Irregular):
+            _parser._integers(w[:, :20], np.argmax(w[:, :20] == 34, axis=1))

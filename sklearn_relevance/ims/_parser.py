@@ -132,8 +132,6 @@ def _space(c):
 
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 _DIGIT_INDEX = np.arange(18, dtype=np.int64)
-# 10**e at index e, and 0 at the negative indices that run past a number's last digit
-_WEIGHTS = np.concatenate([_POW10[:18], np.zeros(18, np.int64)])
 
 
 def _integers(window, length):
@@ -144,12 +142,14 @@ def _integers(window, length):
         raise Irregular
     w = window[:, : int(length.max())]
     neg = w[:, 0] == 45  # '-'
-    if not neg.any():  # plain digits: one weighted sum (0 weight past the length)
-        exponent = length[:, None] - 1 - _DIGIT_INDEX[: w.shape[1]]
+    if not neg.any():  # plain digits: one product with the powers of ten, then a shift
+        k = w.shape[1]
         digits = w - np.uint8(48)  # bytes that are no digit wrap round past 9
-        if np.any((digits > 9) & (exponent >= 0)):
+        inside = _DIGIT_INDEX[:k] < length[:, None]
+        if np.any((digits > 9) & inside):
             raise Irregular
-        return (digits * _WEIGHTS[exponent]).sum(axis=1)
+        digits *= inside
+        return (digits @ _POW10[k - 1::-1]) // _POW10[k - length]
     inside = np.arange(w.shape[1]) < length[:, None]
     digit = (w >= 48) & (w <= 57)
     digit[:, 0] |= neg & (length > 1)
