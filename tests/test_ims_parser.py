@@ -179,3 +179,131 @@ def test_malformed_files_are_refused_as_pyimzml_refuses_them(shared_data, tmp_pa
         _pyimzml(path)
     with pytest.raises(ValueError, match=r"Example_Processed\.imzML"):
         read_imzml(path)
+
+
+def _no_general_scan(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a block left the template path")
+
+    monkeypatch.setattr(_parser, "scan_block", refuse)
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_template_path_reads_every_shared_file(shared_data, monkeypatch, name):
+    _no_general_scan(monkeypatch)
+    _assert_equal_to_pyimzml(shared_data / "imzml" / name)
+
+
+@pytest.mark.parametrize("mode", ["continuous", "processed"])
+def test_template_path_reads_pyimzml_writer_files_across_blocks(tmp_path, monkeypatch, mode):
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "w.imzML"
+    with ImzMLWriter(str(path), mode=mode, mz_dtype=np.float64,
+                     intensity_dtype=np.float32) as w:
+        for i in range(300):  # offsets and coordinates of 1 to 6 digits
+            k = 5 if mode == "continuous" else int(rng.integers(1, 9))
+            w.addSpectrum(np.sort(rng.uniform(100, 900, k)), rng.random(k),
+                          (i % 17 + 1, i // 17 + 1, 1 + (i % 4) * 3000))
+    _no_general_scan(monkeypatch)
+    for block in (4096, 2**20):
+        monkeypatch.setattr(_parser, "BLOCK", block)
+        _assert_equal_to_pyimzml(path)
+
+
+def _edit_spectrum(text, index, old, new):
+    """Replace ``old`` by ``new`` in the ``index``-th spectrum only."""
+    starts = [m.start() for m in re.finditer(rb"<spectrum ", text)]
+    start, stop = starts[index], text.index(b"</spectrum>", starts[index])
+    part = text[start:stop]
+    assert old in part
+    return text[:start] + part.replace(old, new, 1) + text[stop:]
+
+
+@pytest.mark.parametrize("edit", ["swapped_arrays", "other_term", "shadowing_term",
+                                  "self_closed_scan", "longer_indent"])
+def test_spectra_departing_from_the_template_leave_the_template_path(
+        shared_data, tmp_path, monkeypatch, edit):
+    """A later spectrum that looks alike but differs where pyimzML looks is not
+    read at the first spectrum's offsets: its block goes to the general scan."""
+    path = _copy(shared_data, tmp_path, "Example_Processed")
+    text = path.read_bytes()
+    if edit == "swapped_arrays":  # same bytes, the arrays' groups exchanged
+        text = _edit_spectrum(text, 3, b'ref="mzArray"', b'ref="XXXXXXX"')
+        text = _edit_spectrum(text, 3, b'ref="intensityArray"', b'ref="mzArray"')
+        text = _edit_spectrum(text, 3, b'ref="XXXXXXX"', b'ref="intensityArray"')
+    elif edit == "other_term":  # same lengths, x and y exchange their accessions
+        text = _edit_spectrum(text, 5, b'"IMS:1000050" name="position x"', b"@X@")
+        text = _edit_spectrum(text, 5, b'"IMS:1000051" name="position y"',
+                              b'"IMS:1000050" name="position x"')
+        text = _edit_spectrum(text, 5, b"@X@", b'"IMS:1000051" name="position y"')
+    elif edit == "shadowing_term":  # a first match for pyimzML's lookup of x
+        text = _edit_spectrum(text, 2, b'<referenceableParamGroupRef ref="scan1"/>',
+                              b'<cvParam cvRef="IMS" accession="IMS:1000050" '
+                              b'name="position x" value="99"/>')
+    elif edit == "self_closed_scan":  # same length, nesting broken
+        text = _edit_spectrum(text, 5, b'<scan instrumentConfigurationRef="LTQFTUltra0">',
+                              b'<scan instrumentConfigurationRef="LTQFTUltra"/>')
+    elif edit == "longer_indent":  # harmless, but not the template's bytes
+        text = _edit_spectrum(text, 6, b"\n          </scan>", b"\n           </scan>")
+    path.write_bytes(text)
+
+    class HandedOver(Exception):
+        pass
+
+    def general_scan(*args, **kwargs):
+        raise HandedOver
+
+    with monkeypatch.context() as m:
+        m.setattr(_parser, "scan_block", general_scan)
+        with pytest.raises(HandedOver):
+            _parser._fast(path)
+    if edit == "self_closed_scan":  # malformed: pyimzML refuses it
+        with pytest.raises(Exception):  # noqa: B017, PT011
+            _pyimzml(path)
+        return
+    ours = _assert_equal_to_pyimzml(path, engine="auto")
+    if edit == "other_term":
+        before = parse_imzml(shared_data / "imzml" / "Example_Processed.imzML")
+        np.testing.assert_array_equal(ours.coordinates[5, :2], before.coordinates[5, 1::-1])
+        assert ours.coordinates[5, 0] != ours.coordinates[5, 1]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, None])
+@pytest.mark.parametrize(("working_set", "threaded"), [(64, 256), (2**23, 2**30)])
+def test_continuous_block_read_into_place_equals_getspectrum(tmp_path, monkeypatch, dtype,
+                                                             working_set, threaded):
+    from sklearn_relevance.ims import io, write_imzml
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(37, 11)) * 1e3
+    path = tmp_path / "c.imzML"
+    write_imzml(path, X, np.column_stack([np.arange(37) % 6 + 1, np.arange(37) // 6 + 1]),
+                np.linspace(100, 200, 11), intensity_dtype=np.float64)
+    monkeypatch.setattr(io, "_WORKING_SET", working_set)  # 64 bytes: one row per chunk
+    monkeypatch.setattr(io, "_THREADED_READ", threaded)  # 256 bytes: rows in threads
+    data = read_imzml(path, dtype=dtype)
+    from pyimzml.ImzMLParser import ImzMLParser
+
+    with ImzMLParser(str(path)) as ref:
+        expected = np.stack([ref.getspectrum(i)[1] for i in range(37)])
+    assert data.X.dtype == (np.float64 if dtype is None else dtype)
+    np.testing.assert_array_equal(data.X, expected.astype(data.X.dtype))
+    assert data.X.flags.c_contiguous and data.X.flags.writeable
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_vectorised_integers_equal_int_and_refuse_the_rest(signed):
+    texts = [b"0", b"7", b"42", b"100", b"123456789012345678", b"999999999999999999",
+             b"000012"] + ([b"-5", b"-0", b"-123456789"] if signed else [])
+    window = np.zeros((len(texts), 20), np.uint8)
+    for i, t in enumerate(texts):
+        window[i, :len(t) + 1] = np.frombuffer(t + b'"', np.uint8)
+    length = np.argmax(window == 34, axis=1)
+    assert _parser._integers(window, length).tolist() == [int(t) for t in texts]
+    for bad in (b"1a", b"1.0", b"--1", b"1-", b" 1", b"", b"1234567890123456789"):
+        w = np.zeros((1, 21), np.uint8)
+        w[0, :len(bad) + 1] = np.frombuffer(bad + b'"', np.uint8)
+        with pytest.raises(Irregular):
+            _parser._integers(w[:, :20], np.argmax(w[:, :20] == 34, axis=1))

@@ -54,17 +54,13 @@ def _memmap_view(layout, axis):
     Only when the spectra lie at regular offsets and the axis is the file's
     own, uncropped.
     """
-    if not layout.continuous or axis.edges is not None or layout.n_pixels < 1:
+    from .io import regular_block
+
+    offset = regular_block(layout, axis)
+    if offset is None:
         return None
-    L = int(layout.int_lengths[0])
-    s = layout.int_dtype.itemsize
-    if axis.n != L or not np.array_equal(np.asarray(axis.mz), layout.shared_mz):
-        return None
-    if np.any(layout.int_lengths != L) or np.any(
-            np.diff(layout.int_offsets) != L * s):
-        return None
-    return np.memmap(layout.ibd, dtype=layout.int_dtype, mode="r",
-                     offset=int(layout.int_offsets[0]), shape=(layout.n_pixels, L))
+    return np.memmap(layout.ibd, dtype=layout.int_dtype, mode="r", offset=offset,
+                     shape=(layout.n_pixels, int(layout.int_lengths[0])))
 
 
 def _key(path, options):
