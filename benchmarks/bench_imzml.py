@@ -82,7 +82,7 @@ def _ours_data_only(path, dtype=np.float32, **kwargs):
     """Our read after parsing: the m/z axis and the bulk read of every spectrum."""
     from sklearn_relevance.ims._axis import make_axis
     from sklearn_relevance.ims._layout import parse
-    from sklearn_relevance.ims.io import _read_rows
+    from sklearn_relevance.ims._reader import _read_rows
 
     layout = parse(path)
 

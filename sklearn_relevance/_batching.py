@@ -21,6 +21,10 @@ MEMORY_BUDGETS = types.MappingProxyType({
     # array work outside network passes: imzML chunks and lazy reads, and the
     # default of ``chunk_size_for``
     "array_work": 256 * _MiB,
+    # working set of one vectorised imzML binning pass (stays in cache)
+    "binning_pass": 8 * _MiB,
+    # size of a continuous imzML block from which threads share its read
+    "threaded_read_min": 64 * _MiB,
     # float64 work arrays of XRAI's greedy region selection, per chunk
     "xrai_work": 64 * _MiB,
     # inputs of one expanded explainer pass (caps dense networks, whose

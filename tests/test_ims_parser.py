@@ -274,15 +274,15 @@ def test_spectra_departing_from_the_template_leave_the_template_path(
 @pytest.mark.parametrize(("working_set", "threaded"), [(64, 256), (2**23, 2**30)])
 def test_continuous_block_read_into_place_equals_getspectrum(tmp_path, monkeypatch, dtype,
                                                              working_set, threaded):
-    from sklearn_relevance.ims import io, write_imzml
+    from sklearn_relevance.ims import _reader, write_imzml
 
     rng = np.random.default_rng(2)
     X = rng.normal(size=(37, 11)) * 1e3
     path = tmp_path / "c.imzML"
     write_imzml(path, X, np.column_stack([np.arange(37) % 6 + 1, np.arange(37) // 6 + 1]),
                 np.linspace(100, 200, 11), intensity_dtype=np.float64)
-    monkeypatch.setattr(io, "_WORKING_SET", working_set)  # 64 bytes: one row per chunk
-    monkeypatch.setattr(io, "_THREADED_READ", threaded)  # 256 bytes: rows in threads
+    monkeypatch.setattr(_reader, "_WORKING_SET", working_set)  # 64 bytes: one row per chunk
+    monkeypatch.setattr(_reader, "_THREADED_READ", threaded)  # 256 bytes: rows in threads
     data = read_imzml(path, dtype=dtype)
     from pyimzml.ImzMLParser import ImzMLParser
 

@@ -47,10 +47,6 @@ FLOORS = [
 #: Known departures, each in a file that is being rewritten elsewhere; every
 #: entry is (importing module, imported module) and names what will fix it.
 ALLOWED = {
-    # ims/_lazy.py imports ims/io.py's reader inside functions while io.py
-    # imports _lazy.py lazily too (a hidden cycle): the index reader moves
-    # below both (ims/_parser.py) where those files are being rewritten.
-    ("ims._lazy", "ims.io"),
 }
 
 

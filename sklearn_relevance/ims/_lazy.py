@@ -40,7 +40,7 @@ class _Source:
 
     def read(self, rows):
         """Spectra ``rows`` (file positions, any order) as an (len(rows), n_mz) array."""
-        from .io import read_index
+        from ._reader import read_index
 
         rows = np.asarray(rows, dtype=np.int64)
         if self.memmap is not None:
@@ -54,7 +54,7 @@ def _memmap_view(layout, axis):
     Only when the spectra lie at regular offsets and the axis is the file's
     own, uncropped.
     """
-    from .io import regular_block
+    from ._reader import regular_block
 
     offset = regular_block(layout, axis)
     if offset is None:
@@ -72,13 +72,13 @@ def _key(path, options):
 
 def open_source(path, options, *, verify_checksum=False):
     """The :class:`_Source` of ``path`` read with ``options`` (cached per process)."""
-    from .io import _open
+    from ._reader import open_layout
 
     key = _key(path, options)
     if not verify_checksum and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    layout, axis, dtype = _open(path, options["mz_range"], options["bin_width"],
+    layout, axis, dtype = open_layout(path, options["mz_range"], options["bin_width"],
                                 options["n_bins"], options["mz"], options["dtype"],
                                 verify_checksum)
     source = _Source(path, options, layout, axis, dtype)

@@ -1,0 +1,166 @@
+"""Reading an imzML pair: its layout, its m/z axis and its spectra.
+
+The readers that :mod:`.io` (whole files and chunks) and :mod:`._lazy` (rows
+on demand) share: opening a file (layout, axis and dtype checked), reading
+rows in any order onto an axis, and reading a continuous file's intensity
+block straight into an array.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .._batching import MEMORY_BUDGETS, iter_slices
+from ._axis import Axis, fill, make_axis
+from ._layout import parse
+from ._resample import check_positive_int
+
+
+def _check_dtype(dtype):
+    if dtype is None:
+        return None
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(
+            "The 'dtype' parameter of read_imzml must be a floating dtype or None. "
+            f"Got {dtype} instead."
+        )
+    return dtype
+
+
+#: Working set of one vectorised binning pass: small enough to stay in cache.
+_WORKING_SET = MEMORY_BUDGETS["binning_pass"]
+
+
+def _per_pixel_bytes(layout, axis, dtype):
+    longest = int(layout.int_lengths.max())
+    # raw values, m/z values and int64 scatter indices, plus the float64 output row
+    return longest * (layout.int_dtype.itemsize + layout.mz_dtype.itemsize + 16) \
+        + axis.n * (8 + dtype.itemsize)
+
+
+def _chunk_rows(layout, axis, dtype, chunk_size, budget):
+    if chunk_size is not None:
+        return check_positive_int(chunk_size, "chunk_size", "iter_imzml")
+    return max(int(budget // max(_per_pixel_bytes(layout, axis, dtype), 1)), 1)
+
+
+def read_index(layout, rows, axis, dtype):
+    """Spectra ``rows`` (any order) on ``axis``; binning runs in cache-sized passes."""
+    rows = np.asarray(rows, dtype=np.int64)
+    direct = layout.continuous and axis.edges is None
+    sub = len(rows) if direct else _chunk_rows(layout, axis, dtype, None, _WORKING_SET)
+    if sub >= len(rows):
+        return np.ascontiguousarray(fill(layout, rows, axis, dtype))
+    out = np.empty((len(rows), axis.n), dtype=dtype)
+    for sl in iter_slices(len(rows), sub):
+        out[sl] = fill(layout, rows[sl], axis, dtype)
+    return out
+
+
+def regular_block(layout, axis):
+    """Byte offset of the intensities when they form one (n_pixels, n_mz) block, or None.
+
+    That is: a continuous file read on its own, uncropped m/z axis, whose
+    spectra follow each other at regular offsets with no gap.
+    """
+    if not layout.continuous or axis.edges is not None or layout.n_pixels < 1:
+        return None
+    L = int(layout.int_lengths[0])
+    if axis.n != L or not np.array_equal(np.asarray(axis.mz), layout.shared_mz):
+        return None
+    if np.any(layout.int_lengths != L) or np.any(
+            np.diff(layout.int_offsets) != L * layout.int_dtype.itemsize):
+        return None
+    return int(layout.int_offsets[0])
+
+
+def _read_block(layout, offset, dtype):
+    """The whole intensity block, read straight into the returned array.
+
+    One ``readinto`` when the file's dtype is the one asked for; otherwise
+    row chunks of a bounded buffer converted into place.
+    """
+    n, L = layout.n_pixels, int(layout.int_lengths[0])
+    X = np.empty((n, L), dtype=dtype)
+    if dtype == layout.int_dtype:
+        _read_rows_into(layout.ibd, offset, X)
+        return X
+    with open(layout.ibd, "rb", buffering=0) as f:
+        f.seek(offset)
+        rows = max(int(_WORKING_SET // max(L * layout.int_dtype.itemsize, 1)), 1)
+        buf = np.empty((min(rows, n), L), dtype=layout.int_dtype)
+        for sl in iter_slices(n, rows):
+            part = buf[: sl.stop - sl.start]
+            _read_exactly(f, part, layout.ibd)
+            X[sl] = part
+    return X
+
+
+#: Bytes from which a block read is shared among threads (each reads its own rows).
+_THREADED_READ = MEMORY_BUDGETS["threaded_read_min"]
+
+
+def _read_rows_into(path, offset, X):
+    """Fill ``X`` (C-contiguous) with the bytes of ``path`` from ``offset`` on.
+
+    Large blocks are read by up to 4 threads, each its own rows through its
+    own file handle (reads release the GIL: page-cache copies run in parallel).
+    """
+    n_threads = min(os.cpu_count() or 1, 4, max(X.nbytes // _THREADED_READ, 1), len(X))
+
+    def read(rows):
+        with open(path, "rb", buffering=0) as f:
+            f.seek(offset + rows.start * X[0].nbytes)
+            _read_exactly(f, X[rows], path)
+
+    parts = list(iter_slices(len(X), -(-len(X) // n_threads)))
+    if len(parts) == 1:
+        read(parts[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        list(pool.map(read, parts))
+
+
+def _read_exactly(f, out, path):
+    view = memoryview(out).cast("B")
+    done = 0
+    while done < len(view):
+        got = f.readinto(view[done:])
+        if not got:
+            raise ValueError(f"The binary file {str(path)!r} is truncated.")
+        done += got
+
+
+def _read_rows(layout, start, stop, axis, dtype):
+    """Spectra ``start:stop`` on ``axis``."""
+    return read_index(layout, np.arange(start, stop), axis, dtype)
+
+
+def _check_flag(value, name, caller):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f"The '{name}' parameter of {caller} must be a bool. Got {value!r} instead."
+        )
+    return bool(value)
+
+
+def open_layout(path, mz_range, bin_width, n_bins, mz, dtype, verify_checksum=False,
+          caller="read_imzml"):
+    verify_checksum = _check_flag(verify_checksum, "verify_checksum", caller)
+    layout = parse(path, verify_checksum=verify_checksum)
+    if all(v is None for v in (mz_range, bin_width, n_bins, mz)) \
+            and layout.shared_mz is not None \
+            and layout.shared_mz.size:
+        axis = Axis(layout.shared_mz)  # make_axis's answer, without reading the data range
+    else:
+        axis = make_axis(layout, mz_range=mz_range, bin_width=bin_width, n_bins=n_bins,
+                         mz=mz)
+    dtype = _check_dtype(dtype)
+    if dtype is None:
+        dtype = layout.int_dtype if layout.int_dtype.kind == "f" else np.dtype(np.float64)
+    return layout, axis, dtype
