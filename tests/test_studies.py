@@ -53,7 +53,7 @@ def test_ct_study_quick(tmp_path):
 
     res = ct.run(tmp_path, quick=True, verbose=False)
     main = _table(tmp_path, "ct_explainers")
-    assert list(main["explainer"]) == ct.EXPLAINERS
+    assert list(main["explainer"]) == ct.EXPLAINERS + [ct.CHANCE]
     assert "smoothgrad_squared" in set(main["explainer"])
     stab = _table(tmp_path, "ct_stability")
     assert set(stab["metric"]) == set(ct.METRICS)
@@ -61,6 +61,20 @@ def test_ct_study_quick(tmp_path):
     assert ((dis["ci_low"] >= -1) & (dis["ci_high"] <= 1)).all()  # Fisher-z interval
     assert len(res["per_seed"]) == len(ct.settings(True)["seeds"]) >= 2
     assert (tmp_path / "ct_findings.inc").is_file()
+    # the chance level of every metric, beside the explainers
+    chance = main.set_index("explainer").loc[ct.CHANCE, ct.METRICS].astype(float)
+    assert chance["fidelity"] == 0
+    assert chance["mask_roc_auc"] == pytest.approx(0.5, abs=0.02)
+    cfg = ct.settings(True)
+    m = ct._test_data(cfg)[2][cfg["n_train"]:].reshape(cfg["n_test"], -1)
+    m = m[m.any(1)]
+    assert chance["mask_dice"] == pytest.approx(m.mean(), abs=0.02)  # the mask fraction
+    assert chance["sparseness"] == pytest.approx(1 / 3, abs=0.02)  # Gini of uniform values
+    assert "Chance levels" in (tmp_path / "ct_findings.inc").read_text()
+    # written again from the CSV (no training): numbers kept, one chance row
+    before = (tmp_path / "ct_explainers.csv").read_text()
+    ct.write_chance_levels(tmp_path, quick=True)
+    assert (tmp_path / "ct_explainers.csv").read_text() == before
     _figure(tmp_path, "ct_comparison_seed0")
     _figure(tmp_path, "ct_maps_seed0")
 
@@ -153,6 +167,16 @@ def test_drr_study_quick(tmp_path):
                                atol=1e-3)
     summary = _table(tmp_path, "drr_summary")
     assert list(summary["setting"]) == list(drr.SETTINGS)
+    # chance: the majority-class share of the unseen lab, averaged as the accuracies
+    for setting, seed, lab, chance in zip(cells["setting"], cells["data seed"],
+                                          cells["unseen lab"], cells[drr.CHANCE]):
+        _X, y, labs, _info = drr._data(setting, int(seed), cfg)
+        assert chance == pytest.approx(drr.majority_share(y, labs, lab), abs=1e-3)
+    for s in drr.SETTINGS:
+        np.testing.assert_allclose(
+            summary.loc[summary.setting == s, drr.CHANCE].to_numpy(),
+            cells.loc[cells.setting == s, drr.CHANCE].mean(), atol=2e-3)
+    assert "Chance accuracy" in (tmp_path / "drr_findings.inc").read_text()
     _figure(tmp_path, "drr_differences")
 
 

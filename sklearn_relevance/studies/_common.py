@@ -176,6 +176,16 @@ def quiet_torch():
     warnings.filterwarnings("ignore", category=RuntimeWarning)
 
 
+def read_table(out, name):
+    """A written table back as text: ``(frame of str, caption, provenance)``."""
+    import pandas as pd
+
+    out = Path(out)
+    md = (out / f"{name}.md").read_text(encoding="utf-8").splitlines()
+    frame = pd.read_csv(out / f"{name}.csv", keep_default_na=False, dtype=str)
+    return frame, md[0].strip("*"), md[2].strip("*")
+
+
 def refresh_fragments(out):
     """Re-render the ``.inc`` fragments of a study folder from its CSV and markdown files.
 

@@ -15,7 +15,9 @@ reported with its stability:
   explainers' scores between every pair of seeds;
 * "fidelity and mask metrics disagree" as a statistic: per seed, the
   Spearman correlation across explainers of fidelity with mask ROC-AUC and
-  with mask Dice; mean and 95% interval over seeds.
+  with mask Dice; mean and 95% interval over seeds;
+* the chance level of every metric (a ``chance`` row of the explainers'
+  table, :func:`chance_levels`), from the test images alone.
 
 Run ``python -m sklearn_relevance.studies ct [--quick] [--out DIR]``.
 """
@@ -23,6 +25,7 @@ Run ``python -m sklearn_relevance.studies ct [--quick] [--out DIR]``.
 from __future__ import annotations
 
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +34,7 @@ from ._common import (
     command,
     correlation_interval,
     interval_text,
+    read_table,
     save_figure,
     spearman,
     t_interval,
@@ -43,6 +47,12 @@ EXPLAINERS = ["gradient", "gradient_x_input", "integrated_gradients", "smoothgra
               "lrp_epsilon_plus", "xrai"]
 METRICS = ["fidelity", "mask_roc_auc", "mask_dice", "sparseness"]
 MASK_METRICS = ["mask_roc_auc", "mask_dice"]
+#: Label of the chance row of the explainers' table.
+CHANCE = "chance (uniform random map)"
+_CHANCE_NOTE = (" Chance row: the metrics of uniform random maps (20 draws per test image, "
+                "seed 0) on the same test images and masks; fidelity of a random order is "
+                "0 in expectation exactly (the LIF order of a uniformly random ranking is "
+                "its MIF order reversed, itself uniformly random).")
 
 
 def settings(quick):
@@ -51,6 +61,73 @@ def settings(quick):
                     explainers=EXPLAINERS, steps=8, n_bootstrap=50)
     return dict(shape=(32, 32), n_train=1200, n_test=128, epochs=20, seeds=(0, 1, 2, 3, 4),
                 explainers=EXPLAINERS, steps=10, n_bootstrap=1000)
+
+
+def _test_data(cfg):
+    from sklearn_relevance.datasets import make_lesion_images
+
+    n = cfg["n_train"] + cfg["n_test"]
+    X, y, masks = make_lesion_images(n, shape=cfg["shape"], random_state=0)
+    return X, y, masks
+
+
+def chance_levels(masks, *, n_draws=20, random_state=0):
+    """Chance level of each metric of the study, from the masks alone.
+
+    Mask ROC-AUC, mask Dice and sparseness are the metrics (as
+    :func:`~sklearn_relevance.evaluation.compare_explainers` scores them:
+    mean over the images with a non-empty mask) of ``n_draws`` uniform random
+    maps per image, averaged over the draws; the expectations are 0.5, the
+    mean mask fraction and about 1/3. Fidelity of a random order is 0 in
+    expectation exactly, so no network is needed.
+    """
+    from sklearn_relevance.metrics import mask_dice, mask_roc_auc, sparseness
+
+    m = np.asarray(masks, bool)
+    flat = m.reshape(len(m), -1)
+    keep = flat.any(1) & ~flat.all(1)
+    m = np.repeat(m[keep], n_draws, axis=0)
+    maps = np.random.default_rng(random_state).random(m.shape)
+    return {"fidelity": 0.0, "mask_roc_auc": float(mask_roc_auc(maps, m).mean()),
+            "mask_dice": float(mask_dice(maps, m).mean()),
+            "sparseness": float(sparseness(maps).mean()),
+            "mask fraction": float(flat[keep].mean())}
+
+
+def write_chance_levels(out, *, quick=False):
+    """Add the chance row to ``ct_explainers`` and its line to ``ct_findings`` in ``out``.
+
+    Regenerates the study's test images (data seed 0; no training) and
+    rewrites the table from its CSV, so existing numbers are kept; running it
+    again replaces the chance row and line. ``run`` ends with it.
+    """
+    cfg = settings(quick)
+    masks = _test_data(cfg)[2][cfg["n_train"]:]
+    chance = chance_levels(masks)
+    out = Path(out)
+    frame, caption, prov = read_table(out, "ct_explainers")
+    frame = frame[frame["explainer"] != CHANCE]
+    row = {c: "" for c in frame.columns}
+    row["explainer"] = CHANCE
+    row.update({m: f"{chance[m]:.3f}" for m in METRICS})
+    frame = _append_row(frame, row)
+    if _CHANCE_NOTE not in prov:
+        prov += _CHANCE_NOTE
+    write_table(out, "ct_explainers", frame, caption=caption, provenance=prov)
+    lines = [ln for ln in (out / "ct_findings.inc").read_text(encoding="utf-8").splitlines()
+             if not ln.startswith("* Chance levels")]
+    lines.append(f"* Chance levels (uniform random maps on the same test images): mask "
+                 f"ROC-AUC {chance['mask_roc_auc']:.3f}, mask Dice {chance['mask_dice']:.3f} "
+                 f"(mean mask fraction {chance['mask fraction']:.3f}), sparseness "
+                 f"{chance['sparseness']:.3f}, fidelity 0 (random order).")
+    write_text(out, "ct_findings", lines)
+    return chance
+
+
+def _append_row(frame, row):
+    import pandas as pd
+
+    return pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
 
 
 def _fit(X, y, epochs, seed):
@@ -66,11 +143,9 @@ def run(out, *, quick=False, verbose=True):
     import pandas as pd
 
     from sklearn_relevance import compare_explainers
-    from sklearn_relevance.datasets import make_lesion_images
 
     out, cfg, log = begin("ct", out, quick, verbose, settings)
-    n = cfg["n_train"] + cfg["n_test"]
-    X, y, masks = make_lesion_images(n, shape=cfg["shape"], random_state=0)
+    X, y, masks = _test_data(cfg)
     Xtr, ytr = X[:cfg["n_train"]], y[:cfg["n_train"]]
     Xte, yte, mte = X[cfg["n_train"]:], y[cfg["n_train"]:], masks[cfg["n_train"]:]
     tables, accuracy, first = {}, {}, None
@@ -167,6 +242,7 @@ def run(out, *, quick=False, verbose=True):
                          f"{interval_text(seed0.loc[e, 'fidelity'], seed0.loc[e, 'fidelity_ci_low'], seed0.loc[e, 'fidelity_ci_high'], 3)}"
                          " (bootstrap over test images).")
     write_text(out, "ct_findings", lines)
+    chance = write_chance_levels(out, quick=quick)
 
     # ---- figures -------------------------------------------------------------------
     import matplotlib
@@ -184,4 +260,5 @@ def run(out, *, quick=False, verbose=True):
                             shared_scale=True)
     save_figure(fig, out, "ct_maps_seed0")
     log(f"tables and figures written to {out}")
-    return {"explainers": main, "stability": stab, "disagreement": dis, "per_seed": tables}
+    return {"explainers": main, "stability": stab, "disagreement": dis, "per_seed": tables,
+            "chance": chance}

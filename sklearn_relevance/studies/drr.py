@@ -25,7 +25,9 @@ further simulator option, not run here for compute.)
 
 Intervals: the paired differences are averaged over the network seeds of a
 data seed, and the Student-t 95% interval is taken over the data seeds (the
-independent replicates).
+independent replicates). Chance: the majority-class share of the unseen
+lab's labels, per cell, averaged as the accuracies are
+(:func:`write_chance_levels` adds it to written tables without training).
 
 Run ``python -m sklearn_relevance.studies drr [--quick] [--out DIR]``.
 """
@@ -41,6 +43,7 @@ from ._common import (
     command,
     interval_text,
     save_figure,
+    read_table,
     t_interval,
     write_table,
     write_text,
@@ -67,14 +70,80 @@ def settings(quick):
                 net_seeds=(0, 1, 2))
 
 
+#: Column of the chance level (cells and summary).
+CHANCE = "chance (majority class)"
+
+
+def _data(setting, data_seed, cfg):
+    from sklearn_relevance.ims import make_multilab_spectra
+
+    return make_multilab_spectra(cfg["n_samples"], cfg["n_labs"], n_mz=cfg["n_mz"],
+                                 return_info=True, random_state=data_seed,
+                                 **SETTINGS[setting])
+
+
+def majority_share(y, labs, lab):
+    """Share of the most frequent class among the labels of ``lab`` (chance accuracy)."""
+    sub = np.asarray(y)[np.asarray(labs) == lab]
+    if sub.size == 0:
+        raise ValueError(f"The lab {lab!r} holds no spectra.")
+    return float(np.unique(sub, return_counts=True)[1].max() / sub.size)
+
+
+def _size(cfg, setting, quick):
+    return cfg if quick else {**cfg, **DEMO_SIZE.get(setting, {})}
+
+
+def _summary_chance(cells):
+    """Chance per setting, averaged over its cells as the accuracies are."""
+    return {s: float(cells.loc[cells.setting == s, CHANCE].astype(float).mean())
+            for s in SETTINGS if (cells.setting == s).any()}
+
+
+def _chance_line(chance):
+    return ("* Chance accuracy on the unseen lab (majority-class share, averaged as the "
+            "accuracies): " + "; ".join(f"{s} {v:.3f}" for s, v in chance.items()) + ".")
+
+
+def write_chance_levels(out, *, quick=False):
+    """Add the chance column to ``drr_cells`` and ``drr_summary`` and its line to
+    ``drr_findings`` in ``out``, regenerating only the data (no training).
+
+    The tables are rewritten from their CSVs, so existing numbers are kept;
+    running it again replaces the column and the line.
+    """
+    import pandas as pd
+
+    cfg, out = settings(quick), Path(out)
+    cells, cap, prov = read_table(out, "drr_cells")
+    data, chance = {}, []
+    for setting, seed, lab in zip(cells["setting"], cells["data seed"], cells["unseen lab"]):
+        key = (setting, int(seed))
+        if key not in data:
+            _X, y, labs, _info = _data(setting, key[1], _size(cfg, setting, quick))
+            data[key] = (y, labs)
+        chance.append(majority_share(*data[key], lab))
+    cells = cells.drop(columns=[CHANCE], errors="ignore")
+    cells.insert(cells.columns.get_loc("accuracy, chosen") + 1, CHANCE,
+                 [f"{v:.3f}" for v in chance])
+    write_table(out, "drr_cells", cells, caption=cap, provenance=prov)
+    per = _summary_chance(pd.DataFrame({"setting": cells.setting, CHANCE: chance}))
+    summary, cap, prov = read_table(out, "drr_summary")
+    summary = summary.drop(columns=[CHANCE], errors="ignore")
+    summary.insert(summary.columns.get_loc("accuracy, chosen") + 1, CHANCE,
+                   [f"{per[s]:.3f}" for s in summary.setting])
+    write_table(out, "drr_summary", summary, caption=cap, provenance=prov)
+    lines = [ln for ln in (out / "drr_findings.inc").read_text(encoding="utf-8").splitlines()
+             if not ln.startswith("* Chance accuracy")]
+    write_text(out, "drr_findings", lines + [_chance_line(per)])
+    return per
+
+
 def run_cell(setting, data_seed, net_seed, cfg):
     """One paired comparison: penalty 0 and the leave-one-lab-out choice, same data."""
-    from sklearn_relevance.ims import make_multilab_spectra
     from .demo import DemoConfig, ProgressLog, fit_and_compare
 
-    X, y, labs, info = make_multilab_spectra(cfg["n_samples"], cfg["n_labs"],
-                                             n_mz=cfg["n_mz"], return_info=True,
-                                             random_state=data_seed, **SETTINGS[setting])
+    X, y, labs, info = _data(setting, data_seed, cfg)
     demo = DemoConfig(output=Path("."), penalties=cfg["penalties"], n_samples=cfg["n_samples"],
                       n_labs=cfg["n_labs"], n_bins=cfg["n_bins"], max_epochs=cfg["epochs"],
                       seed=net_seed, verbose=False)
@@ -85,6 +154,7 @@ def run_cell(setting, data_seed, net_seed, cfg):
     return {"setting": setting, "data seed": data_seed, "network seed": net_seed,
             "unseen lab": test_lab, "chosen penalty": chosen,
             "accuracy, penalty 0": base["accuracy"], "accuracy, chosen": best["accuracy"],
+            CHANCE: majority_share(y, labs, test_lab),
             "difference": best["accuracy"] - base["accuracy"],
             "sparseness, penalty 0": base["sparseness"], "sparseness, chosen": best["sparseness"]}
 
@@ -96,7 +166,7 @@ def run(out, *, quick=False, verbose=True):
     out, cfg, log = begin("drr", out, quick, verbose, settings)
     cells = []
     for setting in SETTINGS:
-        size = cfg if quick else {**cfg, **DEMO_SIZE.get(setting, {})}
+        size = _size(cfg, setting, quick)
         for ds in cfg["data_seeds"]:
             for ns in cfg["net_seeds"]:
                 cells.append(run_cell(setting, ds, ns, size))
@@ -115,7 +185,7 @@ def run(out, *, quick=False, verbose=True):
             f"Command: ``{command('drr', quick)}``.")
     write_table(out, "drr_cells", cells, provenance=prov,
                 caption="Every paired comparison (one row per data seed and network seed)")
-    summary = []
+    summary, chance = [], _summary_chance(cells)
     for setting in SETTINGS:
         sub = cells[cells.setting == setting]
         per_data = sub.groupby("data seed")["difference"].mean().to_numpy()
@@ -125,6 +195,7 @@ def run(out, *, quick=False, verbose=True):
             "setting": setting,
             "accuracy, penalty 0": float(sub["accuracy, penalty 0"].mean()),
             "accuracy, chosen": float(sub["accuracy, chosen"].mean()),
+            CHANCE: chance[setting],
             "paired difference [95% CI]": interval_text(mean, lo, hi, 3),
             "better / equal / worse": f"{(d > 0).sum()} / {(d == 0).sum()} / {(d < 0).sum()}",
             "penalty > 0 chosen": f"{int((sub['chosen penalty'] > 0).sum())} of {len(sub)}",
@@ -145,6 +216,7 @@ def run(out, *, quick=False, verbose=True):
             verdict = "no gain is shown (interval contains 0)"
         lines.append(f"* {r.setting}: paired difference "
                      f"{interval_text(r.ci_mean, r.ci_low, r.ci_high, 3)}; {verdict}.")
+    lines.append(_chance_line(chance))
     write_text(out, "drr_findings", lines)
 
     import matplotlib
