@@ -18,46 +18,19 @@ import torch
 from sklearn.base import BaseEstimator
 
 from .._batching import batch_len, index_batch, iter_slices
-from .._module_access import frozen_batchnorm_stats, module_access, shares_module
-from .._targets import check_target, repeat_target
-from .._tensors import (
-    check_inputs,
-    check_module_input,
-    flatten_inputs,
-    forward,
-    gradient_wrt_inputs,
-    input_gradient,
-    map_inputs,
-    module_errors,
-    no_dependence_error,
-    select_output,
-)
+from .._module_access import module_access, shares_module
+from .._targets import check_target
+from .._tensors import check_inputs, check_module_input, module_errors
 from .._validation import check_finite_tensor
 
-# The tensor, target and lock helpers live on the package's ground floor
-# (``_tensors``, ``_targets``, ``_module_access``); they are re-exported here
-# for the modules that still import them from this one.
 __all__ = [
     "BaseExplainer",
     "available_explainers",
-    "check_inputs",
-    "check_module_input",
-    "check_target",
-    "flatten_inputs",
-    "forward",
-    "frozen_batchnorm_stats",
     "get_explainer",
-    "gradient_wrt_inputs",
-    "input_gradient",
-    "map_inputs",
-    "module_access",
-    "module_errors",
-    "no_dependence_error",
     "predicted_classes",
     "register_explainer",
-    "repeat_target",
-    "select_output",
-    "shares_module",
+    "wrapped_shares_module",
+    "wrapped_uses_layers",
 ]
 
 

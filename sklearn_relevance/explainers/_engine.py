@@ -8,7 +8,7 @@
   the network needs per row (:func:`pass_row_bytes`, from
   :func:`~sklearn_relevance._inference.activation_bytes`, a probe forward of
   one row) and :data:`PASS_MEMORY_BUDGET`, into that row bound.
-* :func:`slice_target` (with ``_base.repeat_target``) index per-sample targets the
+* :func:`slice_target` (with ``_targets.repeat_target``) index per-sample targets the
   same way the rows are laid out.
 """
 
