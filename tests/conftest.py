@@ -54,6 +54,21 @@ _stub_torchvision()
 torch.set_num_threads(1)
 
 
+#: The imzML files in ``../shared/data/imzml`` (see its SOURCES.md).
+SHARED_IMZML = [
+    "Example_Continuous.imzML",
+    "Example_Processed.imzML",
+    "m2aia_peptide_5x4.imzML",
+    "rmsi_processed_6px.imzML",
+    "i2nca/pc.imzML",
+    "i2nca/cc.imzML",
+    "i2nca/combined_pc.imzML",
+]
+#: The ones ``read_imzml`` reads: ``i2nca/cc.imzML`` declares continuous mode
+#: with spectra of different lengths, which is refused.
+READABLE_IMZML = [name for name in SHARED_IMZML if name != "i2nca/cc.imzML"]
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """Path of ../shared/data (real files made by others); skips when absent."""

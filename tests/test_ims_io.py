@@ -11,14 +11,7 @@ import pytest
 
 from sklearn_relevance.ims import IMSData, iter_imzml, read_imzml, write_imzml
 
-REAL = [
-    "Example_Continuous.imzML",
-    "Example_Processed.imzML",
-    "m2aia_peptide_5x4.imzML",
-    "rmsi_processed_6px.imzML",
-    "i2nca/pc.imzML",
-    "i2nca/combined_pc.imzML",
-]
+from conftest import READABLE_IMZML as REAL
 
 
 def _pyimzml_spectra(path):

@@ -14,15 +14,7 @@ from sklearn_relevance.ims import _parser
 from sklearn_relevance.ims import read_imzml
 from sklearn_relevance.ims._parser import Irregular, parse_imzml
 
-REAL = [
-    "Example_Continuous.imzML",
-    "Example_Processed.imzML",
-    "m2aia_peptide_5x4.imzML",
-    "rmsi_processed_6px.imzML",
-    "i2nca/pc.imzML",
-    "i2nca/cc.imzML",
-    "i2nca/combined_pc.imzML",
-]
+from conftest import SHARED_IMZML as REAL
 ARRAYS = ["mzOffsets", "mzLengths", "intensityOffsets", "intensityLengths", "coordinates"]
 FIELDS = ["mzPrecision", "intensityPrecision", "polarity", "spectrum_mode"]
 

@@ -12,14 +12,7 @@ import warnings
 import numpy as np
 import torch
 
-# array checks shared with the transformers live on the ground floor
-from .._validation import (  # noqa: F401
-    as_batch,
-    check_choice,
-    check_real,
-    squeezed_shape,
-    to_numpy_numeric,
-)
+from .._validation import as_batch, check_real, squeezed_shape
 
 
 def as_mask(value, name, *, device=None):

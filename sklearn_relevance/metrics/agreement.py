@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .._validation import check_int
-from ._checks import as_batch, check_choice, check_interval, nan_where, to_numpy
+from .._validation import as_batch, check_choice
+from ._checks import check_interval, nan_where, to_numpy
 
 __all__ = ["importance_ranking", "rank_biased_overlap", "importance_rmse"]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import as_batch, nan_where, to_numpy
+from .._validation import as_batch
+from ._checks import nan_where, to_numpy
 
 __all__ = ["sparseness"]
 

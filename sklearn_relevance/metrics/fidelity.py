@@ -32,16 +32,9 @@ from .._module_access import eval_mode
 from .._nets import final_input, module_and_device
 from .._targets import encode_labels
 from .._tensors import forward
-from .._validation import check_int
 from .._baselines import resolve_baselines
-from ._checks import (
-    squeezed_shape,
-    as_batch,
-    check_choice,
-    constant_rows,
-    nan_where,
-    to_numpy,
-)
+from .._validation import as_batch, check_choice, check_int, squeezed_shape
+from ._checks import constant_rows, nan_where, to_numpy
 
 __all__ = ["perturbation_curve", "fidelity_score", "deletion_auc", "insertion_auc"]
 

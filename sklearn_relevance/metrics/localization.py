@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._validation import as_batch
 from ._checks import (
-    as_batch,
     as_mask,
     check_interval,
     check_mask_coverage,

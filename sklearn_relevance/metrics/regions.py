@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._checks import squeezed_shape, to_numpy_numeric, as_batch, check_choice, nan_where, to_numpy
+from .._validation import as_batch, check_choice, squeezed_shape, to_numpy_numeric
+from ._checks import nan_where, to_numpy
 
 __all__ = ["region_relevance", "fingerprint_similarity"]
 

@@ -220,7 +220,7 @@ def run(out, *, quick=False, verbose=True):
         return float(np.nanmean(ranks[m][:, names.index(e)]))
 
     lines = [f"*{prov}*", "",
-             f"* Test accuracy per training seed: "
+             "* Test accuracy per training seed: "
              + ", ".join(f"{accuracy[s]:.3f}" for s in seeds) + "."]
     if "smoothgrad_squared" in names:
         lines.append(f"* SmoothGrad squared: mean rank {mean_rank('mask_roc_auc', 'smoothgrad_squared'):.1f}"
