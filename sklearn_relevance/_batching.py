@@ -39,6 +39,9 @@ MEMORY_BUDGETS = types.MappingProxyType({
     # activations (plus gradients in flight) of one explainer pass
     "pass_activations_cpu": 128 * _MiB,
     "pass_activations_accelerator": 1024 * _MiB,
+    # the most one gradient pass may take so that it holds activations of at
+    # least ``WEIGHT_SHARE`` times the network's weights (explainers/_engine)
+    "pass_activations_weights": 512 * _MiB,
     # inputs of one perturbation-curve forward on the CPU
     "curve_pass_input_cpu": 1 * _MiB,
     # inputs of one CPU pass through a channels-last inference copy

@@ -1,7 +1,7 @@
 """Faster copies of a network for studies that run thousands of passes on it.
 
 Three rewrites, all exact up to float rounding, on a copy (the caller's
-module is never changed):
+module is never changed), and one split:
 
 * BatchNorm layers in eval mode are folded into the Conv / Linear layer
   before them (the pairs of
@@ -11,7 +11,11 @@ module is never changed):
   no output for the backward pass), one activation tensor less per block;
 * on the CPU, convolution weights become channels-last, so the activations
   follow: PyTorch's max pooling on (N, C, H, W) tensors is an unvectorised
-  loop, and oneDNN convolutions prefer channels-last data.
+  loop, and oneDNN convolutions prefer channels-last data;
+* an affine input layer (a first ``Conv`` / ``Linear`` that alone reads the
+  input) is split off (:mod:`sklearn_relevance._input_stem`), so that
+  integrated gradients and SmoothGrad run it once per sample instead of
+  once per step.
 
 For the 64 x 64 ``ImageCNN`` of ``benchmarks/bench_compare_explainers.py``
 (one thread, 64-row passes) a forward pass ran 2.5x and a forward plus
@@ -31,6 +35,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._batching import MEMORY_BUDGETS, batch_len, index_batch
+from ._input_stem import attach_input_stem, split_input_stem
 from ._tensors import forward
 
 __all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
@@ -99,9 +104,12 @@ def inference_copy(module, X, *, rtol=1e-4):
     """A faster copy of an eval-mode ``module`` for passes on ``X``, or ``module``.
 
     The copy is returned only where a rewrite applies (a foldable BatchNorm,
-    or ``X`` one 4D / 5D tensor on the CPU with a convolution of that
-    dimensionality in ``module``) and the copy's outputs on the first two
-    samples equal the module's (to ``rtol`` of their largest magnitude). A
+    ``X`` one 4D / 5D tensor on the CPU with a convolution of that
+    dimensionality in ``module``, or an affine input layer to split off:
+    :func:`~sklearn_relevance._input_stem.split_input_stem`, recorded on
+    the copy for :func:`~sklearn_relevance._input_stem.input_stem`) and
+    the copy's outputs on the first two samples equal the module's (to
+    ``rtol`` of their largest magnitude). A
     module whose forward cannot take the rewrite (``tensor.view`` on
     channels-last activations, say) fails that check and is returned as it
     is. Layers keep their names, so explainers that address a layer by name
@@ -144,7 +152,8 @@ def inference_copy(module, X, *, rtol=1e-4):
             if any(isinstance(m, conv) for m in fast.modules()):
                 fast = fast.to(memory_format=memory_format)
                 changed = True
-        if not changed:
+        stem = split_input_stem(fast, X)
+        if not changed and stem is None:
             return module
         with torch.no_grad():
             want, got = forward(module, probe), forward(fast, probe)
@@ -156,6 +165,8 @@ def inference_copy(module, X, *, rtol=1e-4):
             return module
     except Exception:  # any failure of the copy: keep the caller's module
         return module
+    if stem is not None:
+        attach_input_stem(fast, stem)
     return fast
 
 

@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from .._batching import batch_len
+from .._input_stem import RowLayout, input_stem
 from .._baselines import resolve_baselines
 from .._module_access import module_access
 from .._targets import repeat_target
@@ -385,6 +386,10 @@ callable, default=0.0
         n = batch_len(X)
         parts = {}
         max_rows = max_rows_for(X, self.internal_batch_size, module=module)
+        split = None if create_graph else input_stem(module)
+        if split is not None and torch.is_tensor(X):
+            return _integrate_split(split, X, bs[0], alphas, weights, target, max_rows,
+                                    self.multiply_by_inputs)
         for steps, samples in expanded_chunks(n, len(alphas), max_rows):
             a, w = alphas[steps], weights[steps]
             k = a.shape[0]
@@ -405,6 +410,41 @@ callable, default=0.0
         if self.multiply_by_inputs:
             total = [g * d for g, d in zip(total, diffs)]
         return rebuild(total)
+
+
+def _integrate_split(split, X, base, alphas, weights, target, max_rows, multiply):
+    """Integrated gradients through an affine input layer run once per sample.
+
+    The path's points enter the trunk as ``L(x') + a (L(x) - L(x'))`` and the
+    step-weighted sum of the trunk's gradients goes back through ``L`` once
+    (:mod:`sklearn_relevance._input_stem`). Samples go in blocks of at most
+    ``max_rows``, so the stem's outputs kept for a block stay within a
+    pass's memory.
+    """
+    n = len(X)
+    out = []
+    for s0 in range(0, n, max_rows):
+        block = slice(s0, min(s0 + max_rows, n))
+        x, b = X[block], base[block]
+        with torch.no_grad():
+            hb = split.stem(b)
+            hd = split.linear(x - b)
+        m = len(x)
+        rows = RowLayout(hd)  # every tensor below in the stem output's layout
+        hb, hd = rows.flat(hb).unsqueeze(0), rows.flat(hd).unsqueeze(0)
+        total = rows.empty(m).zero_()
+        for steps, _ in expanded_chunks(m, len(alphas), max_rows):
+            a, w = alphas[steps], weights[steps]
+            k = a.shape[0]
+            # the points of k steps, written straight into rows of that layout
+            h = rows.empty(k * m)
+            torch.addcmul(hb, a.view(k, 1, 1), hd, out=rows.flat(h).view(k, m, -1))
+            t = repeat_target(slice_target(target, block), k)
+            g = input_gradient(split.trunk, h, t)
+            rows.flat(total).view(-1).add_(w @ rows.flat(g).view(k, -1))
+        grad = split.transpose(total, x)
+        out.append(grad * (x - b) if multiply else grad)
+    return torch.cat(out)
 
 
 # --------------------------------------------------------------------------
@@ -550,6 +590,12 @@ class SmoothGrad(BaseExplainer):
         sums, squares = {}, {}
         cached = (None, None)
         max_rows = max_rows_for(X, self.internal_batch_size, module=module)
+        # a mean of plain gradients over noise: the input layer's backward
+        # runs once per sample (on the sum over noise samples), not per row
+        split = None
+        if (not (create_graph or self.squared or self.var) and torch.is_tensor(X)
+                and n <= max_rows and type(base) is Gradient and not base.absolute):
+            split = input_stem(module)
         for copies, samples in expanded_chunks(n, self.n_samples, max_rows):
             key = (copies.start, copies.stop)
             if cached[0] != key:
@@ -564,13 +610,20 @@ class SmoothGrad(BaseExplainer):
                 noisy = x[samples].unsqueeze(0) + std.unsqueeze(0) * e[:, samples]
                 rows.append(noisy.reshape(-1, *x.shape[1:]))
             t = repeat_target(slice_target(target, samples), k)
-            rel, _ = flatten_inputs(
-                base.explain(module, rebuild(rows), t, create_graph=create_graph))
+            if split is not None:
+                with torch.no_grad():
+                    h = split.stem(rows[0])
+                rel = [input_gradient(split.trunk, h, t)]
+            else:
+                rel, _ = flatten_inputs(
+                    base.explain(module, rebuild(rows), t, create_graph=create_graph))
             rel = [r.reshape(k, -1, *r.shape[1:]) for r in rel]
             _accumulate(sums, samples.start, [r.sum(0) for r in rel])
             if self.squared or self.var:
                 _accumulate(squares, samples.start, [(r * r).sum(0) for r in rel])
         mean = [s / self.n_samples for s in _sum_over_samples(sums)]
+        if split is not None:
+            mean = [split.transpose(mean[0], xs[0])]
         if not (self.squared or self.var):
             return rebuild(mean)
         mean_sq = [s / self.n_samples for s in _sum_over_samples(squares)]
