@@ -322,11 +322,14 @@ class _Spy:
     def __init__(self, monkeypatch):
         import threading
 
-        self.threaded, self.buffers, self.main = 0, 0, threading.get_ident()
+        self.threaded = self.serial = self.buffers = 0
+        main = threading.get_ident()
         numbers, init = _parser._numbers, _parser._Buffer.__init__
 
         def spy_numbers(*args):
-            if threading.get_ident() != self.main:
+            if threading.get_ident() == main:
+                self.serial += 1
+            else:
                 self.threaded += 1
             return numbers(*args)
 
@@ -347,19 +350,22 @@ def _serial(path):
 
 
 @pytest.mark.parametrize("mode", ["continuous", "processed"])
-@pytest.mark.parametrize(("block", "serial_blocks"), [(4096, 0), (4096, 3), (7777, 1)])
+@pytest.mark.parametrize(("block", "serial_blocks", "workers"),
+                         [(4096, 0, 2), (4096, 3, 2), (7777, 1, 2), (4096, 1, 1), (5000, 2, 3)])
 def test_threaded_scan_equals_serial_scan_and_pyimzml(tmp_path, monkeypatch, mode, block,
-                                                      serial_blocks):
+                                                      serial_blocks, workers):
     """Blocks past ``SERIAL_BLOCKS`` are scanned in worker threads, and the
     columns come out in file order: what the serial scan and pyimzML give."""
     path = _writer_file(tmp_path / "w.imzML", mode)
     monkeypatch.setattr(_parser, "BLOCK", block)
     serial = _serial(path)
     monkeypatch.setattr(_parser, "SERIAL_BLOCKS", serial_blocks)
+    monkeypatch.setattr(_parser, "WORKERS", workers)
+    monkeypatch.setattr(_parser, "IN_FLIGHT", workers)
     spy = _Spy(monkeypatch)
     ours = _assert_equal_to_pyimzml(path)
-    blocks = path.stat().st_size // block
-    assert spy.threaded >= blocks - serial_blocks - 2  # the threaded path ran
+    assert spy.serial == serial_blocks  # the first blocks, then the threaded path
+    assert spy.threaded > 20
     assert spy.buffers <= _parser.IN_FLIGHT + 1  # a few blocks in flight, not the file
     for name in ARRAYS:
         np.testing.assert_array_equal(getattr(ours, name), getattr(serial, name))
