@@ -7,7 +7,8 @@ Prints four tables, each measured in one run against its peer:
    on continuous files of 2,000 x 20,000 and 100,000 x 200 spectra (equal
    results asserted), with the peak anonymous memory (``RssAnon`` of
    ``/proc/self/status``, sampled every millisecond in a fresh subprocess,
-   above the subprocess's baseline after imports);
+   above the subprocess's baseline after imports); then our parse of the
+   larger file with its worker threads against the same parse serial;
 2. whole continuous read, parse included: ``read_imzml`` against a pyimzML
    ``getspectrum`` loop ("loop") on the same two files, results asserted equal;
 3. out-of-core fit: ``RelevanceNetClassifier.fit`` on ``read_imzml(lazy=True).X``
@@ -169,6 +170,17 @@ def _check_parse_equal(path):
     assert ours.imzmldict == ref.imzmldict
 
 
+def _serial_parse(path):
+    """Our parse with every block scanned on the calling thread."""
+    from sklearn_relevance.ims import _parser
+
+    serial, _parser.SERIAL_BLOCKS = _parser.SERIAL_BLOCKS, 2**62
+    try:
+        return _parser.parse_imzml(path)
+    finally:
+        _parser.SERIAL_BLOCKS = serial
+
+
 def _mib(b):
     return b / 2**20
 
@@ -255,6 +267,14 @@ def main(argv=None):
             xml = os.path.getsize(path) / 2**20
             print(_row(f"{n:,} x {L:,} (XML {xml:.0f} MiB)", warm, cold)
                   + f"  {_mib(m_ours):>6.1f} MiB {_mib(m_peer):>9.1f} MiB")
+        if "parse" in parts:  # the worker threads' share, on the largest file
+            n, L, path = files[-1]
+            print(f"\n{'our parse, threaded vs serial (s)':<34} {'threaded':>10} {'serial':>9} "
+                  f"{'ratio':>7}  {'threaded':>10} {'serial':>9} {'ratio':>7}")
+            print("-" * 89)
+            warm, cold, _ = _timed(lambda p=path: parse_imzml(p),
+                                   lambda p=path: _serial_parse(p), args.repeat)
+            print(_row(f"{n:,} x {L:,}", warm, cold))
 
         print("\n" + _header("whole continuous read (s)", "loop"))
         print("-" * 89)
