@@ -371,6 +371,16 @@ def test_threaded_scan_equals_serial_scan_and_pyimzml(tmp_path, monkeypatch, mod
         np.testing.assert_array_equal(getattr(ours, name), getattr(serial, name))
 
 
+def test_no_worker_threads_scans_every_block_on_the_calling_thread(tmp_path, monkeypatch):
+    path = _writer_file(tmp_path / "w.imzML", "processed")
+    monkeypatch.setattr(_parser, "BLOCK", 4096)
+    monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 1)
+    monkeypatch.setattr(_parser, "WORKERS", 0)
+    spy = _Spy(monkeypatch)
+    _assert_equal_to_pyimzml(path)
+    assert spy.threaded == 0 and spy.serial > 20 and spy.buffers == 1
+
+
 def test_threaded_scan_reads_every_shared_file(shared_data, monkeypatch):
     monkeypatch.setattr(_parser, "BLOCK", 2048)
     monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 1)

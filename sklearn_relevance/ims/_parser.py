@@ -61,17 +61,21 @@ BLOCK = 2**20
 #: Blocks of the spectrum list scanned on the calling thread before the rest go to
 #: worker threads. A file of a few MiB (2,000 typical spectra: 5 blocks) never
 #: starts a thread: there the threads' start, their fresh buffers and the
-#: hand-overs cost more than they save (measured slower with benchmarks/bench_ims_scale.py).
+#: hand-overs cost more than they save (measured slower on the 2,000-spectrum
+#: file of ``benchmarks/bench_ims_scale.py``).
 SERIAL_BLOCKS = 8
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+    else os.cpu_count() or 1
 #: Worker threads scanning blocks past ``SERIAL_BLOCKS`` while the calling thread
 #: reads the next block (numpy releases the GIL in the scans' loops). Two: the
 #: scans of a block are short numpy calls that hand the GIL over often, and more
-#: threads than that gain nothing on the 2-core machines measured.
-WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: threads than that gain nothing on the 2-core machines measured; none (every
+#: block on the calling thread) where the process may use one CPU only.
+WORKERS = min(2, _CPUS) if _CPUS > 1 else 0
 #: Blocks handed to the workers and not yet collected; with the block being read,
 #: the parse holds ``IN_FLIGHT + 1`` blocks (and their masks) at most. One per
 #: worker: a longer queue measured no faster and holds more memory.
-IN_FLIGHT = WORKERS
+IN_FLIGHT = max(WORKERS, 1)
 _NS = "{http://psi.hupo.org/ms/mzml}"
 _PRECISIONS = {"32-bit float": "f", "64-bit float": "d", "32-bit integer": "i",
                "64-bit integer": "l"}
@@ -738,8 +742,8 @@ def _numbers(buf, start, stop, template, mz_id, int_id):
 def _spectra(buf, pos, template, mz_id, int_id, columns):
     """Scan the spectrum list from ``buf.a[pos:]`` on, block by block, into ``columns``.
 
-    The first ``SERIAL_BLOCKS`` blocks are scanned here; later ones go to
-    ``WORKERS`` threads, each block in a buffer of its own while this thread
+    The first ``SERIAL_BLOCKS`` blocks (all when ``WORKERS`` is 0) are
+    scanned here; later ones go to ``WORKERS`` threads, each block in a buffer of its own while this thread
     reads the next one into another (``IN_FLIGHT`` blocks handed over at
     most). Results are collected in file order, so ``columns`` receives what
     the serial scan gives; a worker's exception is raised here.
@@ -755,7 +759,7 @@ def _spectra(buf, pos, template, mz_id, int_id, columns):
             cut = buf.ba.rfind(b"</spectrum>", pos, buf.size)
             if cut >= 0:
                 cut += len(b"</spectrum>")
-                if k < SERIAL_BLOCKS:
+                if k < SERIAL_BLOCKS or WORKERS < 1:
                     columns.add(_numbers(buf, pos, cut, template, mz_id, int_id))
                 else:
                     if pool is None:
