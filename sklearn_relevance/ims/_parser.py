@@ -743,10 +743,11 @@ def _spectra(buf, pos, template, mz_id, int_id, columns):
     """Scan the spectrum list from ``buf.a[pos:]`` on, block by block, into ``columns``.
 
     The first ``SERIAL_BLOCKS`` blocks (all when ``WORKERS`` is 0) are
-    scanned here; later ones go to ``WORKERS`` threads, each block in a buffer of its own while this thread
-    reads the next one into another (``IN_FLIGHT`` blocks handed over at
-    most). Results are collected in file order, so ``columns`` receives what
-    the serial scan gives; a worker's exception is raised here.
+    scanned here; later ones go to ``WORKERS`` threads, each block in a
+    buffer of its own while this thread reads the next one into another
+    (``IN_FLIGHT`` blocks handed over at most). Results are collected in
+    file order, so ``columns`` receives what the serial scan gives; a
+    worker's exception is raised here.
 
     Returns
     -------
