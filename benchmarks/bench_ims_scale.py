@@ -7,9 +7,10 @@ Prints four tables, each measured in one run against its peer:
    on continuous files of 2,000 x 20,000 and 100,000 x 200 spectra (equal
    results asserted), with the peak anonymous memory (``RssAnon`` of
    ``/proc/self/status``, sampled every millisecond in a fresh subprocess,
-   above the subprocess's baseline after imports);
+   above the subprocess's baseline after imports); then our parse of the
+   larger file with its worker threads against the same parse serial;
 2. whole continuous read, parse included: ``read_imzml`` against a pyimzML
-   ``getspectrum`` loop on the same two files;
+   ``getspectrum`` loop ("loop") on the same two files, results asserted equal;
 3. out-of-core fit: ``RelevanceNetClassifier.fit`` on ``read_imzml(lazy=True).X``
    of a continuous file at least 4x larger than the anonymous memory the
    fit is allowed, against the in-memory fit of the same file (epoch time
@@ -19,9 +20,14 @@ Prints four tables, each measured in one run against its peer:
    ``read_imzml``, time and peak ``RssAnon``.
 
 Files are generated in a temporary folder (seed 0) and deleted afterwards.
-Ours and the peer are timed in turn, best of ``3 * --repeat`` (``--repeat - 1``
-for the 100,000-spectrum files), so that both see the same load; ``--parts``
-runs some of the tables only (e.g. ``--parts parse,read``).
+Tables 1 and 2 time ours and the peer in ``--repeat`` rounds, each side
+taking a turn per round (so that both see the same load) in which it is
+called back to back as ``timeit`` does (for half a second, at least twice
+unless one call takes that long). Two figures per side: *warm*, the best
+call after the first of a turn, and *cold*, the best first call, made right
+after the other side's calls (short calls are slower right after another
+program ran on this machine: see ``docs/benchmarks.md``). ``--parts`` runs
+some of the tables only (e.g. ``--parts parse,read``).
 """
 
 from __future__ import annotations
@@ -164,22 +170,62 @@ def _check_parse_equal(path):
     assert ours.imzmldict == ref.imzmldict
 
 
+def _serial_parse(path):
+    """Our parse with every block scanned on the calling thread."""
+    from sklearn_relevance.ims import _parser
+
+    serial, _parser.SERIAL_BLOCKS = _parser.SERIAL_BLOCKS, 2**62
+    try:
+        return _parser.parse_imzml(path)
+    finally:
+        _parser.SERIAL_BLOCKS = serial
+
+
 def _mib(b):
     return b / 2**20
 
 
-def _interleaved(ours, peer, repeats):
-    """Best seconds of ``ours`` and of ``peer``, called in turn (so that both
-    see the same machine load), and their last results. The previous result
-    is dropped before each timed call, so that freeing it is not timed."""
-    best, out = [float("inf")] * 2, [None, None]
-    for _ in range(max(int(repeats), 1)):
+def _timed(ours, peer, rounds, turn=0.5):
+    """Warm and cold best seconds of ``ours`` and of ``peer``, and their last results.
+
+    Round by round, ours and then the peer take a turn (so that both see the
+    same load). A turn calls its side back to back, as ``timeit`` does: until
+    ``turn`` seconds have passed, and at least twice unless its first call
+    alone took that long. The first call of a turn comes right after the other
+    side's calls: the best of these is the *cold* figure; the best of the
+    other calls of the turns is the *warm* one (a side whose every call took
+    ``turn`` seconds or more is called once per turn: its warm figure is its
+    cold one). The previous result is dropped before each timed call, so that
+    freeing it is not timed.
+    """
+    warm, cold, out = [float("inf")] * 2, [float("inf")] * 2, [None, None]
+    for _ in range(max(int(rounds), 1)):
         for i, fn in enumerate((ours, peer)):
-            out[i] = None
-            start = time.perf_counter()
-            out[i] = fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best, out
+            spent, calls = 0.0, 0
+            while spent < turn:  # at least twice, unless the first call takes a turn
+                out[i] = None
+                start = time.perf_counter()
+                out[i] = fn()
+                seconds = time.perf_counter() - start
+                if calls == 0:
+                    cold[i] = min(cold[i], seconds)
+                    if seconds >= turn:
+                        warm[i] = min(warm[i], seconds)
+                else:
+                    warm[i] = min(warm[i], seconds)
+                spent, calls = spent + seconds, calls + 1
+    return warm, cold, out
+
+
+def _row(label, warm, cold, width=34):
+    """A table row: warm ours, peer, ratio, then the same cold."""
+    return (f"{label:<{width}} {warm[0]:>10.3f} {warm[1]:>9.3f} {warm[1] / warm[0]:>6.1f}x  "
+            f"{cold[0]:>10.3f} {cold[1]:>9.3f} {cold[1] / cold[0]:>6.1f}x")
+
+
+def _header(title, peer, width=34):
+    return (f"{title:<{width}} {'warm: ours':>10} {peer:>9} {'ratio':>7}  "
+            f"{'cold: ours':>10} {peer:>9} {'ratio':>7}")
 
 
 def main(argv=None):
@@ -204,9 +250,8 @@ def main(argv=None):
         fit_shape, budget, n_proc, k_proc = (16_000, 5000), 64 * 2**20, 100_000, 100
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"{'parse':<34} {'ours (s)':>9} {'pyimzML (s)':>12} {'ratio':>7}  "
-              f"{'ours peak':>10} {'pyimzML peak':>13}")
-        print("-" * 92)
+        print(_header("parse (s)", "pyimzML") + f"  {'ours peak':>10} {'pyimzML peak':>13}")
+        print("-" * 114)
         files = []
         for n, L in shapes:
             path = os.path.join(tmp, f"c{n}x{L}.imzML")
@@ -215,28 +260,30 @@ def main(argv=None):
             _check_parse_equal(path)
             if "parse" not in parts:
                 continue
-            reps = 3 * args.repeat if n < 10_000 else max(args.repeat - 1, 1)
-            (t_ours, t_peer), _ = _interleaved(lambda p=path: parse_imzml(p),
-                                               lambda p=path: _pyimzml_parser(p).m.close(),
-                                               reps)
+            warm, cold, _ = _timed(lambda p=path: parse_imzml(p),
+                                   lambda p=path: _pyimzml_parser(p).m.close(), args.repeat)
             m_ours = _measure("parse_ours", path=path)["peak"]
             m_peer = _measure("parse_pyimzml", path=path)["peak"]
             xml = os.path.getsize(path) / 2**20
-            print(f"{f'{n:,} x {L:,} (XML {xml:.0f} MiB)':<34} {t_ours:>9.3f} "
-                  f"{t_peer:>12.3f} {t_peer / t_ours:>6.1f}x  {_mib(m_ours):>7.1f} MiB "
-                  f"{_mib(m_peer):>9.1f} MiB")
+            print(_row(f"{n:,} x {L:,} (XML {xml:.0f} MiB)", warm, cold)
+                  + f"  {_mib(m_ours):>6.1f} MiB {_mib(m_peer):>9.1f} MiB")
+        if "parse" in parts:  # the worker threads' share, on the largest file
+            n, L, path = files[-1]
+            print(f"\n{'our parse, threaded vs serial (s)':<34} {'threaded':>10} {'serial':>9} "
+                  f"{'ratio':>7}  {'threaded':>10} {'serial':>9} {'ratio':>7}")
+            print("-" * 89)
+            warm, cold, _ = _timed(lambda p=path: parse_imzml(p),
+                                   lambda p=path: _serial_parse(p), args.repeat)
+            print(_row(f"{n:,} x {L:,}", warm, cold))
 
-        print(f"\n{'whole continuous read (parse incl.)':<34} {'ours (s)':>9} "
-              f"{'getspectrum loop (s)':>21} {'ratio':>7}")
-        print("-" * 76)
+        print("\n" + _header("whole continuous read (s)", "loop"))
+        print("-" * 89)
         for n, L, path in files if "read" in parts else ():
-            reps = 3 * args.repeat if n < 10_000 else max(args.repeat - 1, 1)
-            (t_ours, t_peer), (data, ref) = _interleaved(lambda p=path: read_imzml(p),
-                                                         lambda p=path: _pyimzml_loop(p), reps)
+            warm, cold, (data, ref) = _timed(lambda p=path: read_imzml(p),
+                                             lambda p=path: _pyimzml_loop(p), args.repeat)
             assert np.array_equal(data.X, ref)
             del data, ref
-            print(f"{f'{n:,} x {L:,}':<34} {t_ours:>9.3f} {t_peer:>21.3f} "
-                  f"{t_peer / t_ours:>6.1f}x")
+            print(_row(f"{n:,} x {L:,}", warm, cold))
         for _n, _L, path in files:
             os.remove(path)
             os.remove(path[:-6] + ".ibd")

@@ -299,3 +299,147 @@ def test_vectorised_integers_equal_int_and_refuse_the_rest(signed):
         w[0, :len(bad) + 1] = np.frombuffer(bad + b'"', np.uint8)
         with pytest.raises(Irregular):
             _parser._integers(w[:, :20], np.argmax(w[:, :20] == 34, axis=1))
+
+
+# ----------------------------------------------------------------------------- threaded scan
+
+def _writer_file(path, mode, n=300, seed=1):
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    rng = np.random.default_rng(seed)
+    with ImzMLWriter(str(path), mode=mode, mz_dtype=np.float64,
+                     intensity_dtype=np.float32) as w:
+        for i in range(n):  # offsets and coordinates of 1 to 6 digits
+            k = 5 if mode == "continuous" else int(rng.integers(1, 9))
+            w.addSpectrum(np.sort(rng.uniform(100, 900, k)), rng.random(k),
+                          (i % 17 + 1, i // 17 + 1, 1 + (i % 4) * 3000))
+    return path
+
+
+class _Spy:
+    """Counts the blocks scanned by worker threads and the buffers made."""
+
+    def __init__(self, monkeypatch):
+        import threading
+
+        self.threaded = self.serial = self.buffers = 0
+        main = threading.get_ident()
+        numbers, init = _parser._numbers, _parser._Buffer.__init__
+
+        def spy_numbers(*args):
+            if threading.get_ident() == main:
+                self.serial += 1
+            else:
+                self.threaded += 1
+            return numbers(*args)
+
+        def spy_init(buf, f):
+            self.buffers += 1
+            init(buf, f)
+
+        monkeypatch.setattr(_parser, "_numbers", spy_numbers)
+        monkeypatch.setattr(_parser._Buffer, "__init__", spy_init)
+
+
+def _serial(path):
+    """The scan with every block on the calling thread."""
+    import unittest.mock
+
+    with unittest.mock.patch.object(_parser, "SERIAL_BLOCKS", 10**9):
+        return parse_imzml(path, engine="scan")
+
+
+@pytest.mark.parametrize("mode", ["continuous", "processed"])
+@pytest.mark.parametrize(("block", "serial_blocks", "workers"),
+                         [(4096, 0, 2), (4096, 3, 2), (7777, 1, 2), (4096, 1, 1), (5000, 2, 3)])
+def test_threaded_scan_equals_serial_scan_and_pyimzml(tmp_path, monkeypatch, mode, block,
+                                                      serial_blocks, workers):
+    """Blocks past ``SERIAL_BLOCKS`` are scanned in worker threads, and the
+    columns come out in file order: what the serial scan and pyimzML give."""
+    path = _writer_file(tmp_path / "w.imzML", mode)
+    monkeypatch.setattr(_parser, "BLOCK", block)
+    serial = _serial(path)
+    monkeypatch.setattr(_parser, "SERIAL_BLOCKS", serial_blocks)
+    monkeypatch.setattr(_parser, "WORKERS", workers)
+    monkeypatch.setattr(_parser, "IN_FLIGHT", workers)
+    spy = _Spy(monkeypatch)
+    ours = _assert_equal_to_pyimzml(path)
+    assert spy.serial == serial_blocks  # the first blocks, then the threaded path
+    assert spy.threaded > 20
+    assert spy.buffers <= _parser.IN_FLIGHT + 1  # a few blocks in flight, not the file
+    for name in ARRAYS:
+        np.testing.assert_array_equal(getattr(ours, name), getattr(serial, name))
+
+
+def test_no_worker_threads_scans_every_block_on_the_calling_thread(tmp_path, monkeypatch):
+    path = _writer_file(tmp_path / "w.imzML", "processed")
+    monkeypatch.setattr(_parser, "BLOCK", 4096)
+    monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 1)
+    monkeypatch.setattr(_parser, "WORKERS", 0)
+    spy = _Spy(monkeypatch)
+    _assert_equal_to_pyimzml(path)
+    assert spy.threaded == 0 and spy.serial > 20 and spy.buffers == 1
+
+
+def test_threaded_scan_reads_every_shared_file(shared_data, monkeypatch):
+    monkeypatch.setattr(_parser, "BLOCK", 2048)
+    monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 1)
+    for name in ("Example_Processed.imzML", "i2nca/combined_pc.imzML"):
+        _assert_equal_to_pyimzml(shared_data / "imzml" / name)
+
+
+@pytest.mark.parametrize("edit", ["longer_indent", "value_first"])
+def test_threaded_irregular_block_takes_the_general_scan_or_pyimzml(tmp_path, monkeypatch,
+                                                                    edit):
+    """A late spectrum departing from the template, scanned in a worker: a
+    regular one goes to the general scan there, an irregular one hands the
+    whole file to pyimzML; both give pyimzML's results."""
+    import threading
+
+    path = _writer_file(tmp_path / "w.imzML", "processed")
+    text = path.read_bytes()
+    if edit == "longer_indent":  # harmless, but not the template's bytes
+        text = _edit_spectrum(text, 250, b"\n          </scan>", b"\n           </scan>")
+    else:  # attributes in another order: legal XML the byte scan does not vouch for
+        term = b'accession="IMS:1000050" cvRef="IMS" name="position x"'
+        x = b'value="%d"' % (250 % 17 + 1)
+        text = _edit_spectrum(text, 250, term + b" " + x, x + b" " + term)
+    path.write_bytes(text)
+    monkeypatch.setattr(_parser, "BLOCK", 4096)
+    monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 2)
+    general, scan_block = [], _parser.scan_block
+
+    def spy(*args, **kwargs):
+        general.append(threading.current_thread().name)
+        return scan_block(*args, **kwargs)
+
+    monkeypatch.setattr(_parser, "scan_block", spy)
+    if edit == "longer_indent":
+        ours = _assert_equal_to_pyimzml(path)
+        for name in ARRAYS:
+            np.testing.assert_array_equal(getattr(ours, name), getattr(_serial(path), name))
+    else:
+        with pytest.raises(Irregular):
+            parse_imzml(path, engine="scan")
+        _assert_equal_to_pyimzml(path, engine="auto")
+    assert general and general[0].startswith("imzml-scan")  # in a worker
+
+
+@pytest.mark.parametrize("where", ["inside_spectrum", "between_spectra", "list_end"])
+def test_cut_files_are_refused_on_the_threaded_path(tmp_path, monkeypatch, where):
+    path = _writer_file(tmp_path / "w.imzML", "continuous")
+    text = path.read_bytes()
+    late = text.index(b"<spectrum ", len(text) * 4 // 5)
+    cut = {"inside_spectrum": late + 300, "between_spectra": late,
+           "list_end": text.index(b"</spectrumList>") + 5}[where]
+    path.write_bytes(text[:cut])
+    monkeypatch.setattr(_parser, "BLOCK", 4096)
+    monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 1)
+    spy = _Spy(monkeypatch)
+    with pytest.raises(Irregular):
+        parse_imzml(path, engine="scan")
+    assert spy.threaded > 0
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the reference refuses it
+        _pyimzml(path)
+    with pytest.raises(ValueError, match=r"w\.imzML"):
+        read_imzml(path)

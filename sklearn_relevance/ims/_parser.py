@@ -4,8 +4,8 @@ pyimzML builds an ElementTree element for every ``<spectrum>`` (about 40
 Python objects each): minutes and gigabytes for 10^6 spectra. What a reader
 needs from the spectrum list is seven numbers per spectrum (two offsets, two
 lengths, x, y, z). This module finds them with numpy over blocks of the
-file's bytes (about a MiB at a time, read into one reused buffer, so memory
-stays bounded whatever the file size):
+file's bytes (about a MiB at a time, read into a few reused buffers, so
+memory stays bounded whatever the file size):
 
 * the header (everything before ``<spectrumList``, a few kB) and the first
   spectrum are parsed as XML; the file description, referenceable parameter
@@ -27,6 +27,11 @@ stays bounded whatever the file size):
   integers are parsed digit by digit in vectorised Horner steps, and every
   number is attributed to its spectrum and its ``<binaryDataArray>`` by
   ``searchsorted`` on the element start positions;
+* past the first ``SERIAL_BLOCKS`` blocks (a file of more than a few MiB),
+  blocks are scanned by ``WORKERS`` threads (numpy releases the GIL in its
+  loops) while the calling thread reads the next block into another buffer;
+  at most ``IN_FLIGHT`` blocks are handed over at a time, and their results
+  are collected in file order, so the output is the serial scan's;
 * the document end (after the last spectrum) is fed to the same XML parser,
   so a cut file is refused as pyimzML refuses it.
 
@@ -40,8 +45,12 @@ so the results, and the refusals, are pyimzML's in every case.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from xml.etree.ElementTree import XMLPullParser
 
@@ -49,6 +58,24 @@ import numpy as np
 
 #: Bytes read per block of the spectrum list (a few such blocks is the parse's memory).
 BLOCK = 2**20
+#: Blocks of the spectrum list scanned on the calling thread before the rest go to
+#: worker threads. A file of a few MiB (2,000 typical spectra: 5 blocks) never
+#: starts a thread: there the threads' start, their fresh buffers and the
+#: hand-overs cost more than they save (measured slower on the 2,000-spectrum
+#: file of ``benchmarks/bench_ims_scale.py``).
+SERIAL_BLOCKS = 8
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+    else os.cpu_count() or 1
+#: Worker threads scanning blocks past ``SERIAL_BLOCKS`` while the calling thread
+#: reads the next block (numpy releases the GIL in the scans' loops). Two: the
+#: scans of a block are short numpy calls that hand the GIL over often, and more
+#: threads than that gain nothing on the 2-core machines measured; none (every
+#: block on the calling thread) where the process may use one CPU only.
+WORKERS = min(2, _CPUS) if _CPUS > 1 else 0
+#: Blocks handed to the workers and not yet collected; with the block being read,
+#: the parse holds ``IN_FLIGHT + 1`` blocks (and their masks) at most. One per
+#: worker: a longer queue measured no faster and holds more memory.
+IN_FLIGHT = max(WORKERS, 1)
 _NS = "{http://psi.hupo.org/ms/mzml}"
 _PRECISIONS = {"32-bit float": "f", "64-bit float": "d", "32-bit integer": "i",
                "64-bit integer": "l"}
@@ -683,8 +710,19 @@ class _Buffer:
 
     def drop(self, k):
         """Forget the first ``k`` bytes (the rest moves to the front)."""
-        rest = self.size - k
-        self.a[:rest] = self.a[k:self.size].copy()
+        if k:
+            rest = self.size - k
+            self.a[:rest] = self.a[k:self.size].copy()
+            self.size = rest
+
+    def take(self, other, k):
+        """Hold the bytes of ``other`` from ``k`` on, and nothing else (the
+        start of the spectrum that ``other``'s block cut)."""
+        rest = other.size - k
+        self.size = 0
+        if rest + BLOCK // 2 > len(self.ba) - _PAD:
+            self._alloc(rest + BLOCK)
+        self.a[:rest] = other.a[k:other.size]
         self.size = rest
 
     def find(self, text, start=0):
@@ -699,6 +737,55 @@ def _numbers(buf, start, stop, template, mz_id, int_id):
         except (Irregular, IndexError):  # IndexError: rows out of step, gathers past the end
             pass
     return scan_block(bytes(buf.ba[start:stop]), mz_id, int_id)
+
+
+def _spectra(buf, pos, template, mz_id, int_id, columns):
+    """Scan the spectrum list from ``buf.a[pos:]`` on, block by block, into ``columns``.
+
+    The first ``SERIAL_BLOCKS`` blocks (all when ``WORKERS`` is 0) are
+    scanned here; later ones go to ``WORKERS`` threads, each block in a
+    buffer of its own while this thread reads the next one into another
+    (``IN_FLIGHT`` blocks handed over at most). Results are collected in
+    file order, so ``columns`` receives what the serial scan gives; a
+    worker's exception is raised here.
+
+    Returns
+    -------
+    _Buffer
+        The buffer holding the bytes after the last spectrum.
+    """
+    pool, pending, free = None, deque(), []
+    try:
+        for k in itertools.count():
+            cut = buf.ba.rfind(b"</spectrum>", pos, buf.size)
+            if cut >= 0:
+                cut += len(b"</spectrum>")
+                if k < SERIAL_BLOCKS or WORKERS < 1:
+                    columns.add(_numbers(buf, pos, cut, template, mz_id, int_id))
+                else:
+                    if pool is None:
+                        pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="imzml-scan")
+                    while pending and (pending[0][0].done() or len(pending) >= IN_FLIGHT):
+                        future, done = pending.popleft()  # the oldest: file order
+                        columns.add(future.result())
+                        free.append(done)
+                    pending.append((pool.submit(_numbers, buf, pos, cut, template, mz_id,
+                                                int_id), buf))
+                    fresh = free.pop() if free else _Buffer(buf.f)
+                    fresh.take(buf, cut)
+                    buf, cut = fresh, 0
+                pos = cut
+            buf.drop(pos)
+            pos = 0
+            if not buf.fill():
+                break
+        while pending:
+            future, _ = pending.popleft()
+            columns.add(future.result())
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return buf
 
 
 def _fast(path):
@@ -734,17 +821,7 @@ def _fast(path):
         except Irregular:
             template = None
         columns = _Columns(spectrum_list.get("count"))
-        pos = first
-        while True:
-            cut = buf.ba.rfind(b"</spectrum>", pos, buf.size)
-            if cut >= 0:
-                cut += len(b"</spectrum>")
-                columns.add(_numbers(buf, pos, cut, template, mz_id, int_id))
-                pos = cut
-            buf.drop(pos)
-            pos = 0
-            if not buf.fill():
-                break
+        buf = _spectra(buf, first, template, mz_id, int_id, columns)
         xml.feed(bytes(buf.ba[:buf.size]))  # the document's end: a cut file fails here
         xml.close()
     cols, coords = columns.result()
