@@ -269,14 +269,34 @@ def methods(case, args):
 
     def zennit_lrp():
         from zennit import rules as zr
-        from zennit.canonizers import SequentialMergeBatchNorm
+        from zennit.canonizers import AttributeCanonizer, SequentialMergeBatchNorm
         from zennit.composites import LayerMapComposite
+        from zennit.layer import Sum
         from zennit.types import AvgPool, Convolution
+
+        class BlockSum(AttributeCanonizer):
+            """The residual addition as zennit's ``Sum`` layer (Norm rule), as
+            zennit's ResNet canonizer does for torchvision's blocks; ours
+            splits a plain ``+`` in proportion without a canonizer."""
+
+            def __init__(self):
+                super().__init__(self._attribute_map)
+
+            @classmethod
+            def _attribute_map(cls, name, module):
+                if isinstance(module, Block):
+                    return {"forward": cls.forward.__get__(module), "canonizer_sum": Sum()}
+                return None
+
+            @staticmethod
+            def forward(self, x):
+                both = torch.stack([self.body(x), self.shortcut(x)], dim=-1)
+                return self.out(self.canonizer_sum(both))
 
         composite = LayerMapComposite(
             [(Convolution, zr.ZPlus(1e-9, zero_params="bias")),
-             (nn.Linear, zr.Epsilon(1e-6)), (AvgPool, zr.Norm(1e-9))],
-            canonizers=[SequentialMergeBatchNorm()])
+             (nn.Linear, zr.Epsilon(1e-6)), (AvgPool, zr.Norm(1e-9)), (Sum, zr.Norm(1e-9))],
+            canonizers=[SequentialMergeBatchNorm(), BlockSum()])
 
         def run():
             with composite.context(module) as modified:
@@ -304,7 +324,7 @@ def methods(case, args):
          ("captum default (1 window per pass)", captum_occ(1)),
          [(f"perturbations_per_eval={p}", captum_occ(p)) for p in (4, 16)], None),
         ("LRP epsilon-plus", "vs zennit", ours(LRP("epsilon_plus")),
-         ("zennit (BatchNorm merged)", zennit_lrp()), [], None),
+         ("zennit (BatchNorm merged, residual sums as Sum layers)", zennit_lrp()), [], None),
         ("Grad-CAM", f"layer {layer!r}",
          ours(GradCAM(layer, interpolate_mode=mode)),
          ("captum LayerGradCam + interpolate", captum_gradcam()), [], None),

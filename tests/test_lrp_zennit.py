@@ -212,3 +212,90 @@ def test_rules_reject_non_bool_options():
         LRP(composite={"0": ZPlus(bias="no")}).explain(mlp(), _inputs((6,)), 0)
     with pytest.raises(ValueError, match="The 'generalized' parameter of Gamma"):
         LRP(composite={"0": Gamma(generalized=None)}).explain(mlp(), _inputs((6,)), 0)
+
+
+class _Residual(nn.Module):
+    """A residual block whose sum is a plain ``+`` in ``forward``."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU(),
+            nn.Conv2d(c_out, c_out, 3, 1, 1), nn.BatchNorm2d(c_out))
+        self.shortcut = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride), nn.BatchNorm2d(c_out))
+                         if stride != 1 or c_in != c_out else nn.Identity())
+        self.out = nn.ReLU()
+
+    def forward(self, x):
+        return self.out(self.body(x) + self.shortcut(x))
+
+
+def resnet():
+    torch.manual_seed(3)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), _Residual(4, 4, 1), _Residual(4, 6, 2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3)).double()
+    g = torch.Generator().manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    return net.eval()
+
+
+def _zennit_resnet_composite(with_sum):
+    """zennit's epsilon-plus with BatchNorm merged and, with ``with_sum``, the
+    block's addition made a ``Sum`` layer with the proportional (Norm) rule,
+    as zennit's own ResNet canonizer does for torchvision's blocks."""
+    from zennit.canonizers import AttributeCanonizer, SequentialMergeBatchNorm
+    from zennit.composites import LayerMapComposite
+    from zennit.layer import Sum
+    from zennit.types import AvgPool, Convolution
+
+    class BlockSum(AttributeCanonizer):
+        def __init__(self):
+            super().__init__(self._attribute_map)
+
+        @classmethod
+        def _attribute_map(cls, name, module):
+            if isinstance(module, _Residual):
+                return {"forward": cls.forward.__get__(module), "canonizer_sum": Sum()}
+            return None
+
+        @staticmethod
+        def forward(self, x):
+            both = torch.stack([self.body(x), self.shortcut(x)], dim=-1)
+            return self.out(self.canonizer_sum(both))
+
+    layer_map = [(Convolution, zr.ZPlus(1e-9, zero_params="bias")),
+                 (nn.Linear, zr.Epsilon(STAB)), (AvgPool, zr.Norm(1e-9))]
+    canonizers = [SequentialMergeBatchNorm()]
+    if with_sum:
+        layer_map.append((Sum, zr.Norm(1e-9)))
+        canonizers.append(BlockSum())
+    return LayerMapComposite(layer_map, canonizers=canonizers)
+
+
+@pytest.mark.parametrize("batchnorm, rtol", [(False, 1e-6), (True, 1e-4)])
+def test_plain_residual_additions_split_relevance_in_proportion_as_zennits_sum_rule(
+        batchnorm, rtol):
+    # relevance flows in gradient x activation form, so the gradient of a
+    # plain ``a + b`` hands a and b their proportional shares: ours needs no
+    # canonizer for residual sums and equals zennit with its Sum layer and
+    # Norm rule; zennit without them hands both summands the whole relevance.
+    # (The two merge BatchNorm into the convolutions with differences of
+    # about 1e-5 of the largest relevance; without BatchNorm they agree to
+    # 1e-7, the stabilisers' order.)
+    net, x = resnet(), _inputs((2, 8, 8))
+    if not batchnorm:
+        for m in list(net.modules()):
+            for name, child in list(m.named_children()):
+                if isinstance(child, nn.BatchNorm2d):
+                    setattr(m, name, nn.Identity())
+    target = torch.tensor([0, 1, 2, 0])
+    mine = LRP("epsilon_plus", epsilon=STAB).explain(net, x, target)
+    theirs = zennit_relevance(net, x, target, _zennit_resnet_composite(with_sum=True))
+    scale = float(theirs.abs().max())
+    torch.testing.assert_close(mine, theirs, rtol=0, atol=rtol * scale)
+    doubled = zennit_relevance(net, x, target, _zennit_resnet_composite(with_sum=False))
+    assert (mine - doubled).abs().max() > 0.1 * doubled.abs().max()
