@@ -70,11 +70,23 @@ class InputStem:
         The network with the stem replaced by a pass-through.
     """
 
-    __slots__ = ("stem", "trunk")
+    __slots__ = ("stem", "trunk", "_sizes")
 
     def __init__(self, stem, trunk):
         self.stem = stem
         self.trunk = trunk
+        self._sizes = {}
+
+    def output_nbytes(self, X):
+        """Bytes of the stem's output for one sample of ``X`` (measured once
+        per sample shape, dtype and device)."""
+        key = (tuple(X.shape[1:]), X.dtype, str(X.device))
+        size = self._sizes.get(key)
+        if size is None:
+            with torch.no_grad():
+                out = self.stem(X[:1])
+            size = self._sizes[key] = out[0].numel() * out.element_size()
+        return size
 
     def linear(self, d):
         """The stem without its bias: ``L(x) - L(x')`` as ``L_0(x - x')``.

@@ -204,3 +204,49 @@ def test_every_memory_budget_comes_from_the_one_table():
                 literal.append(f"{path.relative_to(root)}: {names}")
     assert not literal, f"budgets typed outside MEMORY_BUDGETS: {literal}"
     assert all(isinstance(v, int) and v > 0 for v in MEMORY_BUDGETS.values())
+
+
+def test_weight_heavy_networks_get_passes_that_amortise_their_weights(monkeypatch):
+    # 8 x 8 x 8 activations per row against a 512 x 600 dense layer: the
+    # activation budget alone would give 2 rows
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(512, 600), nn.ReLU(), nn.Linear(600, 2)).eval()
+    X = torch.randn(4, 1, 8, 8)
+    row = pass_row_bytes(module, X)
+    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", 2 * row)
+    kept = activation_bytes(module, X)[0]
+    weights = _engine.weight_bytes(module)
+    wanted = -(-_engine.WEIGHT_SHARE * weights // kept)
+    assert wanted > 2
+    assert max_rows_for(X, None, module=module) == min(wanted, _engine.WEIGHT_PASS_BUDGET // row)
+    # capped by the weights' budget
+    monkeypatch.setattr(_engine, "WEIGHT_PASS_BUDGET", 3 * row)
+    assert max_rows_for(X, None, module=module) == 3
+    # forward-only passes read the weights once whatever their rows: no rule
+    with torch.no_grad():
+        assert max_rows_for(X, None, module=module) == 2
+
+
+def test_stem_split_only_where_a_row_and_its_stem_outputs_fit(monkeypatch):
+    from sklearn_relevance._inference import inference_copy
+    from sklearn_relevance._input_stem import input_stem
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2)).double().eval()
+    X = torch.randn(3, 1, 8, 8, dtype=torch.float64)
+    fast = inference_copy(net, X)
+    split = input_stem(fast)
+    rows = []
+    split.stem.register_forward_hook(lambda m, args, out: rows.append(len(args[0])))
+    ig = IntegratedGradients(n_steps=10)
+    expected = ig.explain(net, X, 1)
+    torch.testing.assert_close(ig.explain(fast, X, 1), expected)
+    assert sum(rows) <= 3 * len(X) + 1  # split: not once per step (+ the probe)
+    # one row plus 4 stem outputs no longer fits: the plain passes run
+    row = pass_row_bytes(fast, X)
+    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", row + split.output_nbytes(X))
+    rows.clear()
+    torch.testing.assert_close(ig.explain(fast, X, 1), expected)
+    assert sum(rows) == 10 * len(X)

@@ -90,7 +90,8 @@ def _on_cpu(X):
     return all(t.device.type == "cpu" for t in tensors)
 
 
-def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=None) -> int:
+def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=None,
+                 extra_row_bytes=0) -> int:
     """Rows of one expanded pass: ``internal_batch_size``, else from the budgets.
 
     With ``module`` given (in eval mode), a pass holds as many rows as fit
@@ -100,7 +101,9 @@ def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=No
     passes. Without a measurement the old input rule applies: ``budget`` on
     accelerators, :data:`CPU_EXPLAIN_BUDGET` on the CPU (or
     :data:`~sklearn_relevance._inference.CHANNELS_LAST_CPU_BUDGET` for a
-    channels-last ``module``).
+    channels-last ``module``). ``extra_row_bytes`` adds what an explainer
+    keeps per row beyond the pass itself (the stem outputs of
+    :mod:`sklearn_relevance._input_stem`).
     """
     if internal_batch_size is not None:
         return max(int(internal_batch_size), 1)
@@ -108,6 +111,8 @@ def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=No
     cpu = _on_cpu(X)
     row = None if module is None else pass_row_bytes(
         module, X, backward=torch.is_grad_enabled())
+    if row is not None:
+        row += int(extra_row_bytes)
     if row is None:
         if cpu:
             budget = cpu_pass_budget(module, min(budget, CPU_EXPLAIN_BUDGET))
@@ -119,6 +124,22 @@ def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=No
         wanted = -(-WEIGHT_SHARE * weight_bytes(module) // max(kept, 1))
         rows = max(rows, min(wanted, WEIGHT_PASS_BUDGET // max(row, 1)))
     return max(rows, 1)
+
+
+def row_fits_budget(module, X, extra_row_bytes=0) -> bool:
+    """Whether one row of a gradient pass, plus ``extra_row_bytes``, fits
+    :data:`PASS_MEMORY_BUDGET` (False where it cannot be measured).
+
+    Explainers that could keep more per row to save time (the stem outputs
+    of :mod:`sklearn_relevance._input_stem`) do so only when it fits: where a
+    single row already takes the whole budget (a 128^3 volume), memory is
+    what limits, and they keep to the plain passes.
+    """
+    row = pass_row_bytes(module, X)
+    if row is None:
+        return False
+    budget = PASS_MEMORY_BUDGET["cpu" if _on_cpu(X) else "accelerator"]
+    return row + int(extra_row_bytes) <= budget
 
 
 def expanded_chunks(n: int, k: int, max_rows: int):

@@ -40,6 +40,7 @@ from ._base import (
 from ._engine import (
     expanded_chunks,
     max_rows_for,
+    row_fits_budget,
     slice_target,
 )
 
@@ -385,11 +386,16 @@ callable, default=0.0
         weights = torch.as_tensor(weights, dtype=ref.dtype, device=ref.device)
         n = batch_len(X)
         parts = {}
-        max_rows = max_rows_for(X, self.internal_batch_size, module=module)
-        split = None if create_graph else input_stem(module)
-        if split is not None and torch.is_tensor(X):
+        split = None if create_graph or not torch.is_tensor(X) else input_stem(module)
+        # per row: the trunk's input, and the block's baseline, path
+        # difference and gradient sum (at most a row's worth each)
+        extra = 0 if split is None else 4 * split.output_nbytes(X)
+        if split is not None and row_fits_budget(module, X, extra):
+            max_rows = max_rows_for(X, self.internal_batch_size, module=module,
+                                    extra_row_bytes=extra)
             return _integrate_split(split, X, bs[0], alphas, weights, target, max_rows,
                                     self.multiply_by_inputs)
+        max_rows = max_rows_for(X, self.internal_batch_size, module=module)
         for steps, samples in expanded_chunks(n, len(alphas), max_rows):
             a, w = alphas[steps], weights[steps]
             k = a.shape[0]
@@ -589,13 +595,22 @@ class SmoothGrad(BaseExplainer):
         n = batch_len(X)
         sums, squares = {}, {}
         cached = (None, None)
-        max_rows = max_rows_for(X, self.internal_batch_size, module=module)
         # a mean of plain gradients over noise: the input layer's backward
         # runs once per sample (on the sum over noise samples), not per row
-        split = None
+        split = layout = total = None
         if (not (create_graph or self.squared or self.var) and torch.is_tensor(X)
-                and n <= max_rows and type(base) is Gradient and not base.absolute):
+                and type(base) is Gradient and not base.absolute):
             split = input_stem(module)
+        max_rows = max_rows_for(X, self.internal_batch_size, module=module)
+        if split is not None:
+            # per row: the trunk's input and the gradient sum of its sample
+            extra = 2 * split.output_nbytes(X)
+            split_rows = max_rows_for(X, self.internal_batch_size, module=module,
+                                      extra_row_bytes=extra)
+            if n <= split_rows and row_fits_budget(module, X, extra):
+                max_rows = split_rows
+            else:
+                split = None
         for copies, samples in expanded_chunks(n, self.n_samples, max_rows):
             key = (copies.start, copies.stop)
             if cached[0] != key:
@@ -611,19 +626,25 @@ class SmoothGrad(BaseExplainer):
                 rows.append(noisy.reshape(-1, *x.shape[1:]))
             t = repeat_target(slice_target(target, samples), k)
             if split is not None:
+                # all samples are in every chunk (n <= max_rows): sum the
+                # trunk's gradients over the chunk's noise samples, flat
                 with torch.no_grad():
                     h = split.stem(rows[0])
-                rel = [input_gradient(split.trunk, h, t)]
-            else:
-                rel, _ = flatten_inputs(
-                    base.explain(module, rebuild(rows), t, create_graph=create_graph))
+                g = input_gradient(split.trunk, h, t)
+                if layout is None:
+                    layout = RowLayout(h)
+                    total = layout.empty(n).zero_()
+                layout.flat(total).view(-1).add_(layout.flat(g).view(k, -1).sum(0))
+                continue
+            rel, _ = flatten_inputs(
+                base.explain(module, rebuild(rows), t, create_graph=create_graph))
             rel = [r.reshape(k, -1, *r.shape[1:]) for r in rel]
             _accumulate(sums, samples.start, [r.sum(0) for r in rel])
             if self.squared or self.var:
                 _accumulate(squares, samples.start, [(r * r).sum(0) for r in rel])
-        mean = [s / self.n_samples for s in _sum_over_samples(sums)]
         if split is not None:
-            mean = [split.transpose(mean[0], xs[0])]
+            return split.transpose(total / self.n_samples, xs[0])
+        mean = [s / self.n_samples for s in _sum_over_samples(sums)]
         if not (self.squared or self.var):
             return rebuild(mean)
         mean_sq = [s / self.n_samples for s in _sum_over_samples(squares)]
