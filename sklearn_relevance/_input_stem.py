@@ -133,9 +133,43 @@ def _leaf_calls(module, x):
     return calls
 
 
-def _replace(module, target, replacement):
+#: Layers that never write into their input: the stem's output may go to
+#: them as it is.
+_READ_ONLY = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Flatten,
+              nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
+              nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
+              nn.AdaptiveAvgPool3d, nn.modules.batchnorm._BatchNorm)
+
+
+def _stand_in(parent, child):
+    """What replaces the stem ``parent.child`` in the trunk.
+
+    In a Sequential whose next layer (after pass-throughs) is known not to
+    write into its input, or is an activation that can be made to work out
+    of place (it is, in the trunk), an ``nn.Identity``; otherwise
+    :class:`_StemOutput`, which copies.
+    """
+    if isinstance(parent, nn.Sequential):
+        names = list(parent._modules)
+        for name in names[names.index(child) + 1:]:
+            nxt = parent._modules[name]
+            if type(nxt) is nn.Identity:
+                continue
+            if isinstance(nxt, _READ_ONLY):
+                return nn.Identity()
+            if isinstance(getattr(nxt, "inplace", None), bool) and type(nxt).forward in {
+                    nn.ReLU.forward, nn.LeakyReLU.forward, nn.ReLU6.forward,
+                    nn.ELU.forward, nn.SiLU.forward, nn.Hardtanh.forward}:
+                nxt.inplace = False
+                return nn.Identity()
+            break
+    return _StemOutput()
+
+
+def _replace(module, target):
     """A copy of ``module`` (sharing parameters and buffers) with the one
-    registration of ``target`` replaced, or None if it is registered twice."""
+    registration of ``target`` replaced by a stand-in, or None if ``target``
+    is registered twice."""
     places = [(name, m) for name, m in module.named_modules(remove_duplicate=False)
               if m is target]
     if len(places) != 1 or not places[0][0]:
@@ -144,7 +178,7 @@ def _replace(module, target, replacement):
     trunk = copy.deepcopy(module, shared)
     parent_name, _, child = places[0][0].rpartition(".")
     parent = trunk.get_submodule(parent_name) if parent_name else trunk
-    setattr(parent, child, replacement)
+    setattr(parent, child, _stand_in(parent, child))
     return trunk
 
 
@@ -188,7 +222,7 @@ def split_input_stem(module, X, *, rtol=1e-4):
         if (type(stem) not in _AFFINE or not args or args[0] is not probe
                 or sum(m is stem for m, _ in calls) != 1):
             return None
-        trunk = _replace(module, stem, _StemOutput())
+        trunk = _replace(module, stem)
         if trunk is None:
             return None
         split = InputStem(stem, trunk)

@@ -131,8 +131,13 @@ def test_integration_steps_equal_captum():
 def _shared_noise(monkeypatch, X, n_samples):
     """Feed our SmoothGrad and captum's NoiseTunnel the same standard noise."""
     eps = torch.randn(n_samples, *X.shape, generator=torch.Generator().manual_seed(5))
-    monkeypatch.setattr(gradient_module, "_standard_noise",
-                        lambda tensors, seed, copy: [eps[copy]])
+    def standard_noise(tensors, seed, copy, out=None):
+        if out is None:
+            return [eps[copy]]
+        out[0].copy_(eps[copy])
+        return out
+
+    monkeypatch.setattr(gradient_module, "_standard_noise", standard_noise)
 
     def captum_noise(inp, stdev, n):
         noise = eps[:n].transpose(0, 1).reshape(-1, *inp.shape[1:])

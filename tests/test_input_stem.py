@@ -187,3 +187,40 @@ def test_gradients_of_the_split_are_not_used_for_training_penalties():
     # differentiable in the first layer's weights: the whole network was used
     attr.pow(2).sum().backward()
     assert fast[0].weight.grad is not None and fast[0].weight.grad.abs().sum() > 0
+
+
+def test_stand_in_copies_only_where_a_later_layer_could_write_into_it():
+    from sklearn_relevance._input_stem import _StemOutput
+
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(inplace=True), nn.Flatten(),
+                        nn.Linear(48, 2)).double().eval()
+    X = torch.randn(2, 1, 6, 6, dtype=torch.float64)
+    split = split_input_stem(seq, X)
+    # a Sequential: the stem's place takes a pass-through, and the in-place
+    # ReLU after it works out of place in the trunk only
+    assert type(split.trunk[0]) is nn.Identity
+    assert split.trunk[1].inplace is False and seq[1].inplace is True
+
+    class Block(nn.Module):  # its forward could do anything with the output
+        def __init__(self):
+            super().__init__()
+            self.conv, self.head = nn.Conv2d(1, 3, 3), nn.Linear(48, 2)
+
+        def forward(self, x):
+            return self.head(torch.relu_(self.conv(x)).flatten(1))
+
+    block = Block().double().eval()
+    split = split_input_stem(block, X)
+    assert isinstance(split.trunk.conv, _StemOutput)
+    for net in (seq, block):
+        split = split_input_stem(net, X)
+        h = split.stem(X).detach().requires_grad_(True)
+        split.trunk(h)[:, 0].sum().backward()  # no in-place write into h
+        torch.testing.assert_close(split.transpose(h.grad, X), _input_grad(net, X))
+
+
+def _input_grad(net, X):
+    x = X.detach().clone().requires_grad_(True)
+    net(x)[:, 0].sum().backward()
+    return x.grad

@@ -456,18 +456,41 @@ def _integrate_split(split, X, base, alphas, weights, target, max_rows, multiply
 # --------------------------------------------------------------------------
 # SmoothGrad
 # --------------------------------------------------------------------------
-def _standard_noise(tensors, seed, copy):
+def _standard_noise(tensors, seed, copy, out=None):
     """Standard normal noise of each tensor's shape for noise sample ``copy``.
 
     One generator per noise sample, seeded with ``seed``, so the noise of a
-    sample does not depend on how the expanded batch is chunked.
+    sample does not depend on how the expanded batch is chunked. With
+    ``out`` (one tensor per input), the noise is drawn into those tensors.
     """
     gen = torch.Generator(device=tensors[0].device)
     gen.manual_seed(int(seed))
-    return [
-        torch.randn(t.shape, generator=gen, dtype=t.dtype, device=t.device)
-        for t in tensors
-    ]
+    if out is None:
+        return [
+            torch.randn(t.shape, generator=gen, dtype=t.dtype, device=t.device)
+            for t in tensors
+        ]
+    for t, o in zip(tensors, out):
+        torch.randn(t.shape, generator=gen, dtype=t.dtype, device=t.device, out=o)
+    return out
+
+
+def _noisy_rows(xs, stds, seeds, copies):
+    """``x + std * noise`` for ``copies`` of the whole batch, as rows.
+
+    The noise of each copy is drawn straight into its rows (the same numbers
+    as :func:`_standard_noise`), then scaled and shifted in place: no stacked
+    copy of the noise, no temporaries.
+    """
+    k = copies.stop - copies.start
+    bufs = [torch.empty((k, *x.shape), dtype=x.dtype, device=x.device) for x in xs]
+    for j, c in enumerate(range(copies.start, copies.stop)):
+        _standard_noise(xs, seeds[c], c, out=[buf[j] for buf in bufs])
+    rows = []
+    for x, s, buf in zip(xs, stds, bufs):
+        buf.mul_(s.unsqueeze(0) if s.ndim else s).add_(x.unsqueeze(0))
+        rows.append(buf.view(-1, *x.shape[1:]))
+    return rows
 
 
 def _noise_std(x, noise_level):
@@ -612,18 +635,20 @@ class SmoothGrad(BaseExplainer):
             else:
                 split = None
         for copies, samples in expanded_chunks(n, self.n_samples, max_rows):
-            key = (copies.start, copies.stop)
-            if cached[0] != key:
-                draws = [_standard_noise(xs, seeds[c], c)
-                         for c in range(copies.start, copies.stop)]
-                cached = (key, [torch.stack(leaf) for leaf in zip(*draws)])
-            eps = cached[1]
             k = copies.stop - copies.start
-            rows = []
-            for x, s, e in zip(xs, stds, eps):
-                std = s[samples] if s.ndim else s
-                noisy = x[samples].unsqueeze(0) + std.unsqueeze(0) * e[:, samples]
-                rows.append(noisy.reshape(-1, *x.shape[1:]))
+            if samples.stop - samples.start == n:  # each copy visited once
+                rows = _noisy_rows(xs, stds, seeds, copies)
+            else:
+                key = (copies.start, copies.stop)
+                if cached[0] != key:
+                    draws = [_standard_noise(xs, seeds[c], c)
+                             for c in range(copies.start, copies.stop)]
+                    cached = (key, [torch.stack(leaf) for leaf in zip(*draws)])
+                rows = []
+                for x, s, e in zip(xs, stds, cached[1]):
+                    std = s[samples] if s.ndim else s
+                    noisy = x[samples].unsqueeze(0) + std.unsqueeze(0) * e[:, samples]
+                    rows.append(noisy.reshape(-1, *x.shape[1:]))
             t = repeat_target(slice_target(target, samples), k)
             if split is not None:
                 # all samples are in every chunk (n <= max_rows): sum the
