@@ -269,34 +269,16 @@ def methods(case, args):
 
     def zennit_lrp():
         from zennit import rules as zr
-        from zennit.canonizers import AttributeCanonizer, SequentialMergeBatchNorm
+        from conftest import zennit_residual_sums  # tests/ (stubs torchvision)
+        from zennit.canonizers import SequentialMergeBatchNorm
         from zennit.composites import LayerMapComposite
         from zennit.layer import Sum
         from zennit.types import AvgPool, Convolution
 
-        class BlockSum(AttributeCanonizer):
-            """The residual addition as zennit's ``Sum`` layer (Norm rule), as
-            zennit's ResNet canonizer does for torchvision's blocks; ours
-            splits a plain ``+`` in proportion without a canonizer."""
-
-            def __init__(self):
-                super().__init__(self._attribute_map)
-
-            @classmethod
-            def _attribute_map(cls, name, module):
-                if isinstance(module, Block):
-                    return {"forward": cls.forward.__get__(module), "canonizer_sum": Sum()}
-                return None
-
-            @staticmethod
-            def forward(self, x):
-                both = torch.stack([self.body(x), self.shortcut(x)], dim=-1)
-                return self.out(self.canonizer_sum(both))
-
         composite = LayerMapComposite(
             [(Convolution, zr.ZPlus(1e-9, zero_params="bias")),
              (nn.Linear, zr.Epsilon(1e-6)), (AvgPool, zr.Norm(1e-9)), (Sum, zr.Norm(1e-9))],
-            canonizers=[SequentialMergeBatchNorm(), BlockSum()])
+            canonizers=[SequentialMergeBatchNorm(), zennit_residual_sums(Block)])
 
         def run():
             with composite.context(module) as modified:

@@ -49,6 +49,38 @@ def _stub_torchvision():
 
 _stub_torchvision()
 
+
+def zennit_residual_sums(block_type):
+    """A zennit canonizer that makes the addition of ``block_type`` a ``Sum`` layer.
+
+    ``block_type`` computes ``self.out(self.body(x) + self.shortcut(x))``
+    (the residual blocks of ``tests/test_lrp_zennit.py`` and
+    ``benchmarks/bench_clinical_sizes.py``). zennit hands both summands of a
+    plain ``+`` the whole relevance; its own ResNet canonizer, which needs
+    torchvision's blocks, stacks them into a ``Sum`` for the Norm rule
+    instead, as this does. Imports zennit: call it only where zennit is
+    installed.
+    """
+    from zennit.canonizers import AttributeCanonizer
+    from zennit.layer import Sum
+
+    class ResidualSums(AttributeCanonizer):
+        def __init__(self):
+            super().__init__(self._attribute_map)
+
+        @classmethod
+        def _attribute_map(cls, name, module):
+            if isinstance(module, block_type):
+                return {"forward": cls.forward.__get__(module), "canonizer_sum": Sum()}
+            return None
+
+        @staticmethod
+        def forward(self, x):
+            both = torch.stack([self.body(x), self.shortcut(x)], dim=-1)
+            return self.out(self.canonizer_sum(both))
+
+    return ResidualSums()
+
 # 2-core CI: one torch thread. Small tensor work runs 5-10x slower with two
 # threads on a busy 2-core machine, and joblib workers need the other core.
 torch.set_num_threads(1)

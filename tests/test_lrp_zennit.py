@@ -247,32 +247,18 @@ def _zennit_resnet_composite(with_sum):
     """zennit's epsilon-plus with BatchNorm merged and, with ``with_sum``, the
     block's addition made a ``Sum`` layer with the proportional (Norm) rule,
     as zennit's own ResNet canonizer does for torchvision's blocks."""
-    from zennit.canonizers import AttributeCanonizer, SequentialMergeBatchNorm
+    from conftest import zennit_residual_sums
+    from zennit.canonizers import SequentialMergeBatchNorm
     from zennit.composites import LayerMapComposite
     from zennit.layer import Sum
     from zennit.types import AvgPool, Convolution
-
-    class BlockSum(AttributeCanonizer):
-        def __init__(self):
-            super().__init__(self._attribute_map)
-
-        @classmethod
-        def _attribute_map(cls, name, module):
-            if isinstance(module, _Residual):
-                return {"forward": cls.forward.__get__(module), "canonizer_sum": Sum()}
-            return None
-
-        @staticmethod
-        def forward(self, x):
-            both = torch.stack([self.body(x), self.shortcut(x)], dim=-1)
-            return self.out(self.canonizer_sum(both))
 
     layer_map = [(Convolution, zr.ZPlus(1e-9, zero_params="bias")),
                  (nn.Linear, zr.Epsilon(STAB)), (AvgPool, zr.Norm(1e-9))]
     canonizers = [SequentialMergeBatchNorm()]
     if with_sum:
         layer_map.append((Sum, zr.Norm(1e-9)))
-        canonizers.append(BlockSum())
+        canonizers.append(zennit_residual_sums(_Residual))
     return LayerMapComposite(layer_map, canonizers=canonizers)
 
 
