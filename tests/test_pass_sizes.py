@@ -220,7 +220,9 @@ def test_weight_heavy_networks_get_passes_that_amortise_their_weights(monkeypatc
     wanted = -(-_engine.WEIGHT_SHARE * weights // kept)
     assert wanted > 2
     assert max_rows_for(X, None, module=module) == min(wanted, _engine.WEIGHT_PASS_BUDGET // row)
-    # capped by the weights' budget
+    # capped by the input budget (dense networks keep their passes) ...
+    assert max_rows_for(X, None, budget=3 * X[0].numel() * 4, module=module) == 3
+    # ... and by the weights' budget
     monkeypatch.setattr(_engine, "WEIGHT_PASS_BUDGET", 3 * row)
     assert max_rows_for(X, None, module=module) == 3
     # forward-only passes read the weights once whatever their rows: no rule
