@@ -39,7 +39,7 @@ from ._input_stem import attach_input_stem, split_input_stem
 from ._tensors import forward
 
 __all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
-           "activation_bytes", "is_channels_last", "cpu_pass_budget",
+           "activation_bytes", "is_channels_last", "cpu_pass_budget", "rows_per_sample",
            "CHANNELS_LAST_CPU_BUDGET", "INFERENCE_COPY_MIN_BYTES"]
 
 #: Input bytes of one CPU pass through a channels-last network. Such passes
@@ -309,12 +309,15 @@ def activation_bytes(module, X):
     return result
 
 
-#: Activation bytes of an ``explain`` call (its samples times the bytes one
-#: sample's forward creates, measured by :func:`activation_bytes`) from which
-#: an estimator explains on its inference copy: 8 MiB, about 10 images of
-#: 64 x 64 through the default ``ImageCNN`` or one 3 x 224 x 224 image through
-#: a ResNet-18. The first such call makes and checks the copy (a deep copy
-#: and two 2-sample forwards); later calls reuse it.
+#: Activation bytes of an ``explain`` call (the rows it runs, its samples
+#: times the explainer's steps or noise samples, times the bytes one row's
+#: forward creates, measured by :func:`activation_bytes`) from which an
+#: estimator explains on its inference copy: 8 MiB, one gradient pass of
+#: about 10 images of 64 x 64 through the default ``ImageCNN`` or of one
+#: 3 x 224 x 224 image through a ResNet-18, or integrated gradients (50
+#: steps) of about 40 spectra through a 20,000-feature MLP. The first such
+#: call makes and checks the copy (a deep copy and two 2-sample forwards);
+#: later calls reuse it.
 INFERENCE_COPY_MIN_BYTES = MEMORY_BUDGETS["inference_copy_min_activations"]
 
 
@@ -323,9 +326,10 @@ def module_for_explainer(module, X, explainer, *, n_samples=None):
 
     The copy (:func:`cached_inference_copy`) is used for explainers that do
     not read inner layers (``uses_layers`` False; unknown objects count as
-    reading them), for an eval-mode ``module``, when ``n_samples`` (by
-    default ``X``'s) times the activation bytes of one sample reaches
-    :data:`INFERENCE_COPY_MIN_BYTES`. ``module`` is never changed.
+    reading them), for an eval-mode ``module``, when the rows the call runs
+    (``n_samples``, by default ``X``'s, times the explainer's steps or noise
+    samples: :func:`rows_per_sample`) times the activation bytes of one row
+    reach :data:`INFERENCE_COPY_MIN_BYTES`. ``module`` is never changed.
     """
     if not isinstance(module, torch.nn.Module) or module.training:
         return module
@@ -335,6 +339,19 @@ def module_for_explainer(module, X, explainer, *, n_samples=None):
     if measured is None:
         return module
     n = batch_len(X) if n_samples is None else int(n_samples)
-    if n * measured[0] < INFERENCE_COPY_MIN_BYTES:
+    if n * rows_per_sample(explainer) * measured[0] < INFERENCE_COPY_MIN_BYTES:
         return module
     return cached_inference_copy(module, X)
+
+
+def rows_per_sample(explainer):
+    """Network rows an explainer runs per sample: its integration steps or
+    noise samples (times those of a wrapped explainer), else 1."""
+    rows = 1
+    while explainer is not None and not isinstance(explainer, str):
+        for name in ("n_steps", "n_samples"):
+            value = getattr(explainer, name, None)
+            if isinstance(value, int) and value > 0:
+                rows *= value
+        explainer = getattr(explainer, "explainer", None)
+    return rows

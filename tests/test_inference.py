@@ -159,7 +159,12 @@ def test_compare_explainers_matches_explanations_of_the_module_itself():
 # --------------------------------------------------------------------------
 from sklearn_relevance import RelevanceNetClassifier  # noqa: E402
 from sklearn_relevance import _inference  # noqa: E402
-from sklearn_relevance.explainers import Gradient, GradCAM, SmoothGrad  # noqa: E402
+from sklearn_relevance.explainers import (  # noqa: E402
+    Gradient,
+    GradCAM,
+    IntegratedGradients,
+    SmoothGrad,
+)
 
 
 class _Spy(Gradient):
@@ -235,6 +240,28 @@ def test_small_work_keeps_the_module():
     _Spy.seen = []
     est.explain(X, explainer=_Spy(), target=1)
     assert all(m is est.module_ for m in _Spy.seen)
+
+
+class _IGSpy(IntegratedGradients):
+    """Integrated gradients that record the networks they are handed."""
+
+    seen: list = []
+
+    def _explain(self, module, X, target, *, create_graph):
+        type(self).seen.append(module)
+        return super()._explain(module, X, target, create_graph=create_graph)
+
+
+def test_the_rows_an_explainer_runs_count_toward_the_copy():
+    est, X, _ = _fitted("2d")  # about 2 MiB of activations per pass over X
+    for steps, on_copy in ((1, False), (8, True)):  # 2 MiB / 16 MiB of rows
+        _IGSpy.seen = []
+        rel = est.explain(X, explainer=_IGSpy(n_steps=steps), target=1)
+        assert (_IGSpy.seen[0] is not est.module_) is on_copy
+        want = IntegratedGradients(n_steps=steps).explain(
+            est.module_.eval(), torch.as_tensor(X), 1).numpy()
+        # float32 rounding of the folded BatchNorm and the stem split
+        np.testing.assert_allclose(rel, want, rtol=0, atol=1e-3 * np.abs(want).max())
 
 
 def _copy_used(est, X):
