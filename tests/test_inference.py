@@ -8,6 +8,7 @@ and must be refused for modules that cannot take it.
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -258,10 +259,15 @@ def test_the_rows_an_explainer_runs_count_toward_the_copy():
         _IGSpy.seen = []
         rel = est.explain(X, explainer=_IGSpy(n_steps=steps), target=1)
         assert (_IGSpy.seen[0] is not est.module_) is on_copy
-        want = IntegratedGradients(n_steps=steps).explain(
-            est.module_.eval(), torch.as_tensor(X), 1).numpy()
-        # float32 rounding of the folded BatchNorm and the stem split
-        np.testing.assert_allclose(rel, want, rtol=0, atol=1e-3 * np.abs(want).max())
+        # float32 rounding here moves IG by up to 1e-2 of its largest value
+        # (path points near ReLU kinks): the copy must be no less exact than
+        # the module itself, both against the module in float64
+        ig = IntegratedGradients(n_steps=steps)
+        exact = ig.explain(copy.deepcopy(est.module_).eval().double(),
+                           torch.as_tensor(X).double(), 1).numpy()
+        plain = ig.explain(est.module_.eval(), torch.as_tensor(X), 1).numpy()
+        scale = np.abs(exact).max()
+        assert np.abs(rel - exact).max() <= max(2 * np.abs(plain - exact).max(), 1e-6 * scale)
 
 
 def _copy_used(est, X):
