@@ -76,11 +76,12 @@ def test_integrated_gradients_through_the_split_equal_the_network(ndim, params):
 
 
 @pytest.mark.parametrize("ndim", [0, 1, 2, 3])
-def test_smoothgrad_through_the_split_equals_the_network(ndim):
+@pytest.mark.parametrize("internal_batch_size", [None, 3])  # 3: slices of the samples
+def test_smoothgrad_through_the_split_equals_the_network(ndim, internal_batch_size):
     net, shape = _net(ndim)
     X = torch.randn(4, *shape, dtype=torch.float64)
     fast = _copy_with_stem(net, X)
-    sg = SmoothGrad(n_samples=6, random_state=0)
+    sg = SmoothGrad(n_samples=6, random_state=0, internal_batch_size=internal_batch_size)
     assert _rel(sg.explain(fast, X, 1), sg.explain(net, X, 1)) < 1e-10
     # squared and absolute variants do not go through the split, and agree too
     sq = SmoothGrad(n_samples=6, squared=True, random_state=0)

@@ -626,12 +626,12 @@ class SmoothGrad(BaseExplainer):
             split = input_stem(module)
         max_rows = max_rows_for(X, self.internal_batch_size, module=module)
         if split is not None:
-            # per row: the trunk's input and the gradient sum of its sample
-            extra = 2 * split.output_nbytes(X)
-            split_rows = max_rows_for(X, self.internal_batch_size, module=module,
-                                      extra_row_bytes=extra)
-            if n <= split_rows and row_fits_budget(module, X, extra):
-                max_rows = split_rows
+            # per row: the trunk's input; per sample: its gradient sum, kept
+            # for the whole batch (which must fit one pass's budget)
+            extra = split.output_nbytes(X)
+            if row_fits_budget(module, X, extra) and row_fits_budget(module, X, n * extra):
+                max_rows = max_rows_for(X, self.internal_batch_size, module=module,
+                                        extra_row_bytes=extra)
             else:
                 split = None
         for copies, samples in expanded_chunks(n, self.n_samples, max_rows):
@@ -651,15 +651,16 @@ class SmoothGrad(BaseExplainer):
                     rows.append(noisy.reshape(-1, *x.shape[1:]))
             t = repeat_target(slice_target(target, samples), k)
             if split is not None:
-                # all samples are in every chunk (n <= max_rows): sum the
-                # trunk's gradients over the chunk's noise samples, flat
+                # sum the trunk's gradients over the chunk's noise samples,
+                # flat, into the rows of the chunk's samples
                 with torch.no_grad():
                     h = split.stem(rows[0])
                 g = input_gradient(split.trunk, h, t)
                 if layout is None:
                     layout = RowLayout(h)
                     total = layout.empty(n).zero_()
-                layout.flat(total).view(-1).add_(layout.flat(g).view(k, -1).sum(0))
+                m = samples.stop - samples.start
+                layout.flat(total)[samples].add_(layout.flat(g).view(k, m, -1).sum(0))
                 continue
             rel, _ = flatten_inputs(
                 base.explain(module, rebuild(rows), t, create_graph=create_graph))
