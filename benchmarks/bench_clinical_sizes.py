@@ -325,15 +325,21 @@ def methods(case, args):
     ]
 
 
+def _memory_process(flag, request):
+    """Run this script with ``flag`` and ``request`` in a child process that
+    returns freed blocks to the system at once (see the top)."""
+    env = dict(os.environ, **{_MMAP_ENV: "131072"})
+    return subprocess.run([sys.executable, os.path.abspath(__file__), flag,
+                           json.dumps(request)], env=env, capture_output=True, text=True)
+
+
 def memory_in_child(args, method, best_name, device):
     """Peak MiB of ours, the peer's default and its best setting, each call
     measured in a fresh child process that returns freed blocks at once."""
     request = {"case": args.case_name, "n": args.n, "method": method, "best": best_name,
                "device": device, "threads": torch.get_num_threads(),
                "steps": args.steps, "samples": args.samples}
-    env = dict(os.environ, **{_MMAP_ENV: "131072"})
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-child",
-                           json.dumps(request)], env=env, capture_output=True, text=True)
+    done = _memory_process("--memory-child", request)
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
         return [float("nan")] * 3
@@ -541,13 +547,9 @@ def main(argv=None):
         run_case(make_case(name, n, device), args, device, out)
     if args.full or args.large_memory:
         for name in ("resnet512", "cnn3d128"):
-            # in a child process that returns freed blocks at once (see the top)
-            env = dict(os.environ, **{_MMAP_ENV: "131072"})
             request = {"name": name, "device": device, "threads": torch.get_num_threads(),
                        "steps": args.steps}
-            done = subprocess.run([sys.executable, os.path.abspath(__file__),
-                                   "--memory-only-child", json.dumps(request)],
-                                  env=env, capture_output=True, text=True)
+            done = _memory_process("--memory-only-child", request)
             out(done.stdout.rstrip() if done.returncode == 0 else done.stderr[-2000:])
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 

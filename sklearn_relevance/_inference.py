@@ -36,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 
 from ._batching import MEMORY_BUDGETS, batch_len, index_batch
 from ._input_stem import attach_input_stem, split_input_stem
-from ._tensors import forward
+from ._tensors import close_to_scale, forward
 
 __all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
            "activation_bytes", "is_channels_last", "cpu_pass_budget", "rows_per_sample",
@@ -157,11 +157,7 @@ def inference_copy(module, X, *, rtol=1e-4):
             return module
         with torch.no_grad():
             want, got = forward(module, probe), forward(fast, probe)
-        if not (torch.is_tensor(want) and torch.is_tensor(got)
-                and want.shape == got.shape):
-            return module
-        scale = float(want.abs().max()) if want.numel() else 0.0
-        if not torch.allclose(got, want, rtol=0.0, atol=rtol * max(scale, 1e-12)):
+        if not close_to_scale(got, want, rtol):
             return module
     except Exception:  # any failure of the copy: keep the caller's module
         return module

@@ -35,6 +35,8 @@ import itertools
 import torch
 from torch import nn
 
+from ._tensors import close_to_scale
+
 __all__ = ["InputStem", "split_input_stem", "input_stem", "attach_input_stem",
            "RowLayout"]
 
@@ -182,13 +184,6 @@ def _replace(module, target):
     return trunk
 
 
-def _close(a, b, rtol):
-    if not (torch.is_tensor(a) and torch.is_tensor(b) and a.shape == b.shape):
-        return False
-    scale = float(b.abs().max()) if b.numel() else 0.0
-    return bool(torch.allclose(a, b, rtol=0.0, atol=rtol * max(scale, 1e-12)))
-
-
 def split_input_stem(module, X, *, rtol=1e-4):
     """Split an eval-mode ``module`` at its affine input layer, or None.
 
@@ -236,11 +231,11 @@ def split_input_stem(module, X, *, rtol=1e-4):
             (want,) = torch.autograd.grad((out * weights).sum(), x)
             h = stem(probe).detach().requires_grad_(True)
             split_out = trunk(h)
-            if not _close(split_out.detach(), out.detach(), rtol):
+            if not close_to_scale(split_out.detach(), out.detach(), rtol):
                 return None
             (gh,) = torch.autograd.grad((split_out * weights).sum(), h)
         got = split.transpose(gh, probe)
-        if not _close(got, want, rtol):
+        if not close_to_scale(got, want, rtol):
             return None
     except Exception:  # noqa: BLE001 - any doubt: explain the whole network
         return None

@@ -19,6 +19,7 @@ from ._targets import check_target
 __all__ = [
     "check_inputs",
     "check_module_input",
+    "close_to_scale",
     "flatten_inputs",
     "forward",
     "gradient_wrt_inputs",
@@ -54,6 +55,16 @@ def forward(module, X):
     if isinstance(X, Mapping):
         return module(**X)
     return module(X)
+
+
+def close_to_scale(got, want, rtol):
+    """Whether two tensors have one shape and differ by at most ``rtol`` of
+    ``want``'s largest magnitude (how rewritten copies of a network are
+    checked against it: float rounding differs, not more)."""
+    if not (torch.is_tensor(got) and torch.is_tensor(want) and got.shape == want.shape):
+        return False
+    scale = float(want.abs().max()) if want.numel() else 0.0
+    return bool(torch.allclose(got, want, rtol=0.0, atol=rtol * max(scale, 1e-12)))
 
 
 def select_output(out, target):

@@ -64,9 +64,9 @@ WEIGHT_PASS_BUDGET = MEMORY_BUDGETS["pass_activations_weights"]
 
 
 def weight_bytes(module):
-    """Bytes of ``module``'s parameters (each tensor once)."""
-    seen = {id(p): p for p in module.parameters()} if hasattr(module, "parameters") else {}
-    return sum(p.numel() * p.element_size() for p in seen.values())
+    """Bytes of ``module``'s parameters (``parameters()`` gives each shared
+    tensor once)."""
+    return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
 def pass_row_bytes(module, X, *, backward=True):

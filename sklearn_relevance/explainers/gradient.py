@@ -627,9 +627,10 @@ class SmoothGrad(BaseExplainer):
         max_rows = max_rows_for(X, self.internal_batch_size, module=module)
         if split is not None:
             # per row: the trunk's input; per sample: its gradient sum, kept
-            # for the whole batch (which must fit one pass's budget)
+            # for the whole batch, which must fit one pass's budget beside a
+            # row (and so does the row's own stem output)
             extra = split.output_nbytes(X)
-            if row_fits_budget(module, X, extra) and row_fits_budget(module, X, n * extra):
+            if row_fits_budget(module, X, n * extra):
                 max_rows = max_rows_for(X, self.internal_batch_size, module=module,
                                         extra_row_bytes=extra)
             else:
