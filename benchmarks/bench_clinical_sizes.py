@@ -379,6 +379,7 @@ def run_case(case, args, device, out):
     out("| method | ours (s) | peer, default (s) | peer, best setting | peer, best (s) "
         "| ours / best | ours / default | max rel. diff | peak MiB ours / default / best |")
     out("|---|---:|---:|---|---:|---:|---:|---:|---|")
+    profiled = []
     for name, what, ours, default, options, reference in methods(case, args):
         if args.only and name not in args.only:
             continue
@@ -405,6 +406,10 @@ def run_case(case, args, device, out):
         out(f"| {name} ({what}) | {t_ours:.2f} | {t_def:.2f} | {best_name} | "
             f"{t_best:.2f} | {t_ours / t_best:.2f} | {t_ours / t_def:.2f} | {diff:.1e} | "
             f"{mem[0]:.0f} / {mem[1]:.0f} / {mem[2]:.0f} |")
+        if args.profile and device == "cpu":
+            profiled.append((name, ours_fn, best_name, best_fn))
+    for name, ours_fn, best_name, best_fn in profiled:
+        _convolution_share(name, ours_fn, best_name, best_fn, out)
     if args.full:
         _breakdown(case, args, device, out)
 
@@ -438,7 +443,63 @@ def _accuracy(case, out):
     out(f"IG accuracy ({len(X2)} sample(s), 10 steps), max |difference| / max |value| against "
         f"float64: ours {rel_diff(ours, exact):.1e}, captum {rel_diff(theirs, exact):.1e}; "
         f"ours against captum {rel_diff(ours, theirs):.1e}; captum against captum on inputs "
-        f"moved by 1e-6 of their values {floor:.1e}\n")
+        f"moved by 1e-6 of their values {floor:.1e}")
+    ig64, sg64 = _float64_agreement(module, X2, t2)
+    out(f"float64, the path explain takes (inference copy, split stem) against captum in "
+        f"float64: IG {ig64:.1e}, SmoothGrad (5 noise samples) {sg64:.1e}\n")
+
+
+def _float64_agreement(module, X, t):
+    """Ours on the float64 network's inference copy (BatchNorm folded,
+    channels-last, the input layer split off: what ``explain`` runs) against
+    captum on the float64 network: IG (10 steps) and SmoothGrad (5 noise
+    samples, captum's ``Saliency`` on our noisy inputs)."""
+    import copy
+
+    from captum.attr import IntegratedGradients as CaptumIG
+    from captum.attr import Saliency
+    from sklearn.utils import check_random_state
+
+    from sklearn_relevance._inference import inference_copy
+    from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
+    from sklearn_relevance.explainers.gradient import _standard_noise
+
+    m64 = copy.deepcopy(module).double().eval()
+    X64 = X.double()
+    fast = inference_copy(m64, X64)
+    ig = rel_diff(IntegratedGradients(n_steps=10).explain(fast, X64, t),
+                  CaptumIG(m64).attribute(X64, target=t, n_steps=10))
+    samples, stdev = 5, 0.15 * float(X.amax() - X.amin())
+    ours = SmoothGrad(n_samples=samples, stdevs=stdev, random_state=0).explain(fast, X64, t)
+    seeds = check_random_state(0).randint(0, 2**31 - 1, size=samples)
+    total = torch.zeros_like(X64)
+    for j in range(samples):
+        (eps,) = _standard_noise([X64], seeds[j], j)
+        total += Saliency(m64).attribute(X64 + stdev * eps, target=t, abs=False)
+    return ig, rel_diff(ours, total / samples)
+
+
+_CONVOLUTION_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward",
+                    "aten::_slow_conv2d_forward", "aten::slow_conv3d_forward")
+
+
+def _convolution_share(name, ours_fn, best_name, best_fn, out):
+    """CPU time of one call of ours and of the peer's best setting, split into
+    convolutions (forward and backward) and everything else (``torch.profiler``,
+    the calling thread's time per operator; its own overhead included)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    parts = []
+    for fn in (ours_fn, best_fn):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events) / 1e6
+        conv = sum(e.self_cpu_time_total for e in events if e.key in _CONVOLUTION_OPS) / 1e6
+        parts.append((conv, total - conv))
+    (c0, r0), (c1, r1) = parts
+    out(f"- {name}, profiled: ours {c0:.2f} s in convolutions + {r0:.2f} s else; "
+        f"captum ({best_name}) {c1:.2f} s + {r1:.2f} s")
 
 
 def _breakdown(case, args, device, out):
@@ -504,6 +565,8 @@ def main(argv=None):
     parser.add_argument("--large-memory", action="store_true",
                         help="peak memory on a 512 x 512 image and a 128^3 volume "
                              "(also part of --full)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after each table: the time in convolutions and the rest (CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
                         help="cpu: this process's CPU time (steadier on a loaded machine)")

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from ._tensors import close_to_scale
+from ._trunk_rewrites import rewrite_trunk
 
 __all__ = ["InputStem", "split_input_stem", "input_stem", "attach_input_stem",
            "RowLayout"]
@@ -194,7 +195,10 @@ def split_input_stem(module, X, *, rtol=1e-4):
     network's outputs, and its input gradient of a random combination of the
     outputs, must equal the whole network's to ``rtol`` of their largest
     magnitude (a forward that also reads ``X`` elsewhere, or its shape,
-    fails here). ``module`` is not changed (hooks are removed).
+    fails here). The trunk takes the rewrites that plain gradients cannot
+    tell apart (:mod:`sklearn_relevance._trunk_rewrites`) where they pass
+    the same check, and goes without them otherwise. ``module`` is not
+    changed (hooks are removed).
 
     Parameters
     ----------
@@ -217,10 +221,6 @@ def split_input_stem(module, X, *, rtol=1e-4):
         if (type(stem) not in _AFFINE or not args or args[0] is not probe
                 or sum(m is stem for m, _ in calls) != 1):
             return None
-        trunk = _replace(module, stem)
-        if trunk is None:
-            return None
-        split = InputStem(stem, trunk)
         gen = torch.Generator(device="cpu").manual_seed(0)
         with torch.enable_grad():
             x = probe.clone().requires_grad_(True)
@@ -229,17 +229,34 @@ def split_input_stem(module, X, *, rtol=1e-4):
                 return None
             weights = torch.rand(out.shape, generator=gen).to(out)
             (want,) = torch.autograd.grad((out * weights).sum(), x)
-            h = stem(probe).detach().requires_grad_(True)
-            split_out = trunk(h)
-            if not close_to_scale(split_out.detach(), out.detach(), rtol):
+        # the trunk with the rewrites only plain gradients see, else without
+        for rewrite in (True, False):
+            trunk = _replace(module, stem)
+            if trunk is None:
                 return None
-            (gh,) = torch.autograd.grad((split_out * weights).sum(), h)
-        got = split.transpose(gh, probe)
-        if not close_to_scale(got, want, rtol):
-            return None
+            if rewrite and not rewrite_trunk(trunk, stem(probe)):
+                continue
+            split = InputStem(stem, trunk)
+            if _same_as_network(split, probe, out.detach(), want, weights, rtol):
+                return split
+        return None
     except Exception:  # noqa: BLE001 - any doubt: explain the whole network
         return None
-    return split
+
+
+def _same_as_network(split, probe, out, want, weights, rtol):
+    """Whether ``split`` gives the network's outputs ``out`` and input
+    gradient ``want`` (of ``(out * weights).sum()``) on ``probe``."""
+    try:
+        with torch.enable_grad():
+            h = split.stem(probe).detach().requires_grad_(True)
+            split_out = split.trunk(h)
+            if not close_to_scale(split_out.detach(), out, rtol):
+                return False
+            (gh,) = torch.autograd.grad((split_out * weights).sum(), h)
+        return close_to_scale(split.transpose(gh, probe), want, rtol)
+    except Exception:  # noqa: BLE001 - a rewrite the forward cannot take
+        return False
 
 
 def attach_input_stem(copy_of_module, split):
