@@ -31,6 +31,11 @@ features, hidden layers of 512 and 64, 200 spectra), whose wide first layer
 integrated gradients and SmoothGrad run once per spectrum through the split
 input layer (``sklearn_relevance._input_stem``).
 
+``--profile`` splits one call of ours and of the peer's best setting into
+time in convolutions and the rest; ``--ablation`` times IG and SmoothGrad
+on the inference copy without the input-layer split, with it, and with the
+split trunk's rewrites (``sklearn_relevance._trunk_rewrites``).
+
 Run ``python benchmarks/bench_clinical_sizes.py`` (about 5 minutes on 2 CPU
 cores; ``--quick`` about 2, ``--full`` adds 4 images / volumes per batch,
 the inference-copy breakdown, and the memory of a 512 x 512 image and a
@@ -267,17 +272,7 @@ def methods(case, args):
         return run
 
     def sg_reference():
-        # captum's Saliency on the very noisy inputs our SmoothGrad draws
-        from sklearn.utils import check_random_state
-
-        from sklearn_relevance.explainers.gradient import _standard_noise
-
-        seeds = check_random_state(0).randint(0, 2**31 - 1, size=samples)
-        total = torch.zeros_like(X)
-        for j in range(samples):
-            (eps,) = _standard_noise([X], seeds[j], j)
-            total += Saliency(module).attribute(X + stdev * eps, target=t, abs=False)
-        return total / samples
+        return saliency_on_our_noise(module, X, t, samples, stdev)
 
     def zennit_lrp():
         from zennit import rules as zr
@@ -410,6 +405,8 @@ def run_case(case, args, device, out):
             profiled.append((name, ours_fn, best_name, best_fn))
     for name, ours_fn, best_name, best_fn in profiled:
         _convolution_share(name, ours_fn, best_name, best_fn, out)
+    if args.ablation:
+        _ablation(case, args, device, out)
     if args.full:
         _breakdown(case, args, device, out)
 
@@ -457,12 +454,9 @@ def _float64_agreement(module, X, t):
     import copy
 
     from captum.attr import IntegratedGradients as CaptumIG
-    from captum.attr import Saliency
-    from sklearn.utils import check_random_state
 
     from sklearn_relevance._inference import inference_copy
     from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
-    from sklearn_relevance.explainers.gradient import _standard_noise
 
     m64 = copy.deepcopy(module).double().eval()
     X64 = X.double()
@@ -471,12 +465,23 @@ def _float64_agreement(module, X, t):
                   CaptumIG(m64).attribute(X64, target=t, n_steps=10))
     samples, stdev = 5, 0.15 * float(X.amax() - X.amin())
     ours = SmoothGrad(n_samples=samples, stdevs=stdev, random_state=0).explain(fast, X64, t)
+    return ig, rel_diff(ours, saliency_on_our_noise(m64, X64, t, samples, stdev))
+
+
+def saliency_on_our_noise(module, X, t, samples, stdev):
+    """captum's ``Saliency`` averaged over the very noisy inputs that our
+    ``SmoothGrad(random_state=0)`` draws (``NoiseTunnel`` draws its own)."""
+    from captum.attr import Saliency
+    from sklearn.utils import check_random_state
+
+    from sklearn_relevance.explainers.gradient import _standard_noise
+
     seeds = check_random_state(0).randint(0, 2**31 - 1, size=samples)
-    total = torch.zeros_like(X64)
+    total = torch.zeros_like(X)
     for j in range(samples):
-        (eps,) = _standard_noise([X64], seeds[j], j)
-        total += Saliency(m64).attribute(X64 + stdev * eps, target=t, abs=False)
-    return ig, rel_diff(ours, total / samples)
+        (eps,) = _standard_noise([X], seeds[j], j)
+        total += Saliency(module).attribute(X + stdev * eps, target=t, abs=False)
+    return total / samples
 
 
 _CONVOLUTION_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward",
@@ -522,6 +527,38 @@ def _breakdown(case, args, device, out):
             out(f"| {label} | {r}{' (default)' if r == rows else ''} | {s:.2f} |")
 
 
+def _ablation(case, args, device, out):
+    """IG and SmoothGrad (default settings) on three inference copies:
+    without the input-layer split, with it, and with the trunk rewrites too
+    (the default), timed interleaved."""
+    from sklearn_relevance._inference import inference_copy
+    from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
+
+    _, _, module, X, t, _ = case
+    variants = [
+        ("inference copy, whole network", inference_copy(module, X, split_stem=False)),
+        ("input layer split off", inference_copy(module, X, trunk_rewrites=False)),
+        ("split, trunk rewrites (default)", inference_copy(module, X)),
+    ]
+    stdev = 0.15 * float(X.amax() - X.amin())
+    out(f"\nablation (best of {max(3, args.repeat)}, interleaved):")
+    out("| explainer | " + " | ".join(label for label, _ in variants) + " |")
+    out("|---|" + "---:|" * len(variants))
+    for name, explainer in (
+            (f"IG ({args.steps} steps)", IntegratedGradients(n_steps=args.steps)),
+            (f"SmoothGrad ({args.samples} samples)",
+             SmoothGrad(n_samples=args.samples, stdevs=stdev, random_state=0))):
+        fns = [timed(lambda net=net: explainer.explain(net, X, t), device)
+               for _, net in variants]
+        for fn in fns:
+            fn()  # warm-up
+        best = [float("inf")] * len(fns)
+        for _ in range(max(3, args.repeat)):
+            for i, fn in enumerate(fns):
+                best[i] = min(best[i], best_of(fn, 1)[0])
+        out(f"| {name} | " + " | ".join(f"{b:.2f} s" for b in best) + " |")
+
+
 def memory_only(name, n, args, device, out):
     """Peak memory of IG and SmoothGrad, ours against captum's default."""
     from captum.attr import IntegratedGradients as CaptumIG
@@ -565,6 +602,9 @@ def main(argv=None):
     parser.add_argument("--large-memory", action="store_true",
                         help="peak memory on a 512 x 512 image and a 128^3 volume "
                              "(also part of --full)")
+    parser.add_argument("--ablation", action="store_true",
+                        help="IG and SmoothGrad without the input-layer split and without "
+                             "the trunk rewrites")
     parser.add_argument("--profile", action="store_true",
                         help="after each table: the time in convolutions and the rest (CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")

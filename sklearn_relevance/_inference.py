@@ -15,7 +15,11 @@ module is never changed), and one split:
 * an affine input layer (a first ``Conv`` / ``Linear`` that alone reads the
   input) is split off (:mod:`sklearn_relevance._input_stem`), so that
   integrated gradients and SmoothGrad run it once per sample instead of
-  once per step.
+  once per step. The rest of the network (the trunk, which serves plain
+  input gradients only) pools before its ReLUs and works in place on
+  residual sums (:mod:`sklearn_relevance._trunk_rewrites`); the copy
+  itself keeps its layers as they were, for the explainers that act per
+  layer.
 
 For the 64 x 64 ``ImageCNN`` of ``benchmarks/bench_compare_explainers.py``
 (one thread, 64-row passes) a forward pass ran 2.5x and a forward plus
@@ -100,7 +104,7 @@ def _inplace_relus(module):
     return count
 
 
-def inference_copy(module, X, *, rtol=1e-4):
+def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True):
     """A faster copy of an eval-mode ``module`` for passes on ``X``, or ``module``.
 
     The copy is returned only where a rewrite applies (a foldable BatchNorm,
@@ -122,6 +126,10 @@ def inference_copy(module, X, *, rtol=1e-4):
         In the mode it will be used in (normally ``eval()``).
     X : Tensor or dict of Tensors
     rtol : float, default=1e-4
+    split_stem, trunk_rewrites : bool, default=True
+        Whether to split off the input layer, and whether its trunk takes
+        the rewrites of :mod:`sklearn_relevance._trunk_rewrites` (both off
+        only to measure what they gain).
 
     Returns
     -------
@@ -152,7 +160,7 @@ def inference_copy(module, X, *, rtol=1e-4):
             if any(isinstance(m, conv) for m in fast.modules()):
                 fast = fast.to(memory_format=memory_format)
                 changed = True
-        stem = split_input_stem(fast, X)
+        stem = split_input_stem(fast, X, rewrite=trunk_rewrites) if split_stem else None
         if not changed and stem is None:
             return module
         with torch.no_grad():

@@ -185,7 +185,7 @@ def _replace(module, target):
     return trunk
 
 
-def split_input_stem(module, X, *, rtol=1e-4):
+def split_input_stem(module, X, *, rtol=1e-4, rewrite=True):
     """Split an eval-mode ``module`` at its affine input layer, or None.
 
     The split applies when ``X`` is one floating-point tensor, the first
@@ -205,6 +205,8 @@ def split_input_stem(module, X, *, rtol=1e-4):
     module : torch.nn.Module
     X : Tensor or dict of Tensors
     rtol : float, default=1e-4
+    rewrite : bool, default=True
+        Whether to try the trunk rewrites.
 
     Returns
     -------
@@ -230,11 +232,11 @@ def split_input_stem(module, X, *, rtol=1e-4):
             weights = torch.rand(out.shape, generator=gen).to(out)
             (want,) = torch.autograd.grad((out * weights).sum(), x)
         # the trunk with the rewrites only plain gradients see, else without
-        for rewrite in (True, False):
+        for rewritten in (True, False) if rewrite else (False,):
             trunk = _replace(module, stem)
             if trunk is None:
                 return None
-            if rewrite and not rewrite_trunk(trunk, stem(probe)):
+            if rewritten and not rewrite_trunk(trunk, stem(probe)):
                 continue
             split = InputStem(stem, trunk)
             if _same_as_network(split, probe, out.detach(), want, weights, rtol):

@@ -22,9 +22,9 @@ never on the shared inference copy:
   the addition keeps nothing for its backward pass, so no gradient
   changes, and the block allocates one activation tensor less.
 
-For the ResNet-18-like network of ``benchmarks/bench_clinical_sizes.py``
-(224 x 224, two threads) the two made SmoothGrad 1.12x and integrated
-gradients 1.05x faster; for the 64^3 3D CNN, integrated gradients 1.2x.
+What they gain is measured by ``python benchmarks/bench_clinical_sizes.py
+--ablation`` (``docs/benchmarks.md``): most on a 3D CNN whose first ReLU
+runs on full-resolution volumes before 2 x 2 x 2 pooling.
 """
 
 from __future__ import annotations

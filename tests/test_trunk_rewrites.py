@@ -234,3 +234,12 @@ def test_a_rewrite_the_forward_cannot_take_leaves_the_trunk_as_it_was():
     got = ig.explain(inference_copy(net, X), X, 1)
     want = ig.explain(net, X, 1)
     assert float((got - want).abs().max() / want.abs().max()) < 1e-10
+
+
+def test_the_split_and_the_rewrites_can_be_left_out_for_measurements():
+    net, shape = _small_resnet(2)
+    X = torch.randn(3, *shape, dtype=torch.float64)
+    assert input_stem(inference_copy(net, X, split_stem=False)) is None
+    trunk = input_stem(inference_copy(net, X, trunk_rewrites=False)).trunk
+    assert type(trunk[2]) is nn.ReLU and isinstance(trunk[3], nn.MaxPool2d)
+    assert not trunk[4].out.inplace
