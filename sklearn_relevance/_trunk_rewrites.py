@@ -51,12 +51,20 @@ def _registrations(module):
     return counts
 
 
+def _hooked(module):
+    """Whether hooks of its own could see or change what ``module`` passes on."""
+    return bool(module._forward_hooks or module._forward_pre_hooks
+                or module._backward_hooks or getattr(module, "_backward_pre_hooks", None))
+
+
 def pool_before_relu(module):
     """Swap each ``ReLU`` followed by a max pooling layer in a Sequential.
 
-    The ReLU (exactly ``nn.ReLU``) then follows the pooling and works in
-    place, unless it is registered more than once. Pooling layers that
-    return indices are left alone. Changes ``module`` in place.
+    The ReLU then follows the pooling and works in place, unless it is
+    registered more than once. Only exactly ``nn.ReLU`` and
+    ``nn.MaxPool1d/2d/3d`` without hooks are swapped (a subclass may
+    compute something else); pooling layers that return indices are left
+    alone. Changes ``module`` in place.
 
     Returns
     -------
@@ -72,8 +80,9 @@ def pool_before_relu(module):
         i = 0
         while i < len(names) - 1:
             relu, pool = seq._modules[names[i]], seq._modules[names[i + 1]]
-            if (type(relu) is nn.ReLU and isinstance(pool, _MAX_POOLS)
-                    and not pool.return_indices):
+            if (type(relu) is nn.ReLU and type(pool) in _MAX_POOLS
+                    and not pool.return_indices and not _hooked(relu)
+                    and not _hooked(pool)):
                 seq._modules[names[i]], seq._modules[names[i + 1]] = pool, relu
                 if counts.get(id(relu)) == 1:
                     relu.inplace = True
@@ -102,7 +111,7 @@ def _relus_after_one_use_sums(module):
         if node.op != "call_module":
             continue
         sub = module.get_submodule(node.target)
-        if type(sub) is not nn.ReLU or sub.inplace:
+        if type(sub) is not nn.ReLU or sub.inplace or _hooked(sub):
             continue
         ok = (len(node.args) == 1 and not node.kwargs and _sum_of_one_use(node.args[0])
               and counts.get(id(sub)) == 1)

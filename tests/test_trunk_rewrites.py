@@ -64,7 +64,14 @@ def test_pool_before_relu_refuses_what_would_not_be_exact():
     indices = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
     average = nn.Sequential(nn.ReLU(), nn.AvgPool2d(2))
     pool_first = nn.Sequential(nn.MaxPool2d(2), nn.ReLU())
-    for net in (leaky, indices, average, pool_first):
+
+    class _Pool(nn.MaxPool2d):  # a subclass may pool differently
+        pass
+
+    subclass = nn.Sequential(nn.ReLU(), _Pool(2))
+    hooked = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
+    hooked[0].register_forward_hook(lambda m, args, out: out * 2)
+    for net in (leaky, indices, average, pool_first, subclass, hooked):
         before = [type(m) for m in net]
         assert pool_before_relu(net) == 0
         assert [type(m) for m in net] == before
@@ -136,8 +143,14 @@ def test_relu_after_a_fresh_sum_works_in_place(add):
     assert torch.equal(got, want) and torch.equal(got_grad, want_grad)
 
 
+def _hooked_residual():
+    net = _Residual("+")
+    net.out.register_forward_hook(lambda m, args, out: out + 1)
+    return net
+
+
 @pytest.mark.parametrize("net", [_Residual("used twice"), _Residual("in place"),
-                                 _SharedRelu(), _Branching()])
+                                 _SharedRelu(), _Branching(), _hooked_residual()])
 def test_relu_stays_out_of_place_where_its_input_may_be_read_again(net):
     # "in place" (``s += x``) traces like ``s + x``: the tensors tell them apart
     before = [m.inplace for m in net.modules() if type(m) is nn.ReLU]
