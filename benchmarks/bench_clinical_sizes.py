@@ -196,6 +196,12 @@ def peak_mib(fn, device):
     return _status_mib("VmHWM") - before
 
 
+def noise_stdev(X):
+    """SmoothGrad's noise scale in every case: 15% of the batch's range, one
+    ``stdevs`` that both libraries take."""
+    return 0.15 * float(X.amax() - X.amin())
+
+
 def rel_diff(a, b):
     a = torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a.detach().cpu())
     b = torch.as_tensor(np.asarray(b) if not torch.is_tensor(b) else b.detach().cpu())
@@ -241,7 +247,7 @@ def methods(case, args):
     n, steps, samples = len(X), args.steps, args.samples
     spatial = X.shape[2:]
     window = tuple(max(s // 4, 1) for s in spatial)  # 4 windows per axis, stride = window
-    stdev = 0.15 * float(X.amax() - X.amin())
+    stdev = noise_stdev(X)
     mode = "bilinear" if X.ndim == 4 else "trilinear"
 
     def ours(explainer):
@@ -463,7 +469,7 @@ def _float64_agreement(module, X, t):
     fast = inference_copy(m64, X64)
     ig = rel_diff(IntegratedGradients(n_steps=10).explain(fast, X64, t),
                   CaptumIG(m64).attribute(X64, target=t, n_steps=10))
-    samples, stdev = 5, 0.15 * float(X.amax() - X.amin())
+    samples, stdev = 5, noise_stdev(X)
     ours = SmoothGrad(n_samples=samples, stdevs=stdev, random_state=0).explain(fast, X64, t)
     return ig, rel_diff(ours, saliency_on_our_noise(m64, X64, t, samples, stdev))
 
@@ -540,7 +546,7 @@ def _ablation(case, args, device, out):
         ("input layer split off", inference_copy(module, X, trunk_rewrites=False)),
         ("split, trunk rewrites (default)", inference_copy(module, X)),
     ]
-    stdev = 0.15 * float(X.amax() - X.amin())
+    stdev = noise_stdev(X)
     out(f"\nablation (best of {max(3, args.repeat)}, interleaved):")
     out("| explainer | " + " | ".join(label for label, _ in variants) + " |")
     out("|---|" + "---:|" * len(variants))
@@ -569,7 +575,7 @@ def memory_only(name, n, args, device, out):
     case = make_case(name, n, device)
     label, est, module, X, t, _ = case
     X_np, t_np = X.cpu().numpy(), t.cpu().numpy()
-    stdev = 0.15 * float(X.amax() - X.amin())
+    stdev = noise_stdev(X)
     steps = max(args.steps // 2, 2)
     est.explain(X_np[:1], explainer="gradient", target=t_np[:1])  # warm-up
     rows = [

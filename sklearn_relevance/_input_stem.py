@@ -231,16 +231,19 @@ def split_input_stem(module, X, *, rtol=1e-4, rewrite=True):
                 return None
             weights = torch.rand(out.shape, generator=gen).to(out)
             (want,) = torch.autograd.grad((out * weights).sum(), x)
-        # the trunk with the rewrites only plain gradients see, else without
-        for rewritten in (True, False) if rewrite else (False,):
-            trunk = _replace(module, stem)
-            if trunk is None:
-                return None
-            if rewritten and not rewrite_trunk(trunk, stem(probe)):
-                continue
+        trunk = _replace(module, stem)
+        if trunk is None:
+            return None
+        # the trunk with the rewrites only plain gradients see where they
+        # apply and pass the check, else as it was
+        if rewrite and rewrite_trunk(trunk, stem(probe)):
             split = InputStem(stem, trunk)
             if _same_as_network(split, probe, out.detach(), want, weights, rtol):
                 return split
+            trunk = _replace(module, stem)
+        split = InputStem(stem, trunk)
+        if _same_as_network(split, probe, out.detach(), want, weights, rtol):
+            return split
         return None
     except Exception:  # noqa: BLE001 - any doubt: explain the whole network
         return None

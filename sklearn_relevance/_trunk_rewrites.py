@@ -106,17 +106,18 @@ def _relus_after_one_use_sums(module):
     call in the traced forward takes an addition used by nothing else."""
     graph = torch.fx.Tracer().trace(module)
     counts = _registrations(module)
-    verdicts = {}
+    relus, refused = {}, set()
     for node in graph.nodes:
         if node.op != "call_module":
             continue
         sub = module.get_submodule(node.target)
         if type(sub) is not nn.ReLU or sub.inplace or _hooked(sub):
             continue
-        ok = (len(node.args) == 1 and not node.kwargs and _sum_of_one_use(node.args[0])
-              and counts.get(id(sub)) == 1)
-        verdicts[id(sub)] = (sub, verdicts.get(id(sub), (sub, True))[1] and ok)
-    return [sub for sub, ok in verdicts.values() if ok]
+        relus[id(sub)] = sub
+        if not (len(node.args) == 1 and not node.kwargs and _sum_of_one_use(node.args[0])
+                and counts.get(id(sub)) == 1):
+            refused.add(id(sub))
+    return [sub for key, sub in relus.items() if key not in refused]
 
 
 def _fresh_sum(x):
