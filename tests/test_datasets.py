@@ -64,7 +64,7 @@ def test_lesion_images_deterministic(monkeypatch):
         assert np.array_equal(u, v)
     assert not np.array_equal(a[0], c[0])
     # chunking (a memory bound) never changes an image
-    import sklearn_relevance.datasets as ds
+    import sklearn_relevance.datasets._synthetic as ds
 
     monkeypatch.setattr(ds, "_CHUNK_ELEMENTS", 3 * 32 * 32 * 3)  # 3 images a chunk
     for u, v in zip(a, make_lesion_images(20, random_state=3)):
