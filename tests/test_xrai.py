@@ -134,13 +134,13 @@ def test_greedy_equals_pair(area_threshold, min_pixel_diff):
 
 def test_greedy_in_small_memory_chunks_gives_the_same(monkeypatch):
     """Chunked float64 work arrays and image chunks change nothing."""
-    from sklearn_relevance.explainers import xrai as xrai_module
+    from sklearn_relevance.explainers import _greedy_regions as greedy_module
 
     rng = np.random.default_rng(11)
     regions = [torch.as_tensor(_random_regions(rng, 20, 24, k)) for k in (25, 0, 12)]
     attr = torch.as_tensor(rng.normal(size=(3, 20, 24)))
     expected = greedy_regions(regions, attr, min_pixel_diff=3)
-    monkeypatch.setattr(xrai_module, "_WORK_BUDGET", 2000)
+    monkeypatch.setattr(greedy_module, "_WORK_BUDGET", 2000)
     got = greedy_regions(regions, attr, min_pixel_diff=3)
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
     assert bool((got[1][1] == 1).all())  # no regions: one rest region
