@@ -14,6 +14,7 @@ import numpy as np
 
 from .._batching import MEMORY_BUDGETS, iter_slices
 from ._axis import Axis, fill, make_axis
+from ._fileio import first_nonfinite, open_checked, read_exactly
 from ._layout import parse
 from ._resample import check_positive_int
 
@@ -47,17 +48,41 @@ def _chunk_rows(layout, axis, dtype, chunk_size, budget):
     return max(int(budget // max(_per_pixel_bytes(layout, axis, dtype), 1)), 1)
 
 
+def check_finite_intensities(layout, X, rows):
+    """Raise naming the spectrum when ``X`` (spectra ``rows``) holds NaN or infinity.
+
+    NaN or infinite intensities are no valid spectrum: they come from a
+    damaged .ibd file (bytes overwritten), whatever its checksum says.
+    """
+    bad = first_nonfinite(X)
+    if bad is not None:
+        row = int(rows[bad])
+        x, y, z = (int(v) for v in layout.coords[row])
+        raise ValueError(
+            f"The binary file {str(layout.ibd)!r} holds NaN or infinity in the "
+            f"intensities of spectrum {row} (pixel x={x}, y={y}, z={z}) of {str(layout.imzml)!r}: no "
+            "valid spectrum holds them, so the file is damaged (verify_checksum=True "
+            "compares it with the checksum its imzML file declares)."
+        )
+    return X
+
+
 def read_index(layout, rows, axis, dtype):
-    """Spectra ``rows`` (any order) on ``axis``; binning runs in cache-sized passes."""
+    """Spectra ``rows`` (any order) on ``axis``; binning runs in cache-sized passes.
+
+    The .ibd is compared with the identity recorded when it was parsed before
+    every read, and NaN or infinite intensities raise.
+    """
     rows = np.asarray(rows, dtype=np.int64)
     direct = layout.continuous and axis.edges is None
     sub = len(rows) if direct else _chunk_rows(layout, axis, dtype, None, _WORKING_SET)
     if sub >= len(rows):
-        return np.ascontiguousarray(fill(layout, rows, axis, dtype))
-    out = np.empty((len(rows), axis.n), dtype=dtype)
-    for sl in iter_slices(len(rows), sub):
-        out[sl] = fill(layout, rows[sl], axis, dtype)
-    return out
+        out = np.ascontiguousarray(fill(layout, rows, axis, dtype))
+    else:
+        out = np.empty((len(rows), axis.n), dtype=dtype)
+        for sl in iter_slices(len(rows), sub):
+            out[sl] = fill(layout, rows[sl], axis, dtype)
+    return check_finite_intensities(layout, out, rows)
 
 
 def regular_block(layout, axis):
@@ -86,25 +111,25 @@ def _read_block(layout, offset, dtype):
     n, L = layout.n_pixels, int(layout.int_lengths[0])
     X = np.empty((n, L), dtype=dtype)
     if dtype == layout.int_dtype:
-        _read_rows_into(layout.ibd, offset, X)
-        return X
-    with open(layout.ibd, "rb", buffering=0) as f:
+        _read_rows_into(layout, offset, X)
+        return check_finite_intensities(layout, X, np.arange(n))
+    with open_checked(layout.ibd, layout.ibd_identity) as f:
         f.seek(offset)
         rows = max(int(_WORKING_SET // max(L * layout.int_dtype.itemsize, 1)), 1)
         buf = np.empty((min(rows, n), L), dtype=layout.int_dtype)
         for sl in iter_slices(n, rows):
             part = buf[: sl.stop - sl.start]
-            _read_exactly(f, part, layout.ibd)
+            read_exactly(f, part, layout.ibd)
             X[sl] = part
-    return X
+    return check_finite_intensities(layout, X, np.arange(n))
 
 
 #: Bytes from which a block read is shared among threads (each reads its own rows).
 _THREADED_READ = MEMORY_BUDGETS["threaded_read_min"]
 
 
-def _read_rows_into(path, offset, X):
-    """Fill ``X`` (C-contiguous) with the bytes of ``path`` from ``offset`` on.
+def _read_rows_into(layout, offset, X):
+    """Fill ``X`` (C-contiguous) with the bytes of the .ibd from ``offset`` on.
 
     Large blocks are read by up to 4 threads, each its own rows through its
     own file handle (reads release the GIL: page-cache copies run in parallel).
@@ -112,9 +137,8 @@ def _read_rows_into(path, offset, X):
     n_threads = min(os.cpu_count() or 1, 4, max(X.nbytes // _THREADED_READ, 1), len(X))
 
     def read(rows):
-        with open(path, "rb", buffering=0) as f:
-            f.seek(offset + rows.start * X[0].nbytes)
-            _read_exactly(f, X[rows], path)
+        with open_checked(layout.ibd, layout.ibd_identity) as f:
+            read_exactly(f, X[rows], layout.ibd, offset + rows.start * X[0].nbytes)
 
     parts = list(iter_slices(len(X), -(-len(X) // n_threads)))
     if len(parts) == 1:
@@ -124,16 +148,6 @@ def _read_rows_into(path, offset, X):
 
     with ThreadPoolExecutor(len(parts)) as pool:
         list(pool.map(read, parts))
-
-
-def _read_exactly(f, out, path):
-    view = memoryview(out).cast("B")
-    done = 0
-    while done < len(view):
-        got = f.readinto(view[done:])
-        if not got:
-            raise ValueError(f"The binary file {str(path)!r} is truncated.")
-        done += got
 
 
 def _read_rows(layout, start, stop, axis, dtype):

@@ -299,10 +299,13 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     written by pyimzml's writer under temporary names in the target folder
     (``.<name>.<pid>-<random>.tmp.imzML`` / ``.ibd``; the next write to the
     same target removes those of a killed writer), then renamed into place,
-    the .ibd first. Both files carry the same UUID, and :func:`read_imzml`
-    compares them: a crash between the two renames leaves a pair that is
-    refused with an error, never read as garbage. Signed values (relevance)
-    are kept as they are.
+    the .ibd first, under a lock of the target folder: writers in several
+    threads or processes never interleave their halves, and the last one
+    to rename leaves its complete pair. Both files carry the same UUID, and
+    :func:`read_imzml` compares them: a crash between the two renames
+    leaves a pair that is refused with an error, never read as garbage.
+    Signed values (relevance) are kept as they are; NaN and infinity are
+    refused.
 
     Parameters
     ----------
@@ -348,7 +351,7 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     """
     from pyimzml.ImzMLWriter import ImzMLWriter
 
-    from ._write import check_write_args, remove_stale_temporaries, temporary_base
+    from ._write import check_write_args, pair_lock, remove_stale_temporaries, temporary_base
 
     base, X, coords, mz = check_write_args(path, X, coords, mz, intensity_dtype,
                                            mz_dtype, spec_type, polarity)
@@ -367,8 +370,9 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
         xml = xml.replace(f'id="{tmp_base}"'.encode(),
                           f'id="{sanitize_name(base.name)}"'.encode(), 1)
         tmp[".imzML"].write_bytes(xml)
-        os.replace(tmp[".ibd"], final[".ibd"])
-        os.replace(tmp[".imzML"], final[".imzML"])
+        with pair_lock(base.parent):  # concurrent writers never interleave their halves
+            os.replace(tmp[".ibd"], final[".ibd"])
+            os.replace(tmp[".imzML"], final[".imzML"])
     finally:
         for p in tmp.values():
             if p.exists():
