@@ -215,13 +215,17 @@ def _check_numbers(layout):
         bad = np.flatnonzero((v < 0) | (v > limit))
         if bad.size:
             i = int(bad[0])
-            what = "is negative" if v[i] < 0 else \
-                f"points past the end of {str(layout.ibd)!r} ({size} bytes)" \
-                if attr.endswith("offsets") else \
-                f"is more values than {str(layout.ibd)!r} ({size} bytes) holds"
+            if v[i] < 0:
+                raise ValueError(
+                    f"{name!r} is malformed: the {label} of spectrum {i} is {int(v[i])}, "
+                    "which is negative."
+                )
+            reach = "points past its end" if attr.endswith("offsets") else \
+                "is more values than it holds"
             raise ValueError(
-                f"{name!r} is malformed: the {label} of spectrum {i} is {int(v[i])}, "
-                f"which {what}."
+                f"The binary file {str(layout.ibd)!r} is truncated or {name!r} is "
+                f"malformed: the {label} of spectrum {i} is {int(v[i])}, which {reach} "
+                f"({size} bytes)."
             )
     coords = layout.coords
     bad = np.argwhere(coords < 1)
