@@ -244,7 +244,7 @@ def _check_numbers(layout):
 
 def _check_ibd(layout):
     name = str(layout.imzml)
-    if layout.continuous and (np.unique(layout.int_lengths).size > 1
+    if layout.continuous and (np.any(layout.int_lengths != layout.int_lengths[0])
                               or layout.int_lengths[0] != layout.mz_lengths[0]):
         bad = int(np.flatnonzero(layout.int_lengths != layout.mz_lengths[0])[0])
         raise ValueError(

@@ -100,39 +100,37 @@ def regular_block(layout, axis):
     return int(layout.int_offsets[0])
 
 
+#: Bytes read per step of a block read: each step is checked for NaN and infinity
+#: while it is still in cache.
+_READ_STEP = 4 * 2**20
+
+
 def _read_block(layout, offset, dtype):
     """The whole intensity block, read straight into the returned array.
 
-    One ``readinto`` when the file's dtype is the one asked for; otherwise
-    row chunks of a bounded buffer converted into place.
+    Sequential ``readinto`` steps of about ``_READ_STEP`` bytes on the
+    calling thread (threads sharing the read measured faster on some calls
+    only: 10 consecutive reads of the 2,000 x 20,000 file of
+    ``benchmarks/bench_ims_scale.py`` on a loaded 2-core machine took 0.07
+    to 0.89 s with 3 threads, 0.08 to 0.16 s with one), straight into ``X``
+    when the file's dtype is the one asked for, else through a bounded
+    buffer converted into place. Each step is checked for NaN and infinity
+    while in cache.
     """
     n, L = layout.n_pixels, int(layout.int_lengths[0])
     X = np.empty((n, L), dtype=dtype)
-    if dtype == layout.int_dtype:
-        _read_rows_into(layout, offset, X)
-        return check_finite_intensities(layout, X, np.arange(n))
+    direct = dtype == layout.int_dtype
+    rows = max(int(_READ_STEP // max(L * layout.int_dtype.itemsize, 1)), 1)
+    buf = None if direct else np.empty((min(rows, n), L), dtype=layout.int_dtype)
     with open_checked(layout.ibd, layout.ibd_identity) as f:
         f.seek(offset)
-        rows = max(int(_WORKING_SET // max(L * layout.int_dtype.itemsize, 1)), 1)
-        buf = np.empty((min(rows, n), L), dtype=layout.int_dtype)
         for sl in iter_slices(n, rows):
-            part = buf[: sl.stop - sl.start]
+            part = X[sl] if direct else buf[: sl.stop - sl.start]
             read_exactly(f, part, layout.ibd)
-            X[sl] = part
-    return check_finite_intensities(layout, X, np.arange(n))
-
-
-def _read_rows_into(layout, offset, X):
-    """Fill ``X`` (C-contiguous) with the bytes of the .ibd from ``offset`` on.
-
-    One sequential ``readinto`` on the calling thread. Reads shared among
-    threads measured faster on some calls only: on the 2,000 x 20,000 file
-    of ``benchmarks/bench_ims_scale.py`` on a loaded 2-core machine, 10
-    consecutive reads took 0.07 to 0.89 s with 3 threads and 0.08 to 0.16 s
-    with this one read (a thread waiting for a core stalls the whole read).
-    """
-    with open_checked(layout.ibd, layout.ibd_identity) as f:
-        read_exactly(f, X, layout.ibd, offset)
+            check_finite_intensities(layout, part, np.arange(sl.start, sl.stop))
+            if not direct:
+                X[sl] = part
+    return X
 
 
 def _read_rows(layout, start, stop, axis, dtype):
