@@ -34,7 +34,9 @@ _PEER = (
     "    p = ImzMLParser({path!r})\n"
     "X = np.stack([p.getspectrum(i)[1] for i in range(len(p.coordinates))])\n"
 )
-_REPORT = "import sys\nprint('torch' in sys.modules, X.shape)\n"
+_START = "import time\nimport numpy\nt0, c0 = time.perf_counter(), time.process_time()\n"
+_REPORT = ("import sys\nprint('torch' in sys.modules, time.perf_counter() - t0, "
+           "time.process_time() - c0)\n")
 
 
 def _env():
@@ -60,14 +62,17 @@ def fresh(path, rounds):
     Returns
     -------
     dict
-        ``ours`` and ``peer``: lists of (wall, cpu) per run; ``no_torch``.
+        ``ours`` and ``peer``: lists of (wall, cpu, wall after numpy's import,
+        cpu after numpy's import) per run; ``no_torch``.
     """
     ours, peer, torch_seen = [], [], set()
     for _ in range(rounds):  # in turn, so that both see the same load
-        wall, cpu, out = _run(_OURS.format(path=path) + _REPORT)
-        ours.append((wall, cpu))
-        torch_seen.add(out.split()[0])
-        peer.append(_run(_PEER.format(path=path) + _REPORT)[:2])
+        for code, runs in ((_OURS, ours), (_PEER, peer)):
+            wall, cpu, out = _run(_START + code.format(path=path) + _REPORT)
+            seen, after_wall, after_cpu = out.split()
+            runs.append((wall, cpu, float(after_wall), float(after_cpu)))
+            if code is _OURS:
+                torch_seen.add(seen)
     return {"ours": ours, "peer": peer, "no_torch": torch_seen == {"False"}}
 
 

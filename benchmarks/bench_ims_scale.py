@@ -382,15 +382,19 @@ def _process_level(shape, path, parts, args):
               f"imports, read; {len(got['ours'])} runs each, in turn)")
         print(f"{'':<26} {'wall best':>10} {'median':>8} {'CPU best':>9} {'median':>8}")
         print("-" * 65)
-        for label, key in (("ours: read_imzml", "ours"), ("pyimzML: parser + loop", "peer")):
-            w, c = np.array(got[key]).T
-            print(f"{label:<26} {w.min():>10.3f} {np.median(w):>8.3f} {c.min():>9.3f} "
-                  f"{np.median(c):>8.3f}")
-        (wo, co), (wp, cp) = np.array(got["ours"]).T, np.array(got["peer"]).T
-        print(f"pyimzML / ours: wall best {wp.min() / wo.min():.1f}x, median "
-              f"{np.median(wp) / np.median(wo):.1f}x; CPU best {cp.min() / co.min():.1f}x, "
-              f"median {np.median(cp) / np.median(co):.1f}x; torch imported by reading: "
-              f"{'no' if got['no_torch'] else 'YES'}")
+        runs = {k: np.array(got[k]) for k in ("ours", "peer")}
+        for what, cols in (("whole process", (0, 1)), ("after numpy's import", (2, 3))):
+            print(what)
+            for label, key in (("  ours: read_imzml", "ours"),
+                               ("  pyimzML: parser + loop", "peer")):
+                w, c = runs[key][:, cols[0]], runs[key][:, cols[1]]
+                print(f"{label:<26} {w.min():>10.3f} {np.median(w):>8.3f} {c.min():>9.3f} "
+                      f"{np.median(c):>8.3f}")
+            r = [runs["peer"][:, j] / runs["ours"][:, j] for j in cols]
+            print(f"  pyimzML / ours, run by run: wall {r[0].min():.1f}x to "
+                  f"{r[0].max():.1f}x (median {np.median(r[0]):.1f}x), CPU {r[1].min():.1f}x "
+                  f"to {r[1].max():.1f}x (median {np.median(r[1]):.1f}x)")
+        print(f"torch imported by reading: {'no' if got['no_torch'] else 'YES'}")
     if "calls" in parts:
         ours, peer = (np.array(v) for v in _ims_process.calls(path, 10))
         print(f"\n10 consecutive calls in one process, {n:,} x {L:,} (ours, then "
@@ -403,3 +407,7 @@ def _process_level(shape, path, parts, args):
             print(f"{kind}: every call at least {ratio.min():.1f}x, median "
                   f"{np.median(ratio):.1f}x (slowest of ours against fastest of pyimzML: "
                   f"{peer[:, k].min() / ours[:, k].max():.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -50,7 +50,6 @@ import os
 import re
 import warnings
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from xml.etree.ElementTree import XMLPullParser
 
@@ -766,6 +765,8 @@ def _spectra(buf, pos, template, mz_id, int_id, columns):
                     columns.add(_numbers(buf, pos, cut, template, mz_id, int_id))
                 else:
                     if pool is None:
+                        from concurrent.futures import ThreadPoolExecutor
+
                         pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="imzml-scan")
                     while pending and (pending[0][0].done() or len(pending) >= IN_FLIGHT):
                         future, done = pending.popleft()  # the oldest: file order
