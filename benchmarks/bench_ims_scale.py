@@ -354,18 +354,21 @@ def main(argv=None):
                   f"{time.perf_counter() - t:.0f} s); fresh process, time of the parse "
                   "(XML, UUID, every number checked) and peak RssAnon above the level "
                   "before it")
-            print(f"{'':<34} {'time (s)':>9} {'peak RssAnon':>14} {'threads':>8}")
-            print("-" * 68)
+            print(f"{'':<34} {'wall (s)':>9} {'CPU (s)':>8} {'peak RssAnon':>14} "
+                  f"{'threads':>8}")
+            print("-" * 77)
             rows = [("ours (parse)", "ours")]
             if not args.no_million_peer:
                 rows.append(("pyimzML ImzMLParser", "pyimzml"))
             got = {}
             for label, which in rows:
                 got[which] = r = _ims_process.parse(path, which)
-                print(f"{label:<34} {r['seconds']:>9.2f} {_mib(r['peak']):>10.1f} MiB "
-                      f"{r['threads']:>8}")
+                print(f"{label:<34} {r['seconds']:>9.2f} {r['cpu']:>8.2f} "
+                      f"{_mib(r['peak']):>10.1f} MiB {r['threads']:>8}")
             if "pyimzml" in got:
-                print(f"pyimzML / ours: {got['pyimzml']['seconds'] / got['ours']['seconds']:.1f}x")
+                o, p = got["ours"], got["pyimzml"]
+                print(f"pyimzML / ours: wall {p['seconds'] / o['seconds']:.1f}x, CPU "
+                      f"{p['cpu'] / o['cpu']:.1f}x")
 
 
 def _process_level(shape, path, parts, args):
