@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._batching import DEFAULT_MEMORY_BUDGET, iter_slices
+from .._batching import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGETS, iter_slices
 from ._layout import sanitize_name
 from ._lazy import LazySpectra, open_source
 from ._reader import (
@@ -150,7 +150,7 @@ class IMSData:
 
 #: Bytes an image of :meth:`IMSData.image` may take (a coordinate of 10^9 is refused
 #: before allocating, not answered with MemoryError): 1 GiB, 16,384^2 float32 pixels.
-IMAGE_BUDGET = 2**30
+IMAGE_BUDGET = MEMORY_BUDGETS["ims_image"]
 
 
 def _check_image_pixels(path, coords, keep, x, y):
