@@ -9,7 +9,6 @@ reads the whole file and runs on request.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid as _uuid
 import warnings
@@ -89,6 +88,8 @@ def verify_checksum(imzml, ibd, declared):
             f"verify_checksum=True, but {str(imzml)!r} declares no SHA-1 (IMS:1000091) "
             "or MD5 (IMS:1000090) checksum of its binary file."
         )
+    import hashlib  # only here: reading without a checksum needs none of it
+
     accession, value = found[0]
     algo, label = CHECKSUMS[accession]
     h = hashlib.new(algo)
