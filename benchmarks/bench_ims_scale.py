@@ -17,7 +17,14 @@ Prints four tables, each measured in one run against its peer:
    from skorch's history, peak ``RssAnon`` above baseline);
 4. processed mode at size: binning 100,000 processed spectra onto a common
    axis with ``iter_imzml`` (chunks bounded by a memory budget) and with
-   ``read_imzml``, time and peak ``RssAnon``.
+   ``read_imzml``, time and peak ``RssAnon``;
+5. process level (:mod:`_ims_process`): a fresh process reading the
+   2,000 x 20,000 file against a fresh process running pyimzML's parser and
+   ``getspectrum`` loop (``fresh``, and whether reading imported torch);
+   10 consecutive calls in one process, each against pyimzML's loop
+   (``calls``); the metadata of a processed file of 10^6 spectra in a fresh
+   process, with its peak memory, against pyimzML's ``ImzMLParser``
+   (``million``; ``--no-million-peer`` skips pyimzML there, about a minute).
 
 Files are generated in a temporary folder (seed 0) and deleted afterwards.
 Tables 1 and 2 time ours and the peer in ``--repeat`` rounds, each side
@@ -44,6 +51,8 @@ import numpy as np
 
 from bench_imzml import _parser as _pyimzml_parser  # noqa: E402
 from bench_imzml import _pyimzml_loop, _write_processed  # noqa: E402
+
+import _ims_process  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # measure the checkout this script lies in
@@ -232,8 +241,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="small files, quick check")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--parts", default="parse,read,fit,processed",
-                        help="comma-separated tables to run (default: all four)")
+    parser.add_argument("--parts", default="parse,read,fit,processed,fresh,calls,million",
+                        help="comma-separated tables to run (default: all)")
+    parser.add_argument("--million", type=int, default=None,
+                        help="spectra of the processed file of part million (10^6)")
+    parser.add_argument("--no-million-peer", action="store_true",
+                        help="do not run pyimzML's parser on the file of part million")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -284,6 +297,7 @@ def main(argv=None):
             assert np.array_equal(data.X, ref)
             del data, ref
             print(_row(f"{n:,} x {L:,}", warm, cold))
+        _process_level(files[0][:2], files[0][2], parts, args)
         for _n, _L, path in files:
             os.remove(path)
             os.remove(path[:-6] + ".ibd")
@@ -326,6 +340,76 @@ def main(argv=None):
                   f"{_mib(it['peak']):>10.1f} MiB {'streamed':>10}")
             print(f"{'read_imzml (whole array)':<34} {rd['seconds']:>9.2f} "
                   f"{_mib(rd['peak']):>10.1f} MiB {_mib(n_proc * 200 * 4):>6.1f} MiB")
+            os.remove(path)
+            os.remove(path[:-6] + ".ibd")
+
+        if "million" in parts:
+            n = args.million or (20_000 if args.small else 10**6)
+            path = os.path.join(tmp, "million.imzML")
+            t = time.perf_counter()
+            _ims_process.write_processed_fast(path, n, 20, rng)
+            xml = os.path.getsize(path)
+            print(f"\nmetadata of a processed file: {n:,} spectra x 20 peaks, pyimzML's "
+                  f"writer's format, XML {_mib(xml):,.0f} MiB (written in "
+                  f"{time.perf_counter() - t:.0f} s); fresh process, time of the parse "
+                  "(XML, UUID, every number checked) and peak RssAnon above the level "
+                  "before it")
+            print(f"{'':<34} {'wall (s)':>9} {'CPU (s)':>8} {'peak RssAnon':>14} "
+                  f"{'threads':>8}")
+            print("-" * 77)
+            rows = [("ours (parse)", "ours")]
+            if not args.no_million_peer:
+                rows.append(("pyimzML ImzMLParser", "pyimzml"))
+            got = {}
+            for label, which in rows:
+                got[which] = r = _ims_process.parse(path, which)
+                print(f"{label:<34} {r['seconds']:>9.2f} {r['cpu']:>8.2f} "
+                      f"{_mib(r['peak']):>10.1f} MiB {r['threads']:>8}")
+            if "pyimzml" in got:
+                o, p = got["ours"], got["pyimzml"]
+                print(f"pyimzML / ours: wall {p['seconds'] / o['seconds']:.1f}x, CPU "
+                      f"{p['cpu'] / o['cpu']:.1f}x")
+
+
+def _process_level(shape, path, parts, args):
+    """Parts fresh and calls on the continuous file ``path`` of ``shape``.
+
+    Wall seconds are what a user waits; CPU seconds (user + system) are
+    printed beside them, since on a machine shared with other jobs a
+    process waits for a core for much of its wall time.
+    """
+    n, L = shape
+    if "fresh" in parts:
+        got = _ims_process.fresh(path, max(args.repeat, 3))
+        print(f"\nfresh process reading the {n:,} x {L:,} file (whole process: interpreter, "
+              f"imports, read; {len(got['ours'])} runs each, in turn)")
+        print(f"{'':<26} {'wall best':>10} {'median':>8} {'CPU best':>9} {'median':>8}")
+        print("-" * 65)
+        runs = {k: np.array(got[k]) for k in ("ours", "peer")}
+        for what, cols in (("whole process", (0, 1)), ("after numpy's import", (2, 3))):
+            print(what)
+            for label, key in (("  ours: read_imzml", "ours"),
+                               ("  pyimzML: parser + loop", "peer")):
+                w, c = runs[key][:, cols[0]], runs[key][:, cols[1]]
+                print(f"{label:<26} {w.min():>10.3f} {np.median(w):>8.3f} {c.min():>9.3f} "
+                      f"{np.median(c):>8.3f}")
+            r = [runs["peer"][:, j] / runs["ours"][:, j] for j in cols]
+            print(f"  pyimzML / ours, run by run: wall {r[0].min():.1f}x to "
+                  f"{r[0].max():.1f}x (median {np.median(r[0]):.1f}x), CPU {r[1].min():.1f}x "
+                  f"to {r[1].max():.1f}x (median {np.median(r[1]):.1f}x)")
+        print(f"torch imported by reading: {'no' if got['no_torch'] else 'YES'}")
+    if "calls" in parts:
+        ours, peer = (np.array(v) for v in _ims_process.calls(path, 10))
+        print(f"\n10 consecutive calls in one process, {n:,} x {L:,} (ours, then "
+              "pyimzML's parser + loop, in turn)")
+        for k, kind in enumerate(("wall", "CPU")):
+            ratio = peer[:, k] / ours[:, k]
+            print(f"ours {kind} (s):    " + " ".join(f"{t:6.3f}" for t in ours[:, k]))
+            print(f"pyimzML {kind} (s): " + " ".join(f"{t:6.3f}" for t in peer[:, k]))
+            print(f"ratio {kind}:       " + " ".join(f"{r:5.1f}x" for r in ratio))
+            print(f"{kind}: every call at least {ratio.min():.1f}x, median "
+                  f"{np.median(ratio):.1f}x (slowest of ours against fastest of pyimzML: "
+                  f"{peer[:, k].min() / ours[:, k].max():.1f}x)")
 
 
 if __name__ == "__main__":

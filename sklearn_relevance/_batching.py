@@ -23,8 +23,9 @@ MEMORY_BUDGETS = types.MappingProxyType({
     "array_work": 256 * _MiB,
     # working set of one vectorised imzML binning pass (stays in cache)
     "binning_pass": 8 * _MiB,
-    # size of a continuous imzML block from which threads share its read
-    "threaded_read_min": 64 * _MiB,
+    # the largest image ``IMSData.image`` allocates (a malformed coordinate of
+    # 10^9 is refused before allocating): 16,384^2 float32 pixels
+    "ims_image": 1024 * _MiB,
     # float64 work arrays of XRAI's greedy region selection, per chunk
     "xrai_work": 64 * _MiB,
     # inputs of one expanded explainer pass (caps dense networks, whose

@@ -116,12 +116,20 @@ def test_fit_on_lazy_file_equals_fit_in_memory(tmp_path, monkeypatch, penalty):
 
 def test_fit_on_lazy_file_with_nan_raises(tmp_path):
     path, X, y = _write(tmp_path)
-    X[100, 5] = np.nan
-    write_imzml(path, X, [[i % 16 + 1, i // 16 + 1] for i in range(len(X))],
-                np.linspace(100, 400, X.shape[1]))
-    with pytest.raises(ValueError, match="NaN or infinity.*row 100"):
+    _poke(path, 100, 5, np.nan)  # a damaged .ibd: write_imzml refuses NaN
+    with pytest.raises(ValueError, match="NaN or infinity.*spectrum 100"):
         RelevanceNetClassifier(max_epochs=1, batch_size=300).fit(
             read_imzml(path, lazy=True).X, y)
+
+
+def _poke(path, row, col, value):
+    """Overwrite one float32 intensity of a continuous file written by write_imzml."""
+    from sklearn_relevance.ims._layout import parse
+
+    layout = parse(path)
+    with open(layout.ibd, "r+b") as f:
+        f.seek(int(layout.int_offsets[row]) + 4 * col)
+        f.write(np.float32(value).tobytes())
 
 
 def _grid(n_jobs):

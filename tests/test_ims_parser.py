@@ -263,9 +263,9 @@ def test_spectra_departing_from_the_template_leave_the_template_path(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, None])
-@pytest.mark.parametrize(("working_set", "threaded"), [(64, 256), (2**23, 2**30)])
+@pytest.mark.parametrize("working_set", [64, 2**23])
 def test_continuous_block_read_into_place_equals_getspectrum(tmp_path, monkeypatch, dtype,
-                                                             working_set, threaded):
+                                                             working_set):
     from sklearn_relevance.ims import _reader, write_imzml
 
     rng = np.random.default_rng(2)
@@ -274,7 +274,6 @@ def test_continuous_block_read_into_place_equals_getspectrum(tmp_path, monkeypat
     write_imzml(path, X, np.column_stack([np.arange(37) % 6 + 1, np.arange(37) // 6 + 1]),
                 np.linspace(100, 200, 11), intensity_dtype=np.float64)
     monkeypatch.setattr(_reader, "_WORKING_SET", working_set)  # 64 bytes: one row per chunk
-    monkeypatch.setattr(_reader, "_THREADED_READ", threaded)  # 256 bytes: rows in threads
     data = read_imzml(path, dtype=dtype)
     from pyimzml.ImzMLParser import ImzMLParser
 
@@ -381,7 +380,29 @@ def test_no_worker_threads_scans_every_block_on_the_calling_thread(tmp_path, mon
     assert spy.threaded == 0 and spy.serial > 20 and spy.buffers == 1
 
 
+def _threads(monkeypatch, n=2):
+    """Turn the parser's worker threads on (off by default)."""
+    monkeypatch.setattr(_parser, "WORKERS", n)
+    monkeypatch.setattr(_parser, "IN_FLIGHT", max(n, 1))
+
+
+def test_parser_starts_no_thread_by_default(tmp_path, monkeypatch):
+    import threading
+
+    path = _writer_file(tmp_path / "w.imzML", "processed")
+    monkeypatch.setattr(_parser, "BLOCK", 2048)
+    monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 1)
+    before = threading.active_count()
+    started = []
+    real = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start",
+                        lambda self: (started.append(self.name), real(self))[1])
+    _assert_equal_to_pyimzml(path)
+    assert not started and threading.active_count() == before
+
+
 def test_threaded_scan_reads_every_shared_file(shared_data, monkeypatch):
+    _threads(monkeypatch)
     monkeypatch.setattr(_parser, "BLOCK", 2048)
     monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 1)
     for name in ("Example_Processed.imzML", "i2nca/combined_pc.imzML"):
@@ -405,6 +426,7 @@ def test_threaded_irregular_block_takes_the_general_scan_or_pyimzml(tmp_path, mo
         x = b'value="%d"' % (250 % 17 + 1)
         text = _edit_spectrum(text, 250, term + b" " + x, x + b" " + term)
     path.write_bytes(text)
+    _threads(monkeypatch)
     monkeypatch.setattr(_parser, "BLOCK", 4096)
     monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 2)
     general, scan_block = [], _parser.scan_block
@@ -433,6 +455,7 @@ def test_cut_files_are_refused_on_the_threaded_path(tmp_path, monkeypatch, where
     cut = {"inside_spectrum": late + 300, "between_spectra": late,
            "list_end": text.index(b"</spectrumList>") + 5}[where]
     path.write_bytes(text[:cut])
+    _threads(monkeypatch)
     monkeypatch.setattr(_parser, "BLOCK", 4096)
     monkeypatch.setattr(_parser, "SERIAL_BLOCKS", 1)
     spy = _Spy(monkeypatch)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._batching import iter_slices
-from ._layout import read_blocks, spectra_of
+from ._fileio import first_nonfinite
+from ._layout import check_finite_mz, read_blocks, spectra_of
 from ._resample import check_positive_int, edges_from_centres, uniform_edges
 
 
@@ -80,7 +81,10 @@ def data_range(layout):
     offs = layout.mz_offsets[nonempty]
     last = offs + (layout.mz_lengths[nonempty] - 1) * s
     both = np.concatenate([offs, last])
-    vals = read_blocks(layout.ibd, both, np.ones(len(both), np.int64), layout.mz_dtype)
+    vals = read_blocks(layout.ibd, both, np.ones(len(both), np.int64), layout.mz_dtype,
+                       layout.ibd_identity)
+    rows = np.flatnonzero(nonempty)
+    check_finite_mz(layout, vals.reshape(2, -1).T, rows)
     return float(vals.min()), float(vals.max())
 
 
@@ -89,9 +93,19 @@ def _union_mz(layout, chunk):
     for sl in iter_slices(layout.n_pixels, chunk):
         rows = np.arange(sl.start, sl.stop)
         mzs = read_blocks(layout.ibd, layout.mz_offsets[rows], layout.mz_lengths[rows],
-                          layout.mz_dtype)
+                          layout.mz_dtype, layout.ibd_identity)
+        _check_spectra_mz(layout, mzs, layout.mz_lengths[rows], rows)
         union = np.union1d(union, mzs)
     return union
+
+
+def _check_spectra_mz(layout, mzs, lengths, rows):
+    """Raise naming the spectrum when the concatenated m/z arrays ``mzs`` hold NaN/inf."""
+    if first_nonfinite(mzs[None, :]) is None:
+        return
+    bad = np.flatnonzero(~np.isfinite(mzs))[0]
+    spectrum = np.searchsorted(np.cumsum(lengths), bad, side="right")
+    check_finite_mz(layout, mzs[None, bad:bad + 1], rows[spectrum:spectrum + 1])
 
 
 def _edges_from_centers(mz):
@@ -185,6 +199,7 @@ def fill(layout, rows, axis, dtype):
         flat = (np.arange(n, dtype=np.int64)[:, None] * (nb + 1) + cols[None, :]).ravel()
     else:
         mzs, ints, lengths = spectra_of(layout, rows)
+        _check_spectra_mz(layout, mzs, lengths, rows)
         flat = axis.columns(mzs)
         flat += np.repeat(np.arange(n, dtype=np.int64) * (nb + 1), lengths)
     # one extra column per row collects what falls outside the axis, then is dropped

@@ -9,8 +9,11 @@ reads the whole file and runs on request.
 
 from __future__ import annotations
 
-import hashlib
+import os
 import uuid as _uuid
+import warnings
+
+from ._fileio import FileIdentity
 
 #: accession -> (hashlib name, label)
 CHECKSUMS = {"IMS:1000091": ("sha1", "SHA-1"), "IMS:1000090": ("md5", "MD5")}
@@ -29,13 +32,27 @@ def _parse_uuid(value, imzml):
 def check_uuid(imzml, ibd, declared):
     """Raise unless the .ibd's 16-byte header equals the UUID the XML declares.
 
-    A file that declares no UUID is not checked (pyimzML reads such files).
+    A file that declares no UUID is read (pyimzML reads such files) with a
+    warning: nothing then ties the .ibd to its XML.
+
+    Returns
+    -------
+    FileIdentity
+        The identity of the .ibd file whose header was read (later reads
+        compare the file with it).
     """
-    if declared is None:
-        return
-    expected = _parse_uuid(declared, imzml)
     with open(ibd, "rb") as f:
+        identity = FileIdentity.of(os.fstat(f.fileno()))
         head = f.read(16)
+    if declared is None:
+        warnings.warn(
+            f"{str(imzml)!r} declares no UUID (IMS:1000080), so nothing ties it to "
+            f"{str(ibd)!r}: a binary file of another acquisition, or one half-written, "
+            "would be read without error and give wrong intensities. Check the pair "
+            "(verify_checksum=True where it declares a checksum).",
+            UserWarning, stacklevel=5)
+        return identity
+    expected = _parse_uuid(declared, imzml)
     if len(head) < 16:
         raise ValueError(
             f"The binary file {str(ibd)!r} is truncated: it holds {len(head)} bytes, "
@@ -49,6 +66,7 @@ def check_uuid(imzml, ibd, declared):
             "different acquisitions or an interrupted write; reading it would give "
             "wrong intensities."
         )
+    return identity
 
 
 def verify_checksum(imzml, ibd, declared):
@@ -70,6 +88,8 @@ def verify_checksum(imzml, ibd, declared):
             f"verify_checksum=True, but {str(imzml)!r} declares no SHA-1 (IMS:1000091) "
             "or MD5 (IMS:1000090) checksum of its binary file."
         )
+    import hashlib  # only here: reading without a checksum needs none of it
+
     accession, value = found[0]
     algo, label = CHECKSUMS[accession]
     h = hashlib.new(algo)

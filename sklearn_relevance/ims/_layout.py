@@ -2,19 +2,23 @@
 
 :mod:`._parser` parses the XML (offsets, lengths, precisions, coordinates,
 as pyimzML reports them); this module checks that layout against the .ibd file (present, long enough,
-uncompressed) and reads spectra as whole blocks through a memory map: one
-strided view when the offsets are regular, a vectorised fancy index of the
-map when they are not. No Python loop runs over spectra.
+uncompressed, every number in range) and reads spectra as whole blocks:
+one read when they are contiguous, runs of nearby blocks gathered with one
+vectorised index when they are not (:mod:`._fileio`: identity-checked
+reads, no memory map). No Python loop runs over spectra.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ._fileio import FileIdentity, first_nonfinite, gather
 from ._integrity import CHECKSUMS, UUID_ACCESSION, check_uuid
 from ._integrity import verify_checksum as check_checksum
 
@@ -38,20 +42,53 @@ class Layout:
     continuous: bool
     metadata: dict = field(default_factory=dict)
     shared_mz: np.ndarray | None = None  # the m/z axis of a continuous file
+    #: identities of both files when parsed: every read compares the .ibd with its own
+    ibd_identity: FileIdentity | None = None
+    imzml_identity: FileIdentity | None = None
 
     @property
     def n_pixels(self):
         return len(self.coords)
 
 
-def _find_ibd(imzml):
-    candidates = [p for p in imzml.parent.glob("*")
-                  if p.stem == imzml.stem and p.suffix.lower() == ".ibd"]
+def _kind(mode):
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def check_regular(path, label):
+    """Raise unless ``path`` is a regular file, saying what it is instead."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{label} {str(path)!r} does not exist.") from None
+    except NotADirectoryError:
+        raise FileNotFoundError(
+            f"{label} {str(path)!r} does not exist (a part of its path is not a folder)."
+        ) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{label} {str(path)!r} is a directory, not a file.")
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(
+            f"{label} {str(path)!r} is not a regular file: it is {_kind(st.st_mode)}."
+        )
+    return st
+
+
+def find_ibd(imzml):
+    """The .ibd file beside ``imzml`` (same stem, suffix in any case)."""
+    candidates = sorted(p for p in imzml.parent.glob("*")
+                        if p.stem == imzml.stem and p.suffix.lower() == ".ibd")
     if not candidates:
         raise FileNotFoundError(
             f"The binary file of {str(imzml)!r} is missing: expected "
             f"{str(imzml.with_suffix('.ibd'))!r} next to it."
         )
+    check_regular(candidates[0], f"The binary file of {str(imzml)!r},")
     return candidates[0]
 
 
@@ -90,9 +127,8 @@ def parse(path, *, verify_checksum=False) -> Layout:
     from ._parser import parse_imzml
 
     imzml = Path(path)
-    if not imzml.is_file():
-        raise FileNotFoundError(f"imzML file {str(imzml)!r} does not exist.")
-    ibd = _find_ibd(imzml)
+    imzml_identity = FileIdentity.of(check_regular(imzml, "imzML file"))
+    ibd = find_ibd(imzml)
     try:
         parser = parse_imzml(imzml)
     except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
@@ -131,19 +167,84 @@ def parse(path, *, verify_checksum=False) -> Layout:
     layout.metadata["continuous"] = layout.continuous
     layout.metadata["uuid"] = desc.get("universally unique identifier")
     by_acc = parser.metadata.file_description.param_by_accession
-    check_uuid(imzml, ibd, by_acc.get(UUID_ACCESSION))
+    layout.imzml_identity = imzml_identity
+    layout.ibd_identity = check_uuid(imzml, ibd, by_acc.get(UUID_ACCESSION))
+    _check_numbers(layout)
     _check_ibd(layout)
     if verify_checksum:
         check_checksum(imzml, ibd, {a: by_acc.get(a) for a in CHECKSUMS if a in by_acc})
     if layout.continuous:
         layout.shared_mz = read_blocks(ibd, layout.mz_offsets[:1], layout.mz_lengths[:1],
-                                       layout.mz_dtype)
+                                       layout.mz_dtype, layout.ibd_identity)
+        check_finite_mz(layout, layout.shared_mz[None, :], np.zeros(1, np.int64))
     return layout
+
+
+def check_finite_mz(layout, mzs, rows):
+    """Raise unless the m/z values ``mzs`` (one row per spectrum ``rows``) are finite."""
+    bad = first_nonfinite(mzs)
+    if bad is not None:
+        raise ValueError(
+            f"{str(layout.imzml)!r}: the m/z array of spectrum {int(rows[bad])} (in "
+            f"{str(layout.ibd)!r}) holds NaN or infinity; no m/z axis can hold it (the "
+            "file is damaged or was written wrongly)."
+        )
+
+
+_FIELDS = {"mz_offsets": "m/z array offset (IMS:1000102)",
+           "mz_lengths": "m/z array length (IMS:1000103)",
+           "int_offsets": "intensity array offset (IMS:1000102)",
+           "int_lengths": "intensity array length (IMS:1000103)"}
+_AXES = ("position x (IMS:1000050)", "position y (IMS:1000051)",
+         "position z (IMS:1000052)")
+
+
+def _check_numbers(layout):
+    """Refuse numbers no spectrum can have, naming the file, the field and the spectrum.
+
+    Offsets and lengths must lie within the .ibd file (checked without
+    overflow: a length of 2**62 or an offset near 2**63 is refused, not
+    wrapped round), coordinates are 1-based, and at least one spectrum holds
+    values.
+    """
+    name, size = str(layout.imzml), layout.ibd_identity.size
+    for attr, label in _FIELDS.items():
+        v = getattr(layout, attr)
+        item = (layout.mz_dtype if attr.startswith("mz") else layout.int_dtype).itemsize
+        limit = size if attr.endswith("offsets") else size // item
+        bad = np.flatnonzero((v < 0) | (v > limit))
+        if bad.size:
+            i = int(bad[0])
+            if v[i] < 0:
+                raise ValueError(
+                    f"{name!r} is malformed: the {label} of spectrum {i} is {int(v[i])}, "
+                    "which is negative."
+                )
+            reach = "points past its end" if attr.endswith("offsets") else \
+                "is more values than it holds"
+            raise ValueError(
+                f"The binary file {str(layout.ibd)!r} is truncated or {name!r} is "
+                f"malformed: the {label} of spectrum {i} is {int(v[i])}, which {reach} "
+                f"({size} bytes)."
+            )
+    coords = layout.coords
+    bad = np.argwhere(coords < 1)
+    if bad.size:
+        i, j = (int(k) for k in bad[0])
+        raise ValueError(
+            f"{name!r} is malformed: the {_AXES[j]} of spectrum {i} is {int(coords[i, j])}; "
+            "imzML pixel coordinates are 1-based (>= 1)."
+        )
+    if not np.any(layout.int_lengths > 0):
+        raise ValueError(
+            f"{name!r} holds no values: every one of its {layout.n_pixels} spectra is "
+            "empty (intensity array length 0)."
+        )
 
 
 def _check_ibd(layout):
     name = str(layout.imzml)
-    if layout.continuous and (np.unique(layout.int_lengths).size > 1
+    if layout.continuous and (np.any(layout.int_lengths != layout.int_lengths[0])
                               or layout.int_lengths[0] != layout.mz_lengths[0]):
         bad = int(np.flatnonzero(layout.int_lengths != layout.mz_lengths[0])[0])
         raise ValueError(
@@ -158,9 +259,7 @@ def _check_ibd(layout):
             f"{name!r}: spectrum {bad} has {layout.mz_lengths[bad]} m/z values but "
             f"{layout.int_lengths[bad]} intensities."
         )
-    if np.any(layout.mz_offsets < 0) or np.any(layout.int_offsets < 0):
-        raise ValueError(f"{name!r} holds negative offsets into its .ibd file.")
-    size = layout.ibd.stat().st_size
+    size = layout.ibd_identity.size
     end = max(
         int(np.max(layout.mz_offsets + layout.mz_lengths * layout.mz_dtype.itemsize)),
         int(np.max(layout.int_offsets + layout.int_lengths * layout.int_dtype.itemsize)),
@@ -172,64 +271,33 @@ def _check_ibd(layout):
         )
 
 
-def _memmap(path, dtype):
-    itemsize = np.dtype(dtype).itemsize
-    n = path.stat().st_size // itemsize
-    return np.memmap(path, dtype=dtype, mode="r", shape=(n,))
-
-
-def read_blocks(path, offsets, lengths, dtype):
+def read_blocks(path, offsets, lengths, dtype, identity=None):
     """Concatenated arrays ``[offsets[i], offsets[i] + lengths[i])`` of ``path``.
 
-    One memory-mapped gather: a strided view when the blocks have equal
-    lengths and regular spacing, element indices when offsets are aligned
-    to the item size, raw bytes otherwise.
+    Read by :func:`._fileio.gather`: one read for a contiguous run, runs of
+    nearby blocks otherwise, after the file's identity is compared with
+    ``identity`` (when given).
 
     Returns
     -------
     values : ndarray of shape (sum(lengths),)
     """
     dtype = np.dtype(dtype)
-    s = dtype.itemsize
     offsets = np.asarray(offsets, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.empty(0, dtype=dtype)
-    L = int(lengths[0])
-    regular = (
-        np.all(lengths == L)
-        and (len(offsets) == 1 or np.all(np.diff(offsets) == L * s))
-    )
-    if regular:  # one contiguous block: read straight into the array (no page faults)
-        return np.fromfile(path, dtype=dtype, count=total, offset=int(offsets[0]))
-    if np.all(lengths == L) and len(offsets) > 1:
-        stride = np.diff(offsets)
-        if np.all(stride == stride[0]) and stride[0] > 0:  # equal blocks, equal spacing
-            mm = _memmap(path, np.uint8)
-            view = np.lib.stride_tricks.as_strided(
-                mm[int(offsets[0]):], shape=(len(offsets), L * s),
-                strides=(int(stride[0]), 1), writeable=False)
-            return np.ascontiguousarray(view).view(dtype).reshape(-1)
-    starts = np.repeat(offsets, lengths)
-    within = np.arange(total, dtype=np.int64) - np.repeat(
-        np.cumsum(lengths) - lengths, lengths)
-    if np.all(offsets % s == 0):
-        mm = _memmap(path, dtype)
-        return mm[starts // s + within]
-    mm = _memmap(path, np.uint8)  # unaligned blocks: gather bytes, then view
-    idx = (starts + within * s)[:, None] + np.arange(s)
-    return mm[idx].reshape(-1).view(dtype)
+    return gather(path, identity, offsets, lengths * dtype.itemsize, dtype)
 
 
 def spectra_of(layout, rows, *, mz=True):
     """Concatenated (m/z, intensity) arrays and lengths of spectra ``rows``."""
     rows = np.asarray(rows, dtype=np.int64)
     lengths = layout.int_lengths[rows]
-    ints = read_blocks(layout.ibd, layout.int_offsets[rows], lengths, layout.int_dtype)
+    ints = read_blocks(layout.ibd, layout.int_offsets[rows], lengths, layout.int_dtype,
+                       layout.ibd_identity)
     mzs = None
     if mz:
-        mzs = read_blocks(layout.ibd, layout.mz_offsets[rows], lengths, layout.mz_dtype)
+        mzs = read_blocks(layout.ibd, layout.mz_offsets[rows], lengths, layout.mz_dtype,
+                          layout.ibd_identity)
     return mzs, ints, lengths
 
 

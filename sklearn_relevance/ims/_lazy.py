@@ -4,11 +4,14 @@
 shape and dtype of the array a full read would give, but holds only the
 parsed layout. Indexing rows (a fold, a batch) gives another lazy view;
 :meth:`LazySpectra.read`, integer or column indexing and ``np.asarray``
-read just those spectra: through a read-only ``numpy.memmap`` of the .ibd
-for continuous files, through the binning row reader for processed ones.
-Estimators stream it batch by batch (:mod:`sklearn_relevance._stream`).
-A lazy X pickles as its file path, reader options and row indices, so
-joblib workers reopen the file instead of receiving arrays.
+read just those spectra, with explicit reads (never from a memory map, which
+kills the process with SIGBUS when the file shrinks) after the .ibd is
+compared with the identity it had when parsed: a truncated, rewritten or
+renamed-over file raises ``ValueError``. Estimators stream it batch by batch
+(:mod:`sklearn_relevance._stream`). A lazy X pickles as its file path, reader
+options, row indices and a fingerprint of the pair (UUID, sizes and
+modification times of both files): joblib workers reopen the file instead of
+receiving arrays, and refuse a file that is no longer the one pickled.
 """
 
 from __future__ import annotations
@@ -32,7 +35,26 @@ class _Source:
     def __init__(self, path, options, layout, axis, dtype):
         self.path, self.options = str(path), options
         self.layout, self.axis, self.dtype = layout, axis, np.dtype(dtype)
-        self.memmap = _memmap_view(layout, axis)
+        self._memmap = None
+
+    @property
+    def memmap(self):
+        """Read-only memmap of the intensities (continuous, regular files), made on demand.
+
+        For the caller only: reads never go through it (a map over a file
+        that shrinks ends the process with SIGBUS).
+        """
+        if self._memmap is None:
+            self._memmap = _memmap_view(self.layout, self.axis)
+        return self._memmap
+
+    @property
+    def fingerprint(self):
+        """What a reopened file must match: UUID, sizes and mtimes of both files, shape."""
+        lay = self.layout
+        return {"uuid": lay.metadata.get("uuid"), "shape": (lay.n_pixels, self.axis.n),
+                "imzml": (lay.imzml_identity.size, lay.imzml_identity.mtime_ns),
+                "ibd": (lay.ibd_identity.size, lay.ibd_identity.mtime_ns)}
 
     @property
     def n_pixels(self):
@@ -42,10 +64,8 @@ class _Source:
         """Spectra ``rows`` (file positions, any order) as an (len(rows), n_mz) array."""
         from ._reader import read_index
 
-        rows = np.asarray(rows, dtype=np.int64)
-        if self.memmap is not None:
-            return self.memmap[rows].astype(self.dtype, copy=False)
-        return read_index(self.layout, rows, self.axis, self.dtype)
+        return read_index(self.layout, np.asarray(rows, dtype=np.int64), self.axis,
+                          self.dtype)
 
 
 def _memmap_view(layout, axis):
@@ -59,15 +79,26 @@ def _memmap_view(layout, axis):
     offset = regular_block(layout, axis)
     if offset is None:
         return None
+    from ._fileio import check_identity
+
+    check_identity(layout.ibd, layout.ibd_identity, os.stat(layout.ibd))
     return np.memmap(layout.ibd, dtype=layout.int_dtype, mode="r", offset=offset,
                      shape=(layout.n_pixels, int(layout.int_lengths[0])))
 
 
 def _key(path, options):
-    st = os.stat(path)
+    """Everything that can change a source: both files' identities and the options."""
+    from pathlib import Path
+
+    from ._fileio import file_identity
+    from ._layout import check_regular, find_ibd
+
+    imzml = Path(path)
+    st = check_regular(imzml, "imzML file")
     frozen = tuple((k, v.tobytes() if isinstance(v, np.ndarray) else v)
                    for k, v in sorted(options.items()))
-    return os.path.realpath(path), st.st_mtime_ns, st.st_size, frozen
+    return (os.path.realpath(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size,
+            file_identity(find_ibd(imzml)), frozen)
 
 
 def open_source(path, options, *, verify_checksum=False):
@@ -88,8 +119,18 @@ def open_source(path, options, *, verify_checksum=False):
     return source
 
 
-def _reopen(path, options, rows, transforms):
-    return LazySpectra(open_source(path, options), rows, transforms)
+def _reopen(path, options, rows, transforms, fingerprint=None):
+    source = open_source(path, options)
+    if fingerprint is not None and source.fingerprint != fingerprint:
+        now = source.fingerprint
+        what = [k for k in ("uuid", "shape", "imzml", "ibd") if now[k] != fingerprint[k]]
+        raise ValueError(
+            f"The imzML pair {path!r} changed after this LazySpectra was pickled "
+            f"(differs in {', '.join(what)}: pickled {[fingerprint[k] for k in what]}, "
+            f"now {[now[k] for k in what]}); its rows would be read from other data. "
+            "Read the file again with read_imzml."
+        )
+    return LazySpectra(source, rows, transforms)
 
 
 def _row_positions(key, n):
@@ -274,4 +315,4 @@ class LazySpectra:
 
     def __reduce__(self):
         return _reopen, (self._source.path, self._source.options, self.rows,
-                         self.transforms)
+                         self.transforms, self._source.fingerprint)

@@ -27,8 +27,8 @@ memory stays bounded whatever the file size):
   integers are parsed digit by digit in vectorised Horner steps, and every
   number is attributed to its spectrum and its ``<binaryDataArray>`` by
   ``searchsorted`` on the element start positions;
-* past the first ``SERIAL_BLOCKS`` blocks (a file of more than a few MiB),
-  blocks are scanned by ``WORKERS`` threads (numpy releases the GIL in its
+* with ``WORKERS`` > 0 (none by default: see its comment), past the first
+  ``SERIAL_BLOCKS`` blocks, blocks are scanned by ``WORKERS`` threads (numpy releases the GIL in its
   loops) while the calling thread reads the next block into another buffer;
   at most ``IN_FLIGHT`` blocks are handed over at a time, and their results
   are collected in file order, so the output is the serial scan's;
@@ -50,7 +50,6 @@ import os
 import re
 import warnings
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from xml.etree.ElementTree import XMLPullParser
 
@@ -67,11 +66,13 @@ SERIAL_BLOCKS = 8
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
     else os.cpu_count() or 1
 #: Worker threads scanning blocks past ``SERIAL_BLOCKS`` while the calling thread
-#: reads the next block (numpy releases the GIL in the scans' loops). Two: the
-#: scans of a block are short numpy calls that hand the GIL over often, and more
-#: threads than that gain nothing on the 2-core machines measured; none (every
-#: block on the calling thread) where the process may use one CPU only.
-WORKERS = min(2, _CPUS) if _CPUS > 1 else 0
+#: reads the next block (numpy releases the GIL in the scans' loops). None by
+#: default: threads must pay on every call, and they do not on a shared 2-core
+#: machine, where a worker waiting for a core stalls the parse (10^6 spectra,
+#: 2.2 GB of XML, ``benchmarks/bench_ims_scale.py``: 6.6 to 9.0 s with two
+#: workers, 4.7 to 7.9 s serial, alternating fresh processes under load).
+#: The threaded path stays, tested, for ``WORKERS = 2`` on dedicated cores.
+WORKERS = 0
 #: Blocks handed to the workers and not yet collected; with the block being read,
 #: the parse holds ``IN_FLIGHT + 1`` blocks (and their masks) at most. One per
 #: worker: a longer queue measured no faster and holds more memory.
@@ -764,6 +765,8 @@ def _spectra(buf, pos, template, mz_id, int_id, columns):
                     columns.add(_numbers(buf, pos, cut, template, mz_id, int_id))
                 else:
                     if pool is None:
+                        from concurrent.futures import ThreadPoolExecutor
+
                         pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="imzml-scan")
                     while pending and (pending[0][0].done() or len(pending) >= IN_FLIGHT):
                         future, done = pending.popleft()  # the oldest: file order

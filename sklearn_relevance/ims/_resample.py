@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
+from numbers import Integral
 
-from .._validation import check_int
+import numpy as np
 
 
 def edges_from_centres(centres):
@@ -25,7 +25,17 @@ def uniform_edges(lo, hi, *, n_bins=None, bin_width=None):
 
 
 def check_positive_int(value, name, caller):
-    """Raise the scikit-learn style error unless ``value`` is an int >= 1."""
+    """Raise the scikit-learn style error unless ``value`` is an int >= 1.
+
+    The check itself imports nothing: reading a file must not import torch
+    (which :mod:`sklearn_relevance._validation` does); only a refused value
+    goes there for scikit-learn's wording of the error.
+    """
+    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) \
+            and value >= 1:
+        return int(value)
+    from .._validation import check_int
+
     return check_int(value, name, caller, low=1)
 
 

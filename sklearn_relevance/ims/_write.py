@@ -4,14 +4,19 @@ Every argument is validated (and X cast to the stored precision) before
 any file is opened. Output goes to temporary files named
 ``.<stem>.<pid>-<random>.tmp.imzML`` / ``.ibd`` in the target folder; the
 next write to the same target removes those of writers that no longer run
-(a killed process), so no stale temporaries pile up.
+(a killed process), so no stale temporaries pile up. The two renames that
+put a pair in place run under a lock of the target folder (:func:`pair_lock`),
+so concurrent writers (threads or processes) never interleave their halves:
+the last to take the lock leaves its complete pair.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 import uuid as _uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +64,50 @@ def remove_stale_temporaries(base):
             except FileNotFoundError:  # pragma: no cover - removed concurrently
                 pass
     return removed
+
+
+@contextmanager
+def pair_lock(folder):
+    """Hold an exclusive lock of ``folder`` (threads and processes alike).
+
+    ``flock`` on a descriptor of the folder itself: each call opens its own
+    descriptor, so threads of one process exclude each other as processes
+    do, and the kernel drops the lock of a process that dies, leaving no
+    file behind. Where ``fcntl`` is missing, a lock file made with
+    ``O_EXCL`` (``.imzml-write.lock``, holding the writer's pid; one whose
+    writer no longer runs is removed) does the same.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    if fcntl is not None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the lock
+        return
+    lock = Path(folder) / ".imzml-write.lock"  # pragma: no cover - not POSIX
+    while True:  # pragma: no cover
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and not _alive(owner):
+                lock.unlink(missing_ok=True)
+            time.sleep(0.001)
+    try:  # pragma: no cover
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:  # pragma: no cover
+        lock.unlink(missing_ok=True)
 
 
 def _float_dtype(value, name):
@@ -182,6 +231,13 @@ def check_write_args(path, X, coords, mz, intensity_dtype, mz_dtype, spec_type,
         raise ValueError(
             "The 'polarity' parameter of write_imzml must be 'positive', 'negative' or "
             f"None. Got {polarity!r} instead."
+        )
+    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
+        row, col = (int(v) for v in np.argwhere(~np.isfinite(X))[0])
+        raise ValueError(
+            "The 'X' parameter of write_imzml must hold finite values (NaN or infinity "
+            "is no intensity, and read_imzml refuses it as a damaged file). Got "
+            f"{X[row, col]!r} at row {row}, column {col} instead."
         )
     X = _cast(X, intensity_dtype, "X")
     mz_out = _cast(mz, mz_dtype, "mz")

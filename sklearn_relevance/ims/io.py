@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._batching import DEFAULT_MEMORY_BUDGET, iter_slices
+from .._batching import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGETS, iter_slices
 from ._layout import sanitize_name
 from ._lazy import LazySpectra, open_source
 from ._reader import (
@@ -93,6 +93,13 @@ class IMSData:
         Returns
         -------
         ndarray of shape (max y, max x)
+
+        Raises
+        ------
+        ValueError
+            Coordinates below 1 (imzML's are 1-based), two spectra at one
+            pixel (naming it), or an image larger than ``IMAGE_BUDGET``
+            bytes (1 GiB), refused before anything is allocated.
         """
         values = np.asarray(values)
         if values.shape != (len(self.coords),):
@@ -100,11 +107,25 @@ class IMSData:
                 "The 'values' parameter of IMSData.image must hold one value per "
                 f"pixel, shape ({len(self.coords)},). Got shape {values.shape} instead."
             )
-        keep = np.ones(len(values), bool) if z is None else self.coords[:, 2] == z
-        x, y = self.coords[keep, 0] - 1, self.coords[keep, 1] - 1
-        out = np.full((int(y.max()) + 1, int(x.max()) + 1), fill_value,
-                      dtype=np.result_type(values.dtype, np.float32))
-        out[y, x] = values[keep]
+        coords = np.asarray(self.coords)
+        keep = np.ones(len(values), bool) if z is None else coords[:, 2] == z
+        x, y = coords[keep, 0].astype(np.int64), coords[keep, 1].astype(np.int64)
+        if not keep.any():
+            raise ValueError(f"No pixel of {self.path or 'this IMSData'!r} lies at z={z!r}.")
+        _check_image_pixels(self.path, coords, keep, x, y)
+        dtype = np.result_type(values.dtype, np.float32)
+        shape = (int(y.max()), int(x.max()))
+        nbytes = shape[0] * shape[1] * np.dtype(dtype).itemsize
+        if nbytes > IMAGE_BUDGET:
+            raise ValueError(
+                f"The image of {self.path or 'this IMSData'!r} would be {shape[0]} x "
+                f"{shape[1]} pixels ({nbytes / 2**20:.0f} MiB), more than the "
+                f"{IMAGE_BUDGET // 2**20} MiB an image may take: its coordinates reach "
+                f"x={shape[1]}, y={shape[0]}. Crop the coordinates first, or check them "
+                "(a malformed file?)."
+            )
+        out = np.full(shape, fill_value, dtype=dtype)
+        out[y - 1, x - 1] = values[keep]
         return out
 
     def ion_image(self, mz_value, tol=0.5):
@@ -125,6 +146,36 @@ class IMSData:
                 f"No column of the m/z axis lies within {mz_value} +- {tol}."
             )
         return self.image(self.X[:, cols].sum(axis=1))
+
+
+#: Bytes an image of :meth:`IMSData.image` may take (a coordinate of 10^9 is refused
+#: before allocating, not answered with MemoryError): 1 GiB, 16,384^2 float32 pixels.
+IMAGE_BUDGET = MEMORY_BUDGETS["ims_image"]
+
+
+def _check_image_pixels(path, coords, keep, x, y):
+    """Refuse coordinates below 1 and two spectra at one pixel, naming them."""
+    name = repr(path) if path else "this IMSData"
+    for axis, v in (("x", x), ("y", y)):
+        if v.min() < 1:
+            i = int(np.flatnonzero(keep)[np.argmin(v)])
+            raise ValueError(
+                f"Pixel coordinates of {name} are 1-based, but spectrum {i} lies at "
+                f"{axis}={int(v.min())}; it would wrap round to the other side of the "
+                "image."
+            )
+    if len(x) > 1:
+        flat = (y - 1) * (int(x.max()) + 1) + (x - 1)
+        order = np.argsort(flat, kind="stable")
+        same = np.flatnonzero(flat[order][1:] == flat[order][:-1])
+        if same.size:
+            i, j = (int(np.flatnonzero(keep)[order[k]]) for k in (same[0], same[0] + 1))
+            xyz = tuple(int(c) for c in coords[i])
+            raise ValueError(
+                f"Spectra {i} and {j} of {name} lie at the same pixel (x, y, z) = {xyz}; "
+                "an image holds one value per pixel (pass z= for one slice of 3D data, "
+                "or select the spectra to show)."
+            )
 
 
 def _public_metadata(layout):
@@ -299,10 +350,13 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     written by pyimzml's writer under temporary names in the target folder
     (``.<name>.<pid>-<random>.tmp.imzML`` / ``.ibd``; the next write to the
     same target removes those of a killed writer), then renamed into place,
-    the .ibd first. Both files carry the same UUID, and :func:`read_imzml`
-    compares them: a crash between the two renames leaves a pair that is
-    refused with an error, never read as garbage. Signed values (relevance)
-    are kept as they are.
+    the .ibd first, under a lock of the target folder: writers in several
+    threads or processes never interleave their halves, and the last one
+    to rename leaves its complete pair. Both files carry the same UUID, and
+    :func:`read_imzml` compares them: a crash between the two renames
+    leaves a pair that is refused with an error, never read as garbage.
+    Signed values (relevance) are kept as they are; NaN and infinity are
+    refused.
 
     Parameters
     ----------
@@ -348,7 +402,7 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     """
     from pyimzml.ImzMLWriter import ImzMLWriter
 
-    from ._write import check_write_args, remove_stale_temporaries, temporary_base
+    from ._write import check_write_args, pair_lock, remove_stale_temporaries, temporary_base
 
     base, X, coords, mz = check_write_args(path, X, coords, mz, intensity_dtype,
                                            mz_dtype, spec_type, polarity)
@@ -367,8 +421,9 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
         xml = xml.replace(f'id="{tmp_base}"'.encode(),
                           f'id="{sanitize_name(base.name)}"'.encode(), 1)
         tmp[".imzML"].write_bytes(xml)
-        os.replace(tmp[".ibd"], final[".ibd"])
-        os.replace(tmp[".imzML"], final[".imzML"])
+        with pair_lock(base.parent):  # concurrent writers never interleave their halves
+            os.replace(tmp[".ibd"], final[".ibd"])
+            os.replace(tmp[".imzML"], final[".imzML"])
     finally:
         for p in tmp.values():
             if p.exists():
