@@ -312,3 +312,20 @@ def test_examples_read_the_data_variable_and_write_only_under_output(tmp_path, m
     assert "SKIPPED" in masked._CT_SKIPPED and "SKLEARN_RELEVANCE_DATA" in masked._CT_SKIPPED
     ct_example = _load_example("plot_explainers_ct")
     assert "docs" not in Path(ct_example.OUT).parts  # docs/ only when --output names it
+
+
+def test_ct_study_runs_the_seeds_xrai_dice_claim(tmp_path, monkeypatch):
+    """The full study's XRAI-Dice path (IG and SmoothGrad on top), on a tiny run."""
+    from sklearn_relevance.studies import ct
+
+    tiny = dict(ct.settings(True), n_test=6, data_seeds=(0,), seeds=(0, 1),
+                explainers=["gradient", "integrated_gradients", "smoothgrad"],
+                metrics=ct.METRICS + [ct.XRAI_DICE])
+    monkeypatch.setattr(ct, "settings", lambda quick: tiny)
+    res = ct.run(tmp_path, quick=True, verbose=False)
+    assert ct.XRAI_DICE in res["explainers"].columns
+    conclusions = pd.read_csv(tmp_path / "ct_findings_conclusions.csv")
+    claim = conclusions.set_index("key").loc["xrai_dice IG and SmoothGrad on top"]
+    assert claim["verdict"] in ("above", "below", "not shown")
+    assert "seed's claim" in claim["sentence"]
+    assert "fidelity vs xrai_dice" in set(conclusions["key"])

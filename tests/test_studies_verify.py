@@ -149,3 +149,33 @@ def test_maldi_simulator_lab_effects():
         make_maldi_multilab_spectra(40, 2, resolution=(800, 400))
     # the older simulator keeps its signature
     assert make_multilab_spectra(40, 2, n_mz=300, random_state=0)[0].shape == (40, 300)
+
+
+def test_drr_alternatives_do_what_they_say():
+    import torch
+
+    from sklearn_relevance.studies._drr_methods import PeakPicking, RegularisedNet
+
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 12)).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(int)
+
+    def l1(net):
+        return sum(float(p.abs().sum()) for n, p in net.module_.named_parameters()
+                   if n.endswith("weight"))
+
+    kw = dict(max_epochs=15, lr=0.01, random_state=0)
+    assert l1(RegularisedNet(weight_l1=0.05, **kw).fit(X, y)) < 0.7 * l1(
+        RegularisedNet(**kw).fit(X, y))
+    noisy = RegularisedNet(input_noise=1.0, **kw).fit(X, y)
+    Xt = torch.as_tensor(X)
+    noisy.module_.train()
+    assert not torch.equal(noisy.infer(Xt), noisy.infer(Xt))  # noise while training
+    noisy.module_.eval()
+    assert torch.equal(noisy.infer(Xt), noisy.infer(Xt))  # never at prediction
+    # peak picking keeps the strongest local maxima of the mean spectrum
+    mean = np.zeros(20)
+    mean[[3, 8, 15]] = [1.0, 3.0, 2.0]
+    pp = PeakPicking(k=2).fit(np.tile(mean, (4, 1)))
+    assert pp.indices_.tolist() == [8, 15]
+    assert pp.transform(np.tile(mean, (2, 1))).shape == (2, 2)

@@ -36,7 +36,8 @@ def interval_panels(panels, *, names, replicates, figsize=None):
     panels : list of dict
         Each with ``values`` (replicates, rows) array, ``mean``, ``low``,
         ``high`` (rows,), ``xlabel`` (with the unit) and optionally
-        ``chance`` (a float) and ``higher`` ("better" or "sparser").
+        ``chance`` (a float), ``chance_label``, ``ylabel`` and ``range``
+        (the quantity's possible values: the intervals are clipped to it).
     names : list of str
         Row labels (same order in every panel).
     replicates : str
@@ -56,6 +57,8 @@ def interval_panels(panels, *, names, replicates, figsize=None):
             ax.scatter(values[k], ypos + jitter, s=5, color="0.65", zorder=2,
                        label=f"{replicates}" if k == 0 else None)
         mean, low, high = (np.asarray(p[k], float) for k in ("mean", "low", "high"))
+        if p.get("range") is not None:  # an interval never leaves the quantity's range
+            low, high = np.maximum(low, p["range"][0]), np.minimum(high, p["range"][1])
         err = np.vstack([mean - low, high - mean])
         ax.errorbar(mean, ypos, xerr=np.nan_to_num(err), fmt="o", ms=4, color="C0",
                     capsize=2.5, zorder=3, label="mean, 95% interval")

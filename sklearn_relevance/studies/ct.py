@@ -334,6 +334,7 @@ def comparison_figure(names, metrics, scores, chance, n_cells):
         stats = np.array([t_interval(scores[m][:, j]) for j in range(len(names))])
         panels.append({"values": scores[m], "mean": stats[:, 0], "low": stats[:, 1],
                        "high": stats[:, 2], "xlabel": UNITS.get(m, m),
+                       "range": (-1.0, 1.0) if m == "fidelity" else (0.0, 1.0),
                        "chance": chance.get(m), "chance_label": "chance (uniform random map)"})
     return interval_panels(panels, names=names,
                            replicates=f"one network ({n_cells}: data seed x training seed)")

@@ -264,7 +264,7 @@ def differences_figure(summary, diffs, cfg):
                        "low": s["_low"].to_numpy(float), "high": s["_high"].to_numpy(float),
                        "xlabel": f"{setting}:\nunseen-lab accuracy minus plain network's "
                                  "(fraction)",
-                       "ylabel": "method", "chance": 0.0,
+                       "ylabel": "method", "chance": 0.0, "range": (-1.0, 1.0),
                        "chance_label": "no difference from the plain network"})
     return interval_panels(panels, names=methods, replicates="one data seed (mean over "
                            "unseen labs and network seeds)")
@@ -279,7 +279,7 @@ def accuracy_figure(cells, cfg):
         per = sub.groupby(["data seed", "method"])["accuracy"].mean().unstack()[methods]
         stats = np.array([t_interval(per[m]) for m in methods])
         panels.append({"values": per.to_numpy(), "mean": stats[:, 0], "low": stats[:, 1],
-                       "high": stats[:, 2], "ylabel": "method",
+                       "high": stats[:, 2], "ylabel": "method", "range": (0.0, 1.0),
                        "xlabel": f"{setting}:\nunseen-lab accuracy (fraction)",
                        "chance": float(sub[CHANCE].mean()),
                        "chance_label": "chance (majority class of the unseen lab)"})

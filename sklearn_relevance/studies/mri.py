@@ -324,7 +324,7 @@ def _figures(out, keep, names, ids, densities):
         shown = [names[ids[j]] + (" *" if ids[j] in ATROPHY else "") for j in top]
         figures[f"mri_region_density_{scaling}"] = interval_panels(
             [{"values": d[:, top], "mean": stats[:, 0], "low": stats[:, 1],
-              "high": stats[:, 2], "chance": float(np.nanmean(d)),
+              "high": stats[:, 2], "chance": float(np.nanmean(d)), "range": (0.0, np.inf),
               "chance_label": "chance (mean density over all regions)",
               "xlabel": f"patients' relevance density ({scaling} inputs; LRP relevance "
                         "per voxel, a.u.)",

@@ -196,6 +196,7 @@ def summary_figure(long):
         stats = np.array([t_interval(v) for v in values.T])
         panels.append({"values": values, "mean": stats[:, 0], "low": stats[:, 1],
                        "high": stats[:, 2], "xlabel": label, "ylabel": "estimator",
+                       "range": RANGES[metric],
                        "chance": float(np.mean(_per_seed(long, "random", metric))),
                        "chance_label": "chance (random importances on the simplex)"})
     return interval_panels(panels, names=names, replicates="one seed (mean over the cases)")
