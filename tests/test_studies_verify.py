@@ -24,7 +24,7 @@ def _finding(low, high):
 
 
 def test_interval_rule_says_agree_only_when_the_interval_excludes_zero():
-    assert _finding(0.04, 0.69).verdict == ABOVE and "agree (interval above 0)" in _finding(
+    assert _finding(0.04, 0.69).verdict == ABOVE and "agree (interval above 0" in _finding(
         0.04, 0.69).text
     assert _finding(-0.5, -0.01).verdict == BELOW
     # the outside re-run of the CT study: 0.38 [-0.00, 0.66] is not "agree"
@@ -179,3 +179,12 @@ def test_drr_alternatives_do_what_they_say():
     pp = PeakPicking(k=2).fit(np.tile(mean, (4, 1)))
     assert pp.indices_.tolist() == [8, 15]
     assert pp.transform(np.tile(mean, (2, 1))).shape == (2, 2)
+
+
+def test_a_verdict_near_its_threshold_is_flagged_machine_sensitive():
+    # the committed CT number: 0.42 [0.04, 0.69] "agree" read "not shown" elsewhere
+    assert "machine-sensitive" in _finding(0.04, 0.69).text
+    assert "machine-sensitive" not in _finding(0.30, 0.69).text
+    assert "machine-sensitive" not in _finding(-0.1, 0.69).text  # not shown: no flag
+    assert "machine-sensitive" in rank_finding("k", "r", 50.0, 40.0, 57.0, 58.5, above="a",
+                                               below="b", not_shown="c").text

@@ -22,6 +22,11 @@ The rules:
   the same three outcomes;
 * :func:`fact`: a number or a description without a claim (verdict
   ``"fact"``, never a conclusion that could flip).
+
+A shown verdict whose interval ends within :data:`CLOSE` (a tenth) of its
+width from the threshold says so in its sentence ("machine-sensitive"):
+such a conclusion may read "not shown" on a re-run, as the CT study's
+"agree" did on another CPU.
 """
 
 from __future__ import annotations
@@ -62,6 +67,26 @@ def interval_verdict(low, high, threshold=0.0):
     return NOT_SHOWN
 
 
+#: A verdict is flagged as close when its interval ends within this fraction of
+#: the interval's width from the threshold.
+CLOSE = 0.1
+
+
+def close_call(verdict, low, high, threshold):
+    """Whether a shown verdict rests on an interval that ends near the threshold
+    (within :data:`CLOSE` of its width): a re-run, on another CPU say, may read
+    "not shown"."""
+    if verdict == NOT_SHOWN or not (np.isfinite(low) and np.isfinite(high)):
+        return False
+    gap = (low - threshold) if verdict == ABOVE else (threshold - high)
+    return gap < CLOSE * (high - low)
+
+
+def _close_note(verdict, low, high, threshold):
+    return ("; machine-sensitive: the interval ends close to the threshold, so a re-run "
+            "may read 'not shown'" if close_call(verdict, low, high, threshold) else "")
+
+
 def interval_finding(key, subject, mean, low, high, *, above, below, not_shown,
                      threshold=0.0, digits=2, over="the replicates"):
     """A finding on a mean and its 95% interval against ``threshold``.
@@ -87,9 +112,10 @@ def interval_finding(key, subject, mean, low, high, *, above, below, not_shown,
              NOT_SHOWN: f"interval contains {threshold:g}" if np.isfinite(low)
              else "no interval (one replicate)"}[verdict]
     text = (f"{subject} {interval_text(mean, low, high, digits)} (95% interval over "
-            f"{over}): {words} ({where}).")
+            f"{over}): {words} ({where}{_close_note(verdict, low, high, threshold)}).")
     rule = (f"'{above}' if the 95% interval lies above {threshold:g}; '{below}' if it "
-            f"lies below; '{not_shown}' otherwise")
+            f"lies below; '{not_shown}' otherwise; flagged machine-sensitive when it ends "
+            f"within {CLOSE:g} of its width from {threshold:g}")
     return Finding(key, verdict, text, rule)
 
 
@@ -99,8 +125,10 @@ def rank_finding(key, subject, mean, low, high, chance, *, above, below, not_sho
     whole interval lies at better (smaller) ranks than ``chance``."""
     verdict = interval_verdict(-high, -low, -chance)
     words = {ABOVE: above, BELOW: below, NOT_SHOWN: not_shown}[verdict]
+    note = _close_note(verdict, -high, -low, -chance)
     text = (f"{subject} {interval_text(mean, low, high, digits)} (95% interval over "
-            f"{over}; chance rank {chance:.{digits}f}): {words}.")
+            f"{over}; chance rank {chance:.{digits}f}): {words}{note.replace('; ', ' (', 1)}"
+            f"{')' if note else ''}.")
     rule = (f"'{above}' if the whole interval lies at better ranks than chance; "
             f"'{below}' if at worse ones; '{not_shown}' otherwise")
     return Finding(key, verdict, text, rule)

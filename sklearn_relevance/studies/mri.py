@@ -33,6 +33,8 @@ Run ``python -m sklearn_relevance.studies mri [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ._common import (
@@ -227,6 +229,27 @@ def run(out, *, quick=False, verbose=True):
     return tables
 
 
+def refresh(out, *, quick=False):
+    """Re-render the summary, region table and findings of ``out`` from its
+    per-seed CSVs (``mri_per_seed``, ``mri_region_seeds``): no training, no
+    figures (those need the maps)."""
+    import pandas as pd
+
+    from sklearn_relevance.datasets import load_atlas
+
+    import re
+
+    out = Path(out)
+    aal = load_atlas(data_dir() / "atlas")
+    per_seed = pd.read_csv(out / "mri_per_seed.csv")
+    regions = pd.read_csv(out / "mri_region_seeds.csv")
+    old = (out / "mri_findings.inc").read_text(encoding="utf-8") \
+        if (out / "mri_findings.inc").is_file() else ""
+    took = re.search(r"took (\d+) minutes of wall time", old)  # the run's time, kept
+    return _tables(out, per_seed, regions, settings(quick), quick, aal,
+                   minutes=float(took.group(1)) if took else None)
+
+
 def _provenance(cfg, quick, aal):
     shape = tuple(len(range(0, s, cfg["step"])) for s in aal.labels.shape)
     return (f"Synthetic cohort on MNI152 + AAL ({2 * cfg['step']} mm voxels, {shape}), "
@@ -319,7 +342,8 @@ def _figures(out, keep, names, ids, densities):
     for scaling in SCALINGS:
         Xte, yte, R, _first_density, labels = keep[scaling]
         d = np.asarray(densities[scaling], float)  # (seeds, regions)
-        top = np.argsort(-np.nan_to_num(np.nanmean(d, 0), nan=-np.inf))[:15]
+        top = list(np.argsort(-np.nan_to_num(np.nanmean(d, 0), nan=-np.inf))[:15])
+        top += [ids.index(k) for k in ATROPHY if ids.index(k) not in top]
         stats = np.array([t_interval(d[:, j]) for j in top])
         shown = [names[ids[j]] + (" *" if ids[j] in ATROPHY else "") for j in top]
         figures[f"mri_region_density_{scaling}"] = interval_panels(
@@ -328,8 +352,8 @@ def _figures(out, keep, names, ids, densities):
               "chance_label": "chance (mean density over all regions)",
               "xlabel": f"patients' relevance density ({scaling} inputs; LRP relevance "
                         "per voxel, a.u.)",
-              "ylabel": "AAL region (15 highest; * atrophied)"}],
-            names=shown, replicates="one seed", figsize=(5.5, 5.0))
+              "ylabel": "AAL region (15 highest, then the atrophied; * atrophied)"}],
+            names=shown, replicates="one seed", figsize=(5.5, 6.2))
         x_hip = int(np.argmax(np.isin(labels, list(ATROPHY)).sum(axis=(1, 2))))
         pick = np.r_[np.flatnonzero(yte == 1)[:2], np.flatnonzero(yte == 0)[:2]]
         atrophy = np.isin(labels, list(ATROPHY))[None, None].repeat(len(pick), 0)

@@ -17,6 +17,8 @@ Run ``python -m sklearn_relevance.studies multimodal [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ._common import (
@@ -30,6 +32,8 @@ from ._common import (
 from ._findings import fact, interval_finding, write_findings
 
 METHODS = ("gradient", "permutation", "integrated_gradients")
+#: The RMSE the multimodal seed reports (about 0.13), discussed against chance.
+SEED_RMSE = 0.13
 #: Range of each metric: a Student-t interval is clipped to it.
 RANGES = {"rbo": (0.0, 1.0), "rmse": (0.0, np.inf)}
 
@@ -79,6 +83,17 @@ def run(out, *, quick=False, verbose=True):
                     caption="Every seed, case and method", digits=4)
     long = pd.concat(frames, ignore_index=True)
     return tables(out, long, cfg, quick, log)
+
+
+def refresh(out, *, quick=False, verbose=True):
+    """Re-render the tables, findings and figure of ``out`` from its
+    ``multimodal_long.csv`` (every seed's results): no training."""
+    import pandas as pd
+
+    from ._common import Log
+
+    long = pd.read_csv(Path(out) / "multimodal_long.csv")
+    return tables(out, long, settings(quick), quick, Log("multimodal", verbose))
 
 
 def tables(out, long, cfg, quick, log):
@@ -170,9 +185,21 @@ def multimodal_findings(long, summ):
         rmse, uni = float(np.mean(_per_seed(long, m, "rmse"))), s.loc["uniform", "_rmse"]
         out.append(fact(f"{m}: RMSE in words", f"{m}: an RMSE of {rmse:.3f} means the "
                         f"estimated share of a modality (the shares sum to 1) is off by about "
-                        f"{rmse:.2f} on average over the three modalities; guessing one third "
-                        f"each is off by {uni:.3f}, so the method removes "
-                        f"{100 * (1 - rmse / uni):.0f}% of the uniform guess's error."))
+                        f"{rmse:.2f} (root mean square over the modalities); guessing one "
+                        f"third each is off by {uni:.3f}, so the method "
+                        + _against_uniform(rmse, uni) + "."))
+        out.append(interval_finding(
+            f"{m}: RMSE vs the seed's", f"{m}: RMSE", *t_interval(_per_seed(long, m, "rmse")),
+            threshold=SEED_RMSE, digits=3, over=over,
+            above=f"higher (worse) than the seed's RMSE of about {SEED_RMSE:g}",
+            below=f"lower (better) than the seed's RMSE of about {SEED_RMSE:g}",
+            not_shown=f"not distinguishable from the seed's RMSE of about {SEED_RMSE:g}"))
+    uni = s.loc["uniform", "_rmse"]
+    out.append(fact("seed RMSE in words", f"The seed's RMSE of about {SEED_RMSE:g}, read "
+                    f"against this study's chance levels: uniform importances score {uni:.3f} "
+                    f"and random ones {s.loc['random', '_rmse']:.3f} on these cases, so an RMSE "
+                    f"of {SEED_RMSE:g} " + _against_uniform(SEED_RMSE, uni) + " (the seed's "
+                    "cases are not these, so the comparison is of scale only)."))
     if 5 in set(long["case"]):
         c5 = long[(long["case"] == 5) & (long["method"] == "gradient")]
         out.append(fact("case 5", f"Case 5 (all modalities equal): RBO {c5['rbo'].mean():.3f} "
@@ -180,6 +207,14 @@ def multimodal_findings(long, summ):
                         "uniform estimator: with ties averaged, no estimate can do better than "
                         "chance on this case's ranking; only its RMSE is informative."))
     return out
+
+
+def _against_uniform(rmse, uniform):
+    """The share of the uniform guess's error an RMSE removes (or adds), in words."""
+    change = 100 * (1 - rmse / uniform)
+    if change >= 0:
+        return f"removes {change:.0f}% of the uniform guess's error"
+    return f"is {-change:.0f}% further off than the uniform guess"
 
 
 def summary_figure(long):
