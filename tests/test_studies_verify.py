@@ -96,6 +96,8 @@ def test_verify_command_quick_against_a_quick_run(tmp_path, monkeypatch, capsys)
     from sklearn_relevance.studies import multimodal
     from sklearn_relevance.studies.__main__ import main
 
+    tiny = dict(multimodal.settings(True), cases=[1], n_samples=120)
+    monkeypatch.setattr(multimodal, "settings", lambda quick: tiny)
     committed = tmp_path / "committed"
     multimodal.run(committed, quick=True, verbose=False)
     assert main(["multimodal", "--quick", "--quiet", "--verify", "--against",

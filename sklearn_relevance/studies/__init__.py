@@ -13,8 +13,7 @@ One module per study, each with ``run(out, quick=False, verbose=True)``:
 * :mod:`~sklearn_relevance.studies.multimodal`: modality importance against
   ground truth, beside chance levels;
 * :mod:`~sklearn_relevance.studies.demo`: the cross-lab tumour-typing demo
-  behind ``python -m sklearn_relevance demo`` (the DRR study reuses its
-  comparison).
+  behind ``python -m sklearn_relevance demo``.
 
 Run ``python -m sklearn_relevance.studies ct|mri|drr|multimodal [--quick]
 [--out DIR] [--verify [--against DIR]]``. Every table is written as CSV, markdown and an reStructuredText
