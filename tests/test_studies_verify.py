@@ -190,3 +190,34 @@ def test_a_verdict_near_its_threshold_is_flagged_machine_sensitive():
     assert "machine-sensitive" not in _finding(-0.1, 0.69).text  # not shown: no flag
     assert "machine-sensitive" in rank_finding("k", "r", 50.0, 40.0, 57.0, 58.5, above="a",
                                                below="b", not_shown="c").text
+
+
+def test_figure_problems_finds_what_a_figure_lacks():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sklearn_relevance.studies._figures import figure_problems, map_grid
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    assert {"axes 0 has no x label", "axes 0 has no y label",
+            "marks without a legend"} <= set(figure_problems(fig))
+    ax.set_xlabel("x (unit)")
+    ax.set_ylabel("y (unit)")
+    ax.legend(["line"])
+    assert figure_problems(fig) == []
+    fig, ax = plt.subplots()
+    im = ax.imshow(np.random.default_rng(0).random((4, 4)))
+    assert "image panels without a colourbar" in figure_problems(fig)
+    fig.colorbar(im, ax=ax)
+    assert any("colourbar" in p for p in figure_problems(fig))
+    plt.close("all")
+    # non-negative maps get a one-sided scale from 0, signed ones a symmetric one
+    rng = np.random.default_rng(0)
+    fig = map_grid(rng.random((2, 6, 6)), {"pos": rng.random((2, 6, 6)),
+                                           "signed": rng.normal(size=(2, 6, 6))})
+    assert figure_problems(fig) == []
+    clim = [row[0].images[0].get_clim() for row in np.reshape(fig.axes[:6], (3, 2))[1:]]
+    assert clim[0][0] == 0 and clim[1][0] == -clim[1][1]
