@@ -14,7 +14,8 @@ are available.
 Run ``python examples/plot_explainers_ct.py [--quick] [--output DIR]`` (about
 a minute on 2 CPU cores; ``--quick`` trains briefly, a smoke test); the
 figures go to ``DIR/explainers_<method>.png`` and
-``DIR/explainers_overview.png`` (``docs/_static`` by default).
+``DIR/explainers_overview.png`` (``explainers_ct_output`` by default; the
+docs' figures are regenerated with ``--output docs/_static``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from sklearn_relevance.explainers import get_explainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SKLEARN_RELEVANCE_DATA", ROOT.parent / "shared" / "data"))
-OUT = ROOT / "docs" / "_static"
+OUT = Path("explainers_ct_output")  # never into docs/ unless asked with --output
 SIZE = 64
 SHOWN = "amos_0006_90"
 

@@ -35,6 +35,7 @@ _LAZY = {
     "read_imzml": ".ims",
     "write_imzml": ".ims",
     "make_multilab_spectra": ".ims",
+    "make_maldi_multilab_spectra": ".ims",
     # model selection
     "LeaveOneLabOut": ".model_selection",
     "CrossLabSplit": ".model_selection",

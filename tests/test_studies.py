@@ -50,33 +50,44 @@ def test_region_relevance_transform_accepts_the_maps_explain_returns():
 
 def test_ct_study_quick(tmp_path):
     from sklearn_relevance.studies import ct
+    from sklearn_relevance.studies._figures import figure_problems
 
     res = ct.run(tmp_path, quick=True, verbose=False)
+    cfg = ct.settings(True)
     main = _table(tmp_path, "ct_explainers")
     assert list(main["explainer"]) == ct.EXPLAINERS + [ct.CHANCE]
-    assert "smoothgrad_squared" in set(main["explainer"])
     stab = _table(tmp_path, "ct_stability")
-    assert set(stab["metric"]) == set(ct.METRICS)
+    assert set(stab["metric"]) == set(cfg["metrics"])
     dis = _table(tmp_path, "ct_disagreement")
     assert ((dis["ci_low"] >= -1) & (dis["ci_high"] <= 1)).all()  # Fisher-z interval
-    assert len(res["per_seed"]) == len(ct.settings(True)["seeds"]) >= 2
-    assert (tmp_path / "ct_findings.inc").is_file()
-    # the chance level of every metric, beside the explainers
+    # every (data seed, training seed) pair is a cell, intervals over all of them
+    assert len(res["per_cell"]) == len(cfg["data_seeds"]) * len(cfg["seeds"]) >= 4
+    n = len(res["per_cell"])
+    assert all(len(v.split()) == n for v in dis["Spearman per network"])
+    # the chance level of every metric, averaged over the data seeds
     chance = main.set_index("explainer").loc[ct.CHANCE, ct.METRICS].astype(float)
     assert chance["fidelity"] == 0
     assert chance["mask_roc_auc"] == pytest.approx(0.5, abs=0.02)
-    cfg = ct.settings(True)
-    m = ct._test_data(cfg)[2][cfg["n_train"]:].reshape(cfg["n_test"], -1)
-    m = m[m.any(1)]
-    assert chance["mask_dice"] == pytest.approx(m.mean(), abs=0.02)  # the mask fraction
-    assert chance["sparseness"] == pytest.approx(1 / 3, abs=0.02)  # Gini of uniform values
+    fractions = []
+    for d in cfg["data_seeds"]:
+        m = ct._test_data(cfg, d)[2][cfg["n_train"]:].reshape(cfg["n_test"], -1)
+        fractions.append(m[m.any(1)].mean())
+    assert chance["mask_dice"] == pytest.approx(np.mean(fractions), abs=0.02)
+    assert chance["sparseness"] == pytest.approx(1 / 3, abs=0.02)
     assert "Chance levels" in (tmp_path / "ct_findings.inc").read_text()
     # written again from the CSV (no training): numbers kept, one chance row
     before = (tmp_path / "ct_explainers.csv").read_text()
     ct.write_chance_levels(tmp_path, quick=True)
     assert (tmp_path / "ct_explainers.csv").read_text() == before
-    _figure(tmp_path, "ct_comparison_seed0")
-    _figure(tmp_path, "ct_maps_seed0")
+    # the full study runs the seed's XRAI-Dice claim over at least 3 x 5 networks
+    full = ct.settings(False)
+    assert ct.XRAI_DICE in full["metrics"]
+    assert len(full["data_seeds"]) >= 3 and len(full["seeds"]) >= 5
+    conclusions = pd.read_csv(tmp_path / "ct_findings_conclusions.csv")
+    assert {"fidelity vs mask_roc_auc", "fidelity vs mask_dice"} <= set(conclusions["key"])
+    for name, fig in res["figures"].items():
+        _figure(tmp_path, name)
+        assert figure_problems(fig) == [], name
 
 
 def test_mri_study_quick(tmp_path, shared_data):
@@ -84,7 +95,7 @@ def test_mri_study_quick(tmp_path, shared_data):
         pytest.skip(f"{shared_data / 'atlas'} is absent")
     from sklearn_relevance.studies import mri
 
-    mri.run(tmp_path, quick=True, verbose=False)
+    res = mri.run(tmp_path, quick=True, verbose=False)
     cfg = mri.settings(True)
     regions = _table(tmp_path, "mri_regions")
     assert set(regions["inputs"]) == set(mri.SCALINGS)
@@ -108,9 +119,16 @@ def test_mri_study_quick(tmp_path, shared_data):
     assert list(summary["inputs"]) == list(mri.SCALINGS)
     assert "[" in str(summary["mean rank of the 6: gain"].iloc[0])  # an interval
     assert "chance" in (tmp_path / "mri_findings.inc").read_text()
+    from sklearn_relevance.studies._figures import figure_problems
+
     for s in mri.SCALINGS:
         _figure(tmp_path, f"mri_slices_{s}")
         _figure(tmp_path, f"mri_region_density_{s}")
+    assert len(res["figures"]) == 2 * len(mri.SCALINGS)
+    for name, fig in res["figures"].items():
+        assert figure_problems(fig) == [], name
+    keys = set(pd.read_csv(tmp_path / "mri_findings_conclusions.csv")["key"])
+    assert {f"{s}: density rank" for s in mri.SCALINGS} <= keys
 
 
 def test_mri_patient_start_is_lrp_started_from_the_probability():
@@ -156,34 +174,41 @@ def test_mri_ranks_against_chance_in_words():
 
 def test_drr_study_quick(tmp_path):
     from sklearn_relevance.studies import drr
+    from sklearn_relevance.studies._drr_methods import METHODS
+    from sklearn_relevance.studies._figures import figure_problems
 
-    drr.run(tmp_path, quick=True, verbose=False)
+    res = drr.run(tmp_path, quick=True, verbose=False)
     cells = _table(tmp_path, "drr_cells")
     cfg = drr.settings(True)
-    assert len(cells) == len(drr.SETTINGS) * len(cfg["data_seeds"]) * len(cfg["net_seeds"])
-    # paired: the difference is the chosen model's accuracy minus penalty 0's, same cell
-    np.testing.assert_allclose(cells["difference"],
-                               cells["accuracy, chosen"] - cells["accuracy, penalty 0"],
-                               atol=1e-3)
+    # every lab held out in turn, every method in every cell
+    assert len(cells) == (len(drr.SETTINGS) * len(cfg["data_seeds"]) * cfg["n_labs"]
+                          * len(cfg["net_seeds"]) * len(METHODS))
+    assert set(cells["unseen lab"]) == {f"lab{k}" for k in range(cfg["n_labs"])}
+    assert {"DRR", "L1 weights", "L2 weights", "dropout", "input noise", "peak picking",
+            "feature selection"} <= set(cells["method"])
     summary = _table(tmp_path, "drr_summary")
-    assert list(summary["setting"]) == list(drr.SETTINGS)
-    # chance: the majority-class share of the unseen lab, averaged as the accuracies
+    assert set(summary["setting"]) == set(drr.SETTINGS)
+    # chance: the majority-class share of the unseen lab
     for setting, seed, lab, chance in zip(cells["setting"], cells["data seed"],
                                           cells["unseen lab"], cells[drr.CHANCE]):
         _X, y, labs, _info = drr._data(setting, int(seed), cfg)
         assert chance == pytest.approx(drr.majority_share(y, labs, lab), abs=1e-3)
-    for s in drr.SETTINGS:
-        np.testing.assert_allclose(
-            summary.loc[summary.setting == s, drr.CHANCE].to_numpy(),
-            cells.loc[cells.setting == s, drr.CHANCE].mean(), atol=2e-3)
-    assert "Chance accuracy" in (tmp_path / "drr_findings.inc").read_text()
-    _figure(tmp_path, "drr_differences")
+    shares = cells[["relevance on class peaks", "relevance on lab-specific peaks"]]
+    assert ((shares.fillna(0) >= 0) & (shares.fillna(0) <= 1)).all().all()
+    keys = set(pd.read_csv(tmp_path / "drr_findings_conclusions.csv")["key"])
+    for setting in drr.SETTINGS:
+        assert f"{setting}: DRR" in keys and f"{setting}: why DRR (ceiling)" in keys
+    full = drr.settings(False)
+    assert len(full["data_seeds"]) >= 5 and len(full["net_seeds"]) >= 3
+    for name, fig in res["figures"].items():
+        _figure(tmp_path, name)
+        assert figure_problems(fig) == [], name
 
 
 def test_multimodal_study_quick(tmp_path):
     from sklearn_relevance.studies import multimodal
 
-    multimodal.run(tmp_path, quick=True, verbose=False)
+    res = multimodal.run(tmp_path, quick=True, verbose=False)
     cases = _table(tmp_path, "multimodal_cases")
     for col in ("RBO random", "RBO uniform", "RMSE random", "RMSE uniform"):
         assert col in cases and cases[col].notna().all()
@@ -202,6 +227,24 @@ def test_multimodal_study_quick(tmp_path):
     long = _table(tmp_path, "multimodal_long")  # every seed kept
     assert sorted(long["seed"].unique()) == list(multimodal.settings(True)["seeds"])
     assert len(multimodal.settings(False)["seeds"]) >= 5
+    # the study writes its figure, labelled; the RMSE is explained against chance
+    from sklearn_relevance.studies._figures import figure_problems
+
+    _figure(tmp_path, "multimodal_summary")
+    assert figure_problems(res["figures"]["multimodal_summary"]) == []
+    assert "of the uniform guess's error" in (tmp_path / "multimodal_findings.inc").read_text()
+
+
+def test_multimodal_docs_name_the_number_of_seeds_the_study_uses():
+    from sklearn_relevance.studies import multimodal
+
+    words = {3: "three", 4: "four", 5: "five", 6: "six", 10: "ten"}
+    n = len(multimodal.settings(False)["seeds"])
+    text = (ROOT / "docs" / "multimodal.rst").read_text()
+    assert f"Over {words[n]} seeds" in text
+    for k, w in words.items():
+        if k != n:
+            assert f"Over {w} seeds" not in text
 
 
 def test_command_line(tmp_path, capsys):
@@ -260,3 +303,29 @@ def test_plot_explainers_ct_example_quick(tmp_path, shared_data):
     example.main(["--quick", "--output", str(tmp_path)])
     assert (tmp_path / "explainers_overview.png").is_file()
     assert (tmp_path / "explainers_gradient.png").is_file()
+
+
+def test_examples_read_the_data_variable_and_write_only_under_output(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKLEARN_RELEVANCE_DATA", str(tmp_path))
+    masked = _load_example("masked_training")
+    assert masked.CT_DIR == tmp_path / "ct2d"  # like the tests, not a path of its own
+    assert "SKIPPED" in masked._CT_SKIPPED and "SKLEARN_RELEVANCE_DATA" in masked._CT_SKIPPED
+    ct_example = _load_example("plot_explainers_ct")
+    assert "docs" not in Path(ct_example.OUT).parts  # docs/ only when --output names it
+
+
+def test_ct_study_runs_the_seeds_xrai_dice_claim(tmp_path, monkeypatch):
+    """The full study's XRAI-Dice path (IG and SmoothGrad on top), on a tiny run."""
+    from sklearn_relevance.studies import ct
+
+    tiny = dict(ct.settings(True), n_test=6, data_seeds=(0,), seeds=(0, 1),
+                explainers=["gradient", "integrated_gradients", "smoothgrad"],
+                metrics=ct.METRICS + [ct.XRAI_DICE])
+    monkeypatch.setattr(ct, "settings", lambda quick: tiny)
+    res = ct.run(tmp_path, quick=True, verbose=False)
+    assert ct.XRAI_DICE in res["explainers"].columns
+    conclusions = pd.read_csv(tmp_path / "ct_findings_conclusions.csv")
+    claim = conclusions.set_index("key").loc["xrai_dice IG and SmoothGrad on top"]
+    assert claim["verdict"] in ("above", "below", "not shown")
+    assert "seed's claim" in claim["sentence"]
+    assert "fidelity vs xrai_dice" in set(conclusions["key"])

@@ -20,6 +20,7 @@ _LAZY = {
     "MzResampler": ".preprocessing",
     "BaselineRemover": ".preprocessing",
     "VarianceStabilizer": ".preprocessing",
+    "make_maldi_multilab_spectra": ".simulate",
     "make_multilab_spectra": ".simulate",
     "scan_imzml": ".scan",
     "ImzMLScan": ".scan",

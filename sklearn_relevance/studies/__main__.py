@@ -20,7 +20,17 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: studies_output/<study>)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    parser.add_argument("--verify", action="store_true", help="re-run into a temporary "
+                        "folder and compare with the committed outputs (exit 1 if a "
+                        "conclusion changed)")
+    parser.add_argument("--against", type=Path, default=None, help="outputs to verify "
+                        "against (default: docs/_generated_studies/<study>)")
     args = parser.parse_args(argv)
+    if args.verify:
+        from ._verify import verify
+
+        return verify(args.study, against=args.against, quick=args.quick,
+                      verbose=not args.quiet)
     out = args.out if args.out is not None else Path("studies_output") / args.study
     module = importlib.import_module(f"{__package__}.{args.study}")
     module.run(out, quick=args.quick, verbose=not args.quiet)

@@ -33,7 +33,8 @@ def data_dir():
 
 
 def command(study, quick):
-    return f"python -m sklearn_relevance.studies {study}" + (" --quick" if quick else "")
+    return (f"python -m sklearn_relevance.studies {study}" + (" --quick" if quick else "")
+            + f" --out docs/_generated_studies/{study}" * (not quick))
 
 
 def _atomic_write(path, text):
@@ -105,7 +106,7 @@ def save_figure(fig, out, name):
     path = Path(out) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=DPI)
+    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")  # nothing cut off
     os.replace(tmp, path)
     plt.close(fig)
     return path

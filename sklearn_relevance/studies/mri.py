@@ -33,6 +33,8 @@ Run ``python -m sklearn_relevance.studies mri [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ._common import (
@@ -43,8 +45,8 @@ from ._common import (
     save_figure,
     t_interval,
     write_table,
-    write_text,
 )
+from ._findings import Finding, fact, rank_finding, write_findings
 
 ATROPHY = {41: "L_Hippocampus", 42: "R_Hippocampus", 43: "L_Parahippocampal_gyrus",
            44: "R_Parahippocampal_gyrus", 45: "L_Amygdala", 46: "R_Amygdala"}
@@ -205,8 +207,11 @@ def run(out, *, quick=False, verbose=True):
     names = dict(zip(aal.region_ids.tolist(), aal.region_names))
     ids = sorted(names)
     per_seed, regions, first = [], [], None
+    densities = {scaling: [] for scaling in SCALINGS}
     for seed in cfg["seeds"]:
         rows, region_rows, keep = _one_seed(aal, ids, cfg, seed, log)
+        for scaling in SCALINGS:
+            densities[scaling].append(keep[scaling][3])
         per_seed += rows
         regions += region_rows
         first = keep if first is None else first
@@ -219,9 +224,30 @@ def run(out, *, quick=False, verbose=True):
                     caption="Every seed, scaling and atrophied region")
     tables = _tables(out, pd.DataFrame(per_seed), pd.DataFrame(regions), cfg, quick, aal,
                      minutes=(time.perf_counter() - started) / 60)
-    _figures(out, first, names, ids)
+    tables["figures"] = _figures(out, first, names, ids, densities)
     log(f"tables and figures written to {out}")
     return tables
+
+
+def refresh(out, *, quick=False):
+    """Re-render the summary, region table and findings of ``out`` from its
+    per-seed CSVs (``mri_per_seed``, ``mri_region_seeds``): no training, no
+    figures (those need the maps)."""
+    import pandas as pd
+
+    from sklearn_relevance.datasets import load_atlas
+
+    import re
+
+    out = Path(out)
+    aal = load_atlas(data_dir() / "atlas")
+    per_seed = pd.read_csv(out / "mri_per_seed.csv")
+    regions = pd.read_csv(out / "mri_region_seeds.csv")
+    old = (out / "mri_findings.inc").read_text(encoding="utf-8") \
+        if (out / "mri_findings.inc").is_file() else ""
+    took = re.search(r"took (\d+) minutes of wall time", old)  # the run's time, kept
+    return _tables(out, per_seed, regions, settings(quick), quick, aal,
+                   minutes=float(took.group(1)) if took else None)
 
 
 def _provenance(cfg, quick, aal):
@@ -277,43 +303,65 @@ def _tables(out, per_seed, regions, cfg, quick, aal, minutes=None):
              + ("" if minutes is None else
                 f" The run (all seeds, both scalings) took {minutes:.0f} minutes of wall "
                 "time."), ""]
+    findings = []
     for scaling in SCALINGS:
         s = per_seed[per_seed["inputs"] == scaling]
-        lines.append(
-            f"* {scaling} inputs (test accuracy "
-            f"{_ci(s['test accuracy'], 3, high=1.0)}): mean rank of the six "
-            f"atrophied regions by patients' relevance density "
-            f"{_ci(s['density rank'], 1, *rank_range)} (chance {s['density chance'].mean():.1f}: "
-            f"{_versus(s['density rank'], s['density chance'])}); by gain "
-            f"{_ci(s['gain rank'], 1, *rank_range)} (chance {s['gain chance'].mean():.1f}: "
-            f"{_versus(s['gain rank'], s['gain chance'])}). The controls "
-            f"carry {_ci(s['controls / patients'], 3)} times the "
-            "patients' relevance for the patient output started from p(patient) "
-            f"({_ci(s['controls / patients, logit start'], 3)} "
-            "times with the propagation started from the patient logit, whose value is "
-            "negative for most controls).")
-    write_text(out, "mri_findings", lines)
+        n = len(s)
+        findings.append(fact(f"{scaling}: accuracy", f"{scaling} inputs: test accuracy "
+                             f"{_ci(s['test accuracy'], 3, high=1.0)} over {n} seeds."))
+        for stat, what in (("density", "patients' relevance density"), ("gain", "gain")):
+            m, lo, hi = t_interval(s[f"{stat} rank"])
+            lo, hi = (max(lo, rank_range[0]), min(hi, rank_range[1])) if np.isfinite(lo) \
+                else (lo, hi)
+            chance = float(s[f"{stat} chance"].mean())
+            f = rank_finding(
+                f"{scaling}: {stat} rank", f"{scaling} inputs: mean rank of the six atrophied "
+                f"regions by {what}", m, lo, hi, chance, over=f"{n} seeds",
+                above="ranked above chance (the seed's picture: the disease's regions among "
+                      "the more relevant)",
+                below="ranked below chance (the disease's regions among the less relevant)",
+                not_shown="not distinguishable from chance")
+            k = int(np.sum(s[f"{stat} rank"] < s[f"{stat} chance"]))
+            findings.append(Finding(f.key, f.verdict, f"{f.text} Above chance in {k} of {n} "
+                                    "seeds.", f.rule))
+        findings.append(fact(f"{scaling}: controls", f"{scaling} inputs: the controls carry "
+                             f"{_ci(s['controls / patients'], 3)} times the patients' relevance "
+                             "for the patient output started from p(patient) "
+                             f"({_ci(s['controls / patients, logit start'], 3)} times with the "
+                             "propagation started from the patient logit, negative for most "
+                             "controls)."))
+    write_findings(out, "mri_findings", findings, header=lines)
     return {"summary": summary, "regions": regions_table, "per_seed": per_seed}
 
 
-def _figures(out, keep, names, ids):
-    """Region bars and sagittal slices of the first seed."""
-    import matplotlib
+def _figures(out, keep, names, ids, densities):
+    """Region densities over the seeds and sagittal slices of the first seed."""
+    from ._figures import interval_panels, map_grid
 
-    matplotlib.use("Agg")
-    from sklearn_relevance.plotting import plot_attributions, plot_region_relevance
-
+    figures = {}
     for scaling in SCALINGS:
-        Xte, yte, R, patients_density, labels = keep[scaling]
-        ax = plot_region_relevance(
-            patients_density, [names[i] for i in ids], top=15,
-            xlabel=f"patients' relevance density ({scaling} inputs, first seed)")
-        ax.figure.set_dpi(150)
-        save_figure(ax.figure, out, f"mri_region_density_{scaling}")
-        # sagittal slice with the most atrophied-region voxels
+        Xte, yte, R, _first_density, labels = keep[scaling]
+        d = np.asarray(densities[scaling], float)  # (seeds, regions)
+        top = list(np.argsort(-np.nan_to_num(np.nanmean(d, 0), nan=-np.inf))[:15])
+        top += [ids.index(k) for k in ATROPHY if ids.index(k) not in top]
+        stats = np.array([t_interval(d[:, j]) for j in top])
+        shown = [names[ids[j]] + (" *" if ids[j] in ATROPHY else "") for j in top]
+        figures[f"mri_region_density_{scaling}"] = interval_panels(
+            [{"values": d[:, top], "mean": stats[:, 0], "low": stats[:, 1],
+              "high": stats[:, 2], "chance": float(np.nanmean(d)), "range": (0.0, np.inf),
+              "chance_label": "chance (mean density over all regions)",
+              "xlabel": f"patients' relevance density ({scaling} inputs; LRP relevance "
+                        "per voxel, a.u.)",
+              "ylabel": "AAL region (15 highest, then the atrophied; * atrophied)"}],
+            names=shown, replicates="one seed", figsize=(5.5, 6.2))
         x_hip = int(np.argmax(np.isin(labels, list(ATROPHY)).sum(axis=(1, 2))))
         pick = np.r_[np.flatnonzero(yte == 1)[:2], np.flatnonzero(yte == 0)[:2]]
-        atrophy = np.isin(labels, list(ATROPHY))[None].repeat(len(pick), 0)
-        fig = plot_attributions(Xte[pick], {f"LRP a1b0 ({scaling})": R[pick]}, masks=atrophy,
-                                slice_index=x_hip, shared_scale=True, n_images=len(pick))
-        save_figure(fig, out, f"mri_slices_{scaling}")
+        atrophy = np.isin(labels, list(ATROPHY))[None, None].repeat(len(pick), 0)
+        figures[f"mri_slices_{scaling}"] = map_grid(
+            Xte[pick], {f"LRP a1b0, {scaling}": R[pick]}, masks=atrophy,
+            slice_index=x_hip, mask_label="atrophied regions (AAL 41-46)",
+            col_titles=["patient" if yte[i] == 1 else "control" for i in pick],
+            image_label=f"input ({scaling})", relevance_unit="a.u., from p(patient)")
+    for name, fig in figures.items():
+        save_figure(fig, out, name)
+    return figures

@@ -17,6 +17,8 @@ Run ``python -m sklearn_relevance.studies multimodal [--quick] [--out DIR]``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ._common import (
@@ -24,11 +26,14 @@ from ._common import (
     bounded_interval_text,
     command,
     data_dir,
+    save_figure,
     write_table,
-    write_text,
 )
+from ._findings import fact, interval_finding, write_findings
 
 METHODS = ("gradient", "permutation", "integrated_gradients")
+#: The RMSE the multimodal seed reports (about 0.13), discussed against chance.
+SEED_RMSE = 0.13
 #: Range of each metric: a Student-t interval is clipped to it.
 RANGES = {"rbo": (0.0, 1.0), "rmse": (0.0, np.inf)}
 
@@ -80,6 +85,17 @@ def run(out, *, quick=False, verbose=True):
     return tables(out, long, cfg, quick, log)
 
 
+def refresh(out, *, quick=False, verbose=True):
+    """Re-render the tables, findings and figure of ``out`` from its
+    ``multimodal_long.csv`` (every seed's results): no training."""
+    import pandas as pd
+
+    from ._common import Log
+
+    long = pd.read_csv(Path(out) / "multimodal_long.csv")
+    return tables(out, long, settings(quick), quick, Log("multimodal", verbose))
+
+
 def tables(out, long, cfg, quick, log):
     """Write the study's tables and findings from its per-seed results ``long``."""
     import pandas as pd
@@ -127,21 +143,95 @@ def tables(out, long, cfg, quick, log):
                 provenance=prov + " Interval: Student-t over the seeds, clipped to the "
                                   "metric's range.",
                 caption="Over the cases: methods beside the chance levels")
+    findings = multimodal_findings(long, summ)
+    write_findings(out, "multimodal_findings", findings, header=[f"*{prov}*", ""])
+    figures = {"multimodal_summary": summary_figure(long)}
+    for name, fig in figures.items():
+        save_figure(fig, out, name)
+    log(f"tables and figures written to {out}")
+    return {"cases": cases, "summary": summ.drop(columns=["_rbo", "_rmse"]), "long": long,
+            "findings": findings, "figures": figures}
+
+
+def _per_seed(long, name, metric):
+    """Per seed: the mean of ``metric`` over the cases for a method or a chance level."""
+    if name in METHODS:
+        return long[long.method == name].groupby("seed")[metric].mean().to_numpy()
+    return long[long.method == METHODS[0]].groupby("seed")[f"{metric}_{name}"].mean().to_numpy()
+
+
+def multimodal_findings(long, summ):
+    """Every method against both chance levels, each sentence by its rule."""
+    from ._common import t_interval
+
     s = summ.set_index("estimator")
-    lines = [f"*{prov}*", ""]
+    n = long["seed"].nunique()
+    over = f"{n} seeds"
+    out = []
     for m in METHODS:
-        lines.append(f"* {m}: mean RBO {s.loc[m, 'mean RBO [95% CI]']} and RMSE "
-                     f"{s.loc[m, 'mean RMSE [95% CI]']} (95% intervals over the seeds), "
-                     f"against {s.loc['random', '_rbo']:.3f} / {s.loc['random', '_rmse']:.3f} "
-                     f"for random importances and {s.loc['uniform', '_rbo']:.3f} / "
-                     f"{s.loc['uniform', '_rmse']:.3f} for uniform ones.")
+        out.append(fact(f"{m}: scores", f"{m}: mean RBO {s.loc[m, 'mean RBO [95% CI]']} and "
+                        f"RMSE {s.loc[m, 'mean RMSE [95% CI]']} (95% intervals over {over}), "
+                        f"against {s.loc['random', '_rbo']:.3f} / {s.loc['random', '_rmse']:.3f}"
+                        f" for random importances and {s.loc['uniform', '_rbo']:.3f} / "
+                        f"{s.loc['uniform', '_rmse']:.3f} for uniform ones."))
+        for chance in ("random", "uniform"):
+            d = _per_seed(long, chance, "rmse") - _per_seed(long, m, "rmse")
+            out.append(interval_finding(
+                f"{m}: RMSE vs {chance}", f"{m}: RMSE of the {chance} estimator minus the "
+                "method's, paired per seed,", *t_interval(d), digits=3, over=over,
+                above=f"closer to the truth than {chance} importances",
+                below=f"further from the truth than {chance} importances",
+                not_shown=f"not shown to differ from {chance} importances"))
+        rmse, uni = float(np.mean(_per_seed(long, m, "rmse"))), s.loc["uniform", "_rmse"]
+        out.append(fact(f"{m}: RMSE in words", f"{m}: an RMSE of {rmse:.3f} means the "
+                        f"estimated share of a modality (the shares sum to 1) is off by about "
+                        f"{rmse:.2f} (root mean square over the modalities); guessing one "
+                        f"third each is off by {uni:.3f}, so the method "
+                        + _against_uniform(rmse, uni) + "."))
+        out.append(interval_finding(
+            f"{m}: RMSE vs the seed's", f"{m}: RMSE", *t_interval(_per_seed(long, m, "rmse")),
+            threshold=SEED_RMSE, digits=3, over=over,
+            above=f"higher (worse) than the seed's RMSE of about {SEED_RMSE:g}",
+            below=f"lower (better) than the seed's RMSE of about {SEED_RMSE:g}",
+            not_shown=f"not distinguishable from the seed's RMSE of about {SEED_RMSE:g}"))
+    uni = s.loc["uniform", "_rmse"]
+    out.append(fact("seed RMSE in words", f"The seed's RMSE of about {SEED_RMSE:g}, read "
+                    f"against this study's chance levels: uniform importances score {uni:.3f} "
+                    f"and random ones {s.loc['random', '_rmse']:.3f} on these cases, so an RMSE "
+                    f"of {SEED_RMSE:g} " + _against_uniform(SEED_RMSE, uni) + " (the seed's "
+                    "cases are not these, so the comparison is of scale only)."))
     if 5 in set(long["case"]):
         c5 = long[(long["case"] == 5) & (long["method"] == "gradient")]
-        lines.append(f"* Case 5 (all modalities equal): RBO {c5['rbo'].mean():.3f} for the "
-                     f"gradient method and {c5['rbo_uniform'].mean():.3f} for the uniform "
-                     "estimator: "
-                     "with ties averaged, no estimate can do better than chance on this case's "
-                     "ranking; only its RMSE is informative.")
-    write_text(out, "multimodal_findings", lines)
-    log(f"tables written to {out}")
-    return {"cases": cases, "summary": summ.drop(columns=["_rbo", "_rmse"]), "long": long}
+        out.append(fact("case 5", f"Case 5 (all modalities equal): RBO {c5['rbo'].mean():.3f} "
+                        f"for the gradient method and {c5['rbo_uniform'].mean():.3f} for the "
+                        "uniform estimator: with ties averaged, no estimate can do better than "
+                        "chance on this case's ranking; only its RMSE is informative."))
+    return out
+
+
+def _against_uniform(rmse, uniform):
+    """The share of the uniform guess's error an RMSE removes (or adds), in words."""
+    change = 100 * (1 - rmse / uniform)
+    if change >= 0:
+        return f"removes {change:.0f}% of the uniform guess's error"
+    return f"is {-change:.0f}% further off than the uniform guess"
+
+
+def summary_figure(long):
+    """RBO and RMSE of every method over the seeds, beside both chance levels."""
+    from ._common import t_interval
+    from ._figures import interval_panels
+
+    names = list(METHODS) + ["uniform"]
+    panels = []
+    for metric, label in (("rbo", "RBO of the modality ranking (unitless, higher = better)"),
+                          ("rmse", "RMSE of the importances (share of the prediction, "
+                                   "lower = better)")):
+        values = np.array([_per_seed(long, m, metric) for m in names]).T
+        stats = np.array([t_interval(v) for v in values.T])
+        panels.append({"values": values, "mean": stats[:, 0], "low": stats[:, 1],
+                       "high": stats[:, 2], "xlabel": label, "ylabel": "estimator",
+                       "range": RANGES[metric],
+                       "chance": float(np.mean(_per_seed(long, "random", metric))),
+                       "chance_label": "chance (random importances on the simplex)"})
+    return interval_panels(panels, names=names, replicates="one seed (mean over the cases)")
