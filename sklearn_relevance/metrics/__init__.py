@@ -36,6 +36,13 @@ from .localization import (
     relevance_mass_accuracy,
     relevance_rank_accuracy,
 )
+from .randomisation import (
+    data_randomisation,
+    efficient_model_parameter_randomisation,
+    model_parameter_randomisation,
+    random_logit,
+    randomised_layers,
+)
 from .regions import fingerprint_similarity, region_relevance
 
 __all__ = [
@@ -54,6 +61,11 @@ __all__ = [
     "importance_rmse",
     "region_relevance",
     "fingerprint_similarity",
+    "model_parameter_randomisation",
+    "efficient_model_parameter_randomisation",
+    "random_logit",
+    "data_randomisation",
+    "randomised_layers",
     "make_relevance_scorer",
     "get_relevance_scorer",
     "available_relevance_scorers",
