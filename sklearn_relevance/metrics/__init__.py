@@ -44,6 +44,14 @@ from .randomisation import (
     randomised_layers,
 )
 from .regions import fingerprint_similarity, region_relevance
+from .robustness import (
+    avg_sensitivity,
+    local_lipschitz_estimate,
+    max_sensitivity,
+    relative_input_stability,
+    relative_output_stability,
+    relative_representation_stability,
+)
 
 __all__ = [
     "perturbation_curve",
@@ -66,6 +74,12 @@ __all__ = [
     "random_logit",
     "data_randomisation",
     "randomised_layers",
+    "max_sensitivity",
+    "avg_sensitivity",
+    "local_lipschitz_estimate",
+    "relative_input_stability",
+    "relative_output_stability",
+    "relative_representation_stability",
     "make_relevance_scorer",
     "get_relevance_scorer",
     "available_relevance_scorers",
