@@ -29,6 +29,13 @@ from ._scorer import available_relevance_scorers, get_relevance_scorer, make_rel
 from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
 from .complexity import sparseness
 from .fidelity import deletion_auc, fidelity_score, insertion_auc, perturbation_curve
+from .faithfulness import (
+    faithfulness_correlation,
+    faithfulness_estimate,
+    infidelity,
+    monotonicity_arya,
+    monotonicity_nguyen,
+)
 from .localization import (
     mask_dice,
     mask_roc_auc,
@@ -80,6 +87,11 @@ __all__ = [
     "relative_input_stability",
     "relative_output_stability",
     "relative_representation_stability",
+    "faithfulness_correlation",
+    "faithfulness_estimate",
+    "monotonicity_arya",
+    "monotonicity_nguyen",
+    "infidelity",
     "make_relevance_scorer",
     "get_relevance_scorer",
     "available_relevance_scorers",

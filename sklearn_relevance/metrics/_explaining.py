@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from .._batching import MEMORY_BUDGETS, chunk_size_for, iter_slices, sample_nbytes
+from .._batching import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGETS, chunk_size_for, iter_slices, sample_nbytes
 from .._inference import rows_per_sample
 from .._module_access import module_access, shares_module
 from .._nets import final_input, module_and_device
@@ -143,9 +143,21 @@ class Model:
         return self.target
 
     # ---- passes -------------------------------------------------------------
+    def _budget(self, budget_name):
+        if budget_name == "forward_pass_input":
+            # forwards of perturbed copies: the perturbation curves' sizing
+            # (small passes stay in cache on a CPU)
+            from .._inference import cpu_pass_budget
+            from .fidelity import CURVE_MEMORY_BUDGET
+
+            if self.device.type == "cpu":
+                return cpu_pass_budget(self.module, CURVE_MEMORY_BUDGET)
+            return DEFAULT_MEMORY_BUDGET
+        return MEMORY_BUDGETS[budget_name]
+
     def _chunk(self, Xrows, budget_name, multiplier=1):
         return chunk_size_for(sample_nbytes(Xrows[:1]), multiplier, batch_size=self.rows,
-                              budget=MEMORY_BUDGETS[budget_name])
+                              budget=self._budget(budget_name))
 
     def forward(self, Xrows, module=None):
         """Outputs (rows, k) of ``module`` on ``Xrows``, in budgeted chunks."""
@@ -160,6 +172,15 @@ class Model:
                 outs.append(out.reshape(sl.stop - sl.start, -1).float())
         return torch.cat(outs)
 
+    def response(self, Xrows, target_rows, response="logit", module=None):
+        """The target's logit (or softmax probability) per row of ``Xrows``."""
+        out = self.forward(Xrows, module)
+        if response == "proba":
+            out = out.softmax(1)
+        if target_rows is None:
+            return out[:, 0]
+        return out.gather(1, target_rows[:, None])[:, 0]
+
     def explain(self, Xrows, target_rows, module=None):
         """Relevance of ``Xrows`` for ``target_rows`` on ``module``, in chunks."""
         module = self.module if module is None else module
@@ -173,11 +194,13 @@ class Model:
                          else rel.detach().float().expand(Xrows[sl].shape))
         return torch.cat(parts)
 
-    def step_chunks(self, n_steps, budget_name="explain_pass_input"):
-        """Slices of steps such that steps x samples rows fit one budgeted pass."""
-        mult = rows_per_sample(self.explainer) if budget_name == "explain_pass_input" else 1
+    def step_chunks(self, n_steps, budget_name="explain_pass_input", rows_per_step=1):
+        """Slices of steps such that steps x ``rows_per_step`` x samples rows
+        fit one budgeted pass."""
+        mult = rows_per_step * (rows_per_sample(self.explainer)
+                                if budget_name == "explain_pass_input" else 1)
         rows = chunk_size_for(sample_nbytes(self.X[:1]), mult, batch_size=self.rows,
-                              budget=MEMORY_BUDGETS[budget_name])
+                              budget=self._budget(budget_name))
         return iter_slices(n_steps, max(rows // self.n, 1))
 
 
