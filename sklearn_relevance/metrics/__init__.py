@@ -51,6 +51,7 @@ from .randomisation import (
     randomised_layers,
 )
 from .regions import fingerprint_similarity, region_relevance
+from .road import noisy_linear_imputation, road, road_curve
 from .robustness import (
     avg_sensitivity,
     local_lipschitz_estimate,
@@ -92,6 +93,9 @@ __all__ = [
     "monotonicity_arya",
     "monotonicity_nguyen",
     "infidelity",
+    "road",
+    "road_curve",
+    "noisy_linear_imputation",
     "make_relevance_scorer",
     "get_relevance_scorer",
     "available_relevance_scorers",
