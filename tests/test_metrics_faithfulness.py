@@ -154,3 +154,80 @@ def test_seeds_chunks_and_errors():
         infidelity(net, X, a, patch_sizes=3)
     with pytest.raises(ValueError, match="'relevance' parameter of faithfulness_estimate"):
         faithfulness_estimate(net, X, a[:, :, :3])
+
+
+# ---- regions, subset sizes and axioms ----------------------------------------
+from sklearn_relevance.metrics import (  # noqa: E402
+    completeness,
+    completeness_gap,
+    irof,
+    non_sensitivity,
+    selectivity_curve,
+    sensitivity_n,
+    sensitivity_n_curve,
+)
+
+
+def test_irof_equals_quantus_with_a_numeric_baseline(monkeypatch):
+    monkeypatch.setattr(np, "trapz", np.trapezoid, raising=False)  # gone in numpy 2
+    net, X = built(2)
+    X = X.abs()  # slic on positive images
+    y, a = targets(net, X), maps(X)
+    ours = irof(net, X, a, target=y, baseline=0.0)
+    q = call(quantus.IROF(perturb_baseline=0.0, return_aggregate=False,
+                          disable_warnings=True), net, X, y, a)
+    np.testing.assert_allclose(ours, q, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("patch", [2, 5])
+def test_selectivity_equals_quantus(patch):
+    net, X = built(2)
+    y, a = targets(net, X), maps(X)
+    ours = selectivity_curve(net, X, a, target=y, patch_size=patch)
+    q = call(quantus.Selectivity(patch_size=patch, disable_warnings=True), net, X, y, a)
+    np.testing.assert_allclose(ours, q, rtol=1e-5, atol=1e-6)
+
+
+def test_sensitivity_n_curve_equals_quantus():
+    net, X = built(2)
+    y, a = targets(net, X), maps(X)
+    ours = sensitivity_n_curve(net, X, a, target=y, features_in_step=5)
+    q = call(quantus.SensitivityN(features_in_step=5, return_aggregate=False,
+                                    disable_warnings=True), net, X, y, a)
+    np.testing.assert_allclose(ours, q, atol=1e-5)
+
+
+def test_non_sensitivity_equals_quantus():
+    net, X = built(1)
+    y, a = targets(net, X), maps(X)
+    a[:, :, ::3] = 0  # some features without relevance
+    ours = non_sensitivity(net, X, a, target=y, normalise=False)
+    q = call(quantus.NonSensitivity(normalise=False, disable_warnings=True), net, X, y, a)
+    np.testing.assert_allclose(ours, q)
+
+
+def test_completeness_of_integrated_gradients_and_not_of_the_gradient():
+    from sklearn_relevance.explainers import get_explainer
+
+    net, X = built(2)
+    t = torch.as_tensor(targets(net, X))
+    ig = get_explainer("integrated_gradients", n_steps=1024).explain(net, X, t)
+    grad = get_explainer("gradient").explain(net, X, t)
+    assert (completeness(net, X, ig, target=t) == 1).all()
+    assert completeness_gap(net, X, grad, target=t).min() > 0.05
+    # quantus compares the two floats with ==: the same maps all fail there
+    y = t.numpy()
+    q = call(quantus.Completeness(normalise=False, perturb_baseline=0.0,
+                                  disable_warnings=True), net, X, y, ig.detach())
+    assert not q.any()
+
+
+def test_sensitivity_n_per_sample():
+    net, X, W = linear_case(2)
+    t = torch.zeros(X.shape[0], dtype=torch.long)
+    exact = X * W[0].reshape(1, *X.shape[1:])
+    np.testing.assert_allclose(sensitivity_n(net, X, exact, target=t, baseline=0.0,
+                                             n_values=[2, 9], random_state=0), 1, atol=1e-6)
+    noise = torch.randn(X.shape, generator=torch.Generator().manual_seed(5))
+    assert abs(sensitivity_n(net, X, noise, target=t, baseline=0.0, n_runs=50,
+                             random_state=0).mean()) < 0.5

@@ -27,6 +27,7 @@ A named metric is one line of the registry (:func:`registered_metrics`,
 from ._registry import RegisteredMetric, registered_metrics
 from ._scorer import available_relevance_scorers, get_relevance_scorer, make_relevance_scorer
 from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
+from .axiomatic import completeness, completeness_gap, non_sensitivity
 from .complexity import sparseness
 from .fidelity import deletion_auc, fidelity_score, insertion_auc, perturbation_curve
 from .faithfulness import (
@@ -35,6 +36,13 @@ from .faithfulness import (
     infidelity,
     monotonicity_arya,
     monotonicity_nguyen,
+)
+from .faithfulness_regions import (
+    irof,
+    selectivity,
+    selectivity_curve,
+    sensitivity_n,
+    sensitivity_n_curve,
 )
 from .localization import (
     mask_dice,
@@ -96,6 +104,14 @@ __all__ = [
     "road",
     "road_curve",
     "noisy_linear_imputation",
+    "irof",
+    "selectivity",
+    "selectivity_curve",
+    "sensitivity_n",
+    "sensitivity_n_curve",
+    "completeness",
+    "completeness_gap",
+    "non_sensitivity",
     "make_relevance_scorer",
     "get_relevance_scorer",
     "available_relevance_scorers",

@@ -27,7 +27,9 @@ from ._sanity import (
     road_morf,
     smooth_mprt,
 )
+from .axiomatic import completeness, non_sensitivity
 from .complexity import sparseness
+from .faithfulness_regions import irof, selectivity, sensitivity_n
 from .faithfulness import (
     faithfulness_correlation,
     faithfulness_estimate,
@@ -169,6 +171,11 @@ _REGISTRY = (
     _entry("infidelity", infidelity, False, _MODEL, input_ndims=(1, 2, 3)),
     _entry("road_morf", road_morf, False, _MODEL, input_ndims=(2,)),
     _entry("road_lerf", road_lerf, True, _MODEL, input_ndims=(2,)),
+    _entry("irof", irof, True, _MODEL, input_ndims=(2,)),
+    _entry("selectivity", selectivity, False, _MODEL, input_ndims=(1, 2, 3)),
+    _entry("sensitivity_n", sensitivity_n, True, _MODEL),
+    _entry("completeness", completeness, True, _MODEL),
+    _entry("non_sensitivity", non_sensitivity, False, _MODEL),
     _entry("max_sensitivity", max_sensitivity, False, _MODEL),
     _entry("avg_sensitivity", avg_sensitivity, False, _MODEL),
     _entry("local_lipschitz_estimate", local_lipschitz_estimate, False, _MODEL),
