@@ -16,7 +16,7 @@ from sklearn_relevance.metrics import (
 from sklearn_relevance.metrics._explaining import seed_of, step_draws
 from sklearn_relevance.metrics.faithfulness import random_subsets
 
-from test_metrics_randomisation import built, explain_func, targets
+from test_metrics_randomisation import built, targets
 
 quantus = pytest.importorskip("quantus")
 

@@ -131,7 +131,6 @@ def test_smooth_mprt_with_one_sample_is_mprt_and_noise_seeded():
 
 def test_smooth_mprt_equals_quantus_on_the_same_noise(monkeypatch):
     """quantus draws its noise with np.random.randn: hand it ours."""
-    from sklearn_relevance.metrics import _explaining
 
     net, X = built(2)
     y = targets(net, X)

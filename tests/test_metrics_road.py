@@ -9,7 +9,7 @@ import torch
 from sklearn_relevance.metrics import noisy_linear_imputation, road, road_curve
 from sklearn_relevance.metrics._explaining import seed_of, step_draws
 
-from test_metrics_randomisation import built, explain_func, targets
+from test_metrics_randomisation import built, targets
 
 quantus = pytest.importorskip("quantus")
 

@@ -51,8 +51,8 @@ from .localization import (
     relevance_mass_accuracy,
     relevance_rank_accuracy,
 )
+from .data_randomisation import data_randomisation
 from .randomisation import (
-    data_randomisation,
     efficient_model_parameter_randomisation,
     model_parameter_randomisation,
     random_logit,

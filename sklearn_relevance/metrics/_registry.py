@@ -37,8 +37,8 @@ from .faithfulness import (
     monotonicity_arya,
     monotonicity_nguyen,
 )
+from .data_randomisation import data_randomisation
 from .randomisation import (
-    data_randomisation,
     efficient_model_parameter_randomisation,
     model_parameter_randomisation,
     random_logit,

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .randomisation import data_randomisation, model_parameter_randomisation, random_logit
+from .data_randomisation import data_randomisation
+from .randomisation import model_parameter_randomisation, random_logit
 from .road import road
 
 __all__ = ["SANITY_TESTS", "sanity_columns"]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._validation import check_choice, check_int, check_real
+from .._validation import check_choice, check_real
 from ._checks import to_numpy
 from ._explaining import Model, check_relevance, seed_of, step_draws
 from ._perturb import feature_ranks

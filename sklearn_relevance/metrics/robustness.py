@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import torch
 
 from .._validation import check_choice, check_int, check_real
