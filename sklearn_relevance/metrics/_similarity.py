@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import sort_rows
+
 __all__ = ["SIMILARITIES", "similarity", "average_ranks"]
 
 
 def average_ranks(a):
     """Ranks 1..F along axis 1, ties sharing their average rank (float64)."""
     n, F = a.shape
-    s, order = torch.sort(a, dim=1, stable=True)
+    s, order = sort_rows(a.detach().contiguous())  # ties get one average rank: any order
+    s, order = s.to(a.device), order.to(a.device)
     pos = torch.arange(F, device=a.device, dtype=torch.float64).expand(n, F)
     new = torch.ones_like(s, dtype=torch.bool)
     new[:, 1:] = s[:, 1:] != s[:, :-1]

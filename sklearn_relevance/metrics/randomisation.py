@@ -86,8 +86,9 @@ def randomised_layers(module, *, order="cascading", random_state=42):
 
 
 def _prepare(rel, absolute, normalise):
-    """Flattened maps, max-abs normalised per sample (zero maps kept), then abs."""
-    r = rel.reshape(rel.shape[0], -1).double()
+    """Flattened maps, max-abs normalised per sample (zero maps kept), then abs,
+    in the maps' own dtype (as quantus' numpy arrays)."""
+    r = rel.reshape(rel.shape[0], -1)
     if normalise:
         m = r.abs().amax(1, keepdim=True)
         r = r / torch.where(m == 0, torch.ones_like(m), m)
@@ -228,12 +229,13 @@ def model_parameter_randomisation(estimator, X, relevance=None, *, y=None, expla
             given = _smooth_explain(model, model.module, X, t, smooth_samples,
                                     noise_magnitude, seed)
     a = _prepare(given, absolute, normalise)
-    steps = list(randomised_layers(model.module, order=order, random_state=seed))
-    if not steps:
+    names = [n for n, m in model.module.named_modules() if hasattr(m, "reset_parameters")]
+    if order == "cascading":
+        names = names[::-1]
+    if not names:
         raise ValueError(f"{owner} needs a network with layers to randomise (modules "
                          "with reset_parameters); the estimator has none.")
-    names = [name for name, _ in steps]
-    keep = [len(steps) - 1] if layers == "last" else range(len(steps))
+    keep = [len(names) - 1] if layers == "last" else range(len(names))
     out = {}
     for i, (name, net) in enumerate(randomised_layers(model.module, order=order,
                                                       random_state=seed)):
