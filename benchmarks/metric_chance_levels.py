@@ -3,12 +3,12 @@
 Run as ``python benchmarks/metric_chance_levels.py [--seeds 0 1 2 3 4]``. A
 small CNN (the estimators' default ``ImageCNN``) is trained once on
 ``make_lesion_images(600, shape=(24, 24), random_state=0)`` (20 epochs,
-``random_state=0``); on 48 held-out images every per-sample metric below
+``random_state=0``); on 32 held-out images every per-sample metric below
 scores three maps per seed:
 
 - ``random``: Gaussian noise, a fixed map per seed (the same map whatever
   the network or input: a map unrelated to the model);
-- ``gradient`` and ``integrated_gradients`` of the trained network.
+- ``gradient`` and ``gradient_x_input`` of the trained network.
 
 For each seed the metric's mean over the images is taken; the table gives
 the mean over seeds and a 95% t-interval over seeds (seeds vary the random
@@ -101,14 +101,14 @@ def main(argv=None):
     X, y, _ = make_lesion_images(600, shape=(24, 24), random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf = RelevanceNetClassifier(max_epochs=20, verbose=0, random_state=0).fit(X[:552],
-                                                                                    y[:552])
+        clf = RelevanceNetClassifier(max_epochs=20, verbose=0, random_state=0).fit(X[:568],
+                                                                                    y[:568])
     net = clf.module_.eval()
-    Xt = torch.as_tensor(X[552:])
+    Xt = torch.as_tensor(X[568:])
     t = net(Xt).argmax(1).detach()
-    acc = float((clf.predict(X[552:]) == y[552:]).mean())
+    acc = float((clf.predict(X[568:]) == y[568:]).mean())
     maps = {"random": lambda s: RandomMap(seed=s), "gradient": lambda s: "gradient",
-            "integrated_gradients": lambda s: "integrated_gradients"}
+            "gradient_x_input": lambda s: "gradient_x_input"}
     from sklearn_relevance.explainers import get_explainer
 
     table = {}
