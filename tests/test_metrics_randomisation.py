@@ -202,3 +202,30 @@ def test_errors_name_the_parameter():
         model_parameter_randomisation(net, X, similarity="euclidean", return_verdict=True)
     with pytest.raises(ValueError, match="several outputs"):
         random_logit(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(100, 1)), X)
+
+
+def test_data_randomisation_refits_a_clone_only():
+    import warnings
+
+    from sklearn_relevance import RelevanceNetClassifier
+    from sklearn_relevance.metrics import data_randomisation
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 1, 6, 6).astype(np.float32)
+    y = (X[:, 0, :3].sum((1, 2)) > 0).astype(int)
+    clf = RelevanceNetClassifier(max_epochs=3, verbose=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+        before = {k: v.clone() for k, v in clf.module_.state_dict().items()}
+        a, va = data_randomisation(clf, X[:8], y[:8], X_fit=X, y_fit=y, random_state=1,
+                                   return_verdict=True)
+        b = data_randomisation(clf, X[:8], y[:8], X_fit=X, y_fit=y, random_state=1)
+    for k, v in clf.module_.state_dict().items():
+        assert torch.equal(v, before[k])
+    np.testing.assert_allclose(a, b, atol=1e-6)  # seeded permutation and clone seed
+    assert set(np.unique(va)) <= {0.0, 1.0} and np.all((a >= -1) & (a <= 1))
+    with pytest.raises(ValueError, match="'estimator' parameter of data_randomisation"):
+        data_randomisation(clf.module_, X[:4], y[:4])
+    with pytest.raises(ValueError, match="'y_fit' parameter"):
+        data_randomisation(clf, X[:4], y[:4], X_fit=X, y_fit=y[:5])
