@@ -36,8 +36,10 @@ __all__ = ["irof", "selectivity", "selectivity_curve", "sensitivity_n", "sensiti
 
 def _slic_segments(X):
     """quantus' superpixels: ``skimage.segmentation.slic(img, start_label=0)`` per image."""
-    from skimage.segmentation import slic
+    from .._optional import require
 
+    slic = require("skimage.segmentation", owner="irof's superpixels (segments=None)",
+                   package="scikit-image", extra="image").slic
     imgs = X.detach().cpu().double().numpy()
     return np.stack([slic(np.moveaxis(img, 0, -1), start_label=0) for img in imgs])
 
