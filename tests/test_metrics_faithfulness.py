@@ -211,9 +211,9 @@ def test_completeness_of_integrated_gradients_and_not_of_the_gradient():
 
     net, X = built(2)
     t = torch.as_tensor(targets(net, X))
-    ig = get_explainer("integrated_gradients", n_steps=1024).explain(net, X, t)
+    ig = get_explainer("integrated_gradients", n_steps=256).explain(net, X, t)
     grad = get_explainer("gradient").explain(net, X, t)
-    assert (completeness(net, X, ig, target=t) == 1).all()
+    assert (completeness(net, X, ig, target=t, rtol=3e-2) == 1).all()
     assert completeness_gap(net, X, grad, target=t).min() > 0.05
     # quantus compares the two floats with ==: the same maps all fail there
     y = t.numpy()

@@ -213,7 +213,10 @@ def test_data_randomisation_refits_a_clone_only():
     rng = np.random.RandomState(0)
     X = rng.randn(40, 1, 6, 6).astype(np.float32)
     y = (X[:, 0, :3].sum((1, 2)) > 0).astype(int)
-    clf = RelevanceNetClassifier(max_epochs=3, verbose=0, random_state=0)
+    clf = RelevanceNetClassifier(
+        module=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 8), torch.nn.ReLU(),
+                                   torch.nn.Linear(8, 2)),
+        max_epochs=2, verbose=0, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(X, y)
