@@ -543,7 +543,7 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         with module_access(work, eval_mode=True):  # the metrics' passes
             cols = [_scores_on_valid(fn, rel, ctx, valid if needs else None)
                     for fn, needs in metric_fns.values()]
-        sane = sanity_columns(sanity_tests, final=final, net=net, X_raw=X, X=Xt, y=y,
+        sane = sanity_columns(sanity_tests, final=final, net=module, X_raw=X, X=Xt, y=y,
                               target=target_t, explainer=explainer, relevance=rel,
                               random_state=sanity_seed)
         cols += list(sane.values())
