@@ -25,7 +25,7 @@ from ._targets import encode_labels
 from ._validation import check_input, check_int, check_real
 from .explainers import get_explainer
 from .metrics import registered_metrics
-from .metrics._sanity import check_sanity, sanity_columns
+from .metrics.sanity import check_sanity, sanity_columns
 
 __all__ = ["compare_explainers", "DEFAULT_EXPLAINERS", "available_metrics"]
 

@@ -19,7 +19,7 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
-from ._sanity import (
+from .sanity import (
     data_randomisation_pass,
     mprt_pass,
     random_logit_pass,

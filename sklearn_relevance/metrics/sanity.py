@@ -14,7 +14,7 @@ from .data_randomisation import data_randomisation
 from .randomisation import model_parameter_randomisation, random_logit
 from .road import road
 
-__all__ = ["SANITY_TESTS", "sanity_columns"]
+__all__ = ["SANITY_TESTS", "check_sanity", "sanity_columns"]
 
 
 def mprt_pass(estimator, X, relevance, *, explainer=None, target=None, **params):
