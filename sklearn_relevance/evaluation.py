@@ -25,6 +25,7 @@ from ._targets import encode_labels
 from ._validation import check_input, check_int, check_real
 from .explainers import get_explainer
 from .metrics import registered_metrics
+from .metrics.sanity import check_sanity, sanity_columns
 
 __all__ = ["compare_explainers", "DEFAULT_EXPLAINERS", "available_metrics"]
 
@@ -60,6 +61,7 @@ def _registered(entry, params):
         target = ctx["target"]  # class indices as numpy, whatever the device
         supplied = {"estimator": ctx["module"], "X": ctx["X"], "y": None,
                     "relevance": rel, "masks": ctx["masks"],
+                    "explainer": ctx.get("explainer"),
                     "target": None if target is None else target.detach().cpu().numpy()}
         scores = entry.call(supplied, **params)
         predicted = ctx.get("predicted")
@@ -340,7 +342,7 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
                        metrics=None, metric_params=None, target=None, absolute=True,
                        batch_size=None,
                        n_bootstrap=1000, confidence=0.95, return_scores=False,
-                       random_state=None, verbose=0):
+                       random_state=None, verbose=0, sanity=None):
     """Score several explainers on one model with several metrics.
 
     Every explainer explains ``X`` (in chunks, on the model's device); every
@@ -407,6 +409,13 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         (SmoothGrad); the same seed gives the same table.
     verbose : int, default=0
         ``1`` shows a progress bar over the explainers (tqdm, on stderr).
+    sanity : None, True or list of str, default=None
+        Randomisation tests run on every explainer's maps, each a column
+        ``sanity_<test>`` holding the pass rate over samples and its
+        interval: ``"mprt"`` (model parameter randomisation, cascading),
+        ``"random_logit"`` and ``"data_randomisation"`` (a fitted estimator
+        refitted on X with permuted y); ``True`` runs those that apply.
+        Verdicts and rules: :mod:`sklearn_relevance.metrics.randomisation`.
 
     Returns
     -------
@@ -490,11 +499,13 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     check_int(verbose, "verbose", "compare_explainers", low=0)
     rs = check_random_state(random_state)
     explainer_seed = rs.randint(np.iinfo(np.int32).max)
+    sanity_seed = rs.randint(np.iinfo(np.int32).max) if sanity is not None else None
     Xt = torch.as_tensor(X_np, device=device)
     with eval_mode(module):
         out = module(Xt[:1])
     n_outputs = 1 if out.ndim == 1 else int(out.reshape(1, -1).shape[1])
     kind, target_idx = _target_indices(final, target, y, n, n_outputs)
+    sanity_tests = check_sanity(sanity, final, n_outputs, y)
     chunk = batch_size or chunk_size_for(sample_nbytes(Xt) * 64)
     with eval_mode(module):
         predicted = None
@@ -528,11 +539,18 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         net = module if getattr(explainer, "uses_layers", True) else work
         rel = _explain(final, net, explainer, X, Xt, target_idx, chunk,
                        _explainer_params(explainer, explainer_seed))
+        ctx["explainer"] = explainer  # for metrics that explain again
         with module_access(work, eval_mode=True):  # the metrics' passes
             cols = [_scores_on_valid(fn, rel, ctx, valid if needs else None)
                     for fn, needs in metric_fns.values()]
+        sane = sanity_columns(sanity_tests, final=final, net=module, X_raw=X, X=Xt, y=y,
+                              target=target_t, explainer=explainer, relevance=rel,
+                              random_state=sanity_seed)
+        cols += list(sane.values())
         per_explainer[label] = np.stack(cols, 1)
         times[label] = time.perf_counter() - start
+
+    names += [f"sanity_{test}" for test in sanity_tests]
 
     # ---- summarise ------------------------------------------------------------
     all_scores = np.concatenate(list(per_explainer.values()), 1)  # (n, E * M)

@@ -27,8 +27,23 @@ A named metric is one line of the registry (:func:`registered_metrics`,
 from ._registry import RegisteredMetric, registered_metrics
 from ._scorer import available_relevance_scorers, get_relevance_scorer, make_relevance_scorer
 from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
+from .axiomatic import completeness, completeness_gap, non_sensitivity
 from .complexity import sparseness
 from .fidelity import deletion_auc, fidelity_score, insertion_auc, perturbation_curve
+from .faithfulness import (
+    faithfulness_correlation,
+    faithfulness_estimate,
+    infidelity,
+    monotonicity_arya,
+    monotonicity_nguyen,
+)
+from .faithfulness_regions import (
+    irof,
+    selectivity,
+    selectivity_curve,
+    sensitivity_n,
+    sensitivity_n_curve,
+)
 from .localization import (
     mask_dice,
     mask_roc_auc,
@@ -36,7 +51,23 @@ from .localization import (
     relevance_mass_accuracy,
     relevance_rank_accuracy,
 )
+from .data_randomisation import data_randomisation
+from .randomisation import (
+    efficient_model_parameter_randomisation,
+    model_parameter_randomisation,
+    random_logit,
+    randomised_layers,
+)
 from .regions import fingerprint_similarity, region_relevance
+from .road import noisy_linear_imputation, road, road_curve
+from .robustness import (
+    avg_sensitivity,
+    local_lipschitz_estimate,
+    max_sensitivity,
+    relative_input_stability,
+    relative_output_stability,
+    relative_representation_stability,
+)
 
 __all__ = [
     "perturbation_curve",
@@ -54,6 +85,33 @@ __all__ = [
     "importance_rmse",
     "region_relevance",
     "fingerprint_similarity",
+    "model_parameter_randomisation",
+    "efficient_model_parameter_randomisation",
+    "random_logit",
+    "data_randomisation",
+    "randomised_layers",
+    "max_sensitivity",
+    "avg_sensitivity",
+    "local_lipschitz_estimate",
+    "relative_input_stability",
+    "relative_output_stability",
+    "relative_representation_stability",
+    "faithfulness_correlation",
+    "faithfulness_estimate",
+    "monotonicity_arya",
+    "monotonicity_nguyen",
+    "infidelity",
+    "road",
+    "road_curve",
+    "noisy_linear_imputation",
+    "irof",
+    "selectivity",
+    "selectivity_curve",
+    "sensitivity_n",
+    "sensitivity_n_curve",
+    "completeness",
+    "completeness_gap",
+    "non_sensitivity",
     "make_relevance_scorer",
     "get_relevance_scorer",
     "available_relevance_scorers",

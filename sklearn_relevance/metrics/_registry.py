@@ -19,7 +19,38 @@ from typing import Callable, NamedTuple, Optional
 import numpy as np
 
 from .agreement import importance_ranking, importance_rmse, rank_biased_overlap
+from .sanity import (
+    data_randomisation_pass,
+    mprt_pass,
+    random_logit_pass,
+    road_lerf,
+    road_morf,
+    smooth_mprt,
+)
+from .axiomatic import completeness, non_sensitivity
 from .complexity import sparseness
+from .faithfulness_regions import irof, selectivity, sensitivity_n
+from .faithfulness import (
+    faithfulness_correlation,
+    faithfulness_estimate,
+    infidelity,
+    monotonicity_arya,
+    monotonicity_nguyen,
+)
+from .data_randomisation import data_randomisation
+from .randomisation import (
+    efficient_model_parameter_randomisation,
+    model_parameter_randomisation,
+    random_logit,
+)
+from .robustness import (
+    avg_sensitivity,
+    local_lipschitz_estimate,
+    max_sensitivity,
+    relative_input_stability,
+    relative_output_stability,
+    relative_representation_stability,
+)
 from .fidelity import deletion_auc, fidelity_score, insertion_auc
 from .localization import (
     mask_dice,
@@ -34,7 +65,9 @@ __all__ = ["RegisteredMetric", "registered_metrics", "NEEDS"]
 #: What a metric may need besides the relevance: ``"masks"`` (ground-truth
 #: regions, metadata of a scorer), ``"importances"`` (ground-truth feature
 #: importances, metadata of a scorer), ``"model"`` (the network and its
-#: input X: the metric runs forward passes).
+#: input X: the metric runs forward passes). A metric that explains again
+#: (robustness, randomisation) names an ``explainer`` parameter: the scorers
+#: and ``compare_explainers`` pass the explainer whose maps they score.
 NEEDS = ("masks", "importances", "model")
 
 
@@ -48,7 +81,8 @@ class RegisteredMetric(NamedTuple):
     function : callable
         ``function(relevance, ...)`` returning one value per sample; its
         parameters name what it takes among ``estimator``, ``X``, ``y``,
-        ``relevance``, ``masks``, ``importances`` and ``target``.
+        ``relevance``, ``masks``, ``importances``, ``target`` and
+        ``explainer``.
     greater_is_better : bool
         The direction of the metric.
     needs : frozenset of str
@@ -130,6 +164,34 @@ _REGISTRY = (
     _entry("fidelity", fidelity_score, True, _MODEL),
     _entry("deletion_auc", deletion_auc, False, _MODEL, compared=False),
     _entry("insertion_auc", insertion_auc, True, _MODEL, compared=False),
+    _entry("faithfulness_correlation", faithfulness_correlation, True, _MODEL),
+    _entry("faithfulness_estimate", faithfulness_estimate, True, _MODEL),
+    _entry("monotonicity_arya", monotonicity_arya, True, _MODEL),
+    _entry("monotonicity_nguyen", monotonicity_nguyen, True, _MODEL),
+    _entry("infidelity", infidelity, False, _MODEL, input_ndims=(1, 2, 3)),
+    _entry("road_morf", road_morf, False, _MODEL, input_ndims=(2,)),
+    _entry("road_lerf", road_lerf, True, _MODEL, input_ndims=(2,)),
+    _entry("irof", irof, True, _MODEL, input_ndims=(2,)),
+    _entry("selectivity", selectivity, False, _MODEL, input_ndims=(1, 2, 3)),
+    _entry("sensitivity_n", sensitivity_n, True, _MODEL),
+    _entry("completeness", completeness, True, _MODEL),
+    _entry("non_sensitivity", non_sensitivity, False, _MODEL),
+    _entry("max_sensitivity", max_sensitivity, False, _MODEL),
+    _entry("avg_sensitivity", avg_sensitivity, False, _MODEL),
+    _entry("local_lipschitz_estimate", local_lipschitz_estimate, False, _MODEL),
+    _entry("relative_input_stability", relative_input_stability, False, _MODEL),
+    _entry("relative_output_stability", relative_output_stability, False, _MODEL),
+    _entry("relative_representation_stability", relative_representation_stability, False,
+           _MODEL),
+    _entry("mprt", model_parameter_randomisation, False, _MODEL),
+    _entry("mprt_pass", mprt_pass, True, _MODEL),
+    _entry("smooth_mprt", smooth_mprt, False, _MODEL),
+    _entry("efficient_mprt", efficient_model_parameter_randomisation, True, _MODEL),
+    _entry("random_logit", random_logit, False, _MODEL),
+    _entry("random_logit_pass", random_logit_pass, True, _MODEL),
+    _entry("data_randomisation", data_randomisation, False, _MODEL, compared=False),
+    _entry("data_randomisation_pass", data_randomisation_pass, True, _MODEL,
+           compared=False),
     _entry("mask_roc_auc", mask_roc_auc, True, _MASKS),
     _entry("mask_dice", mask_dice, True, _MASKS),
     _entry("relevance_mass_accuracy", relevance_mass_accuracy, True, _MASKS),

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Arguments the scorer itself supplies to a metric (never metadata).
-SUPPLIED = {"estimator", "X", "y", "relevance"}
+SUPPLIED = {"estimator", "X", "y", "relevance", "explainer"}
 
 #: Metadata a metric may need, and how to pass it to a scorer.
 _METADATA = {"masks", "importances"}
@@ -202,7 +202,8 @@ class _RelevanceScorer(_BaseScorer):
         self._check_metadata(kwargs)  # before the relevance is computed
         final, Xt, rel = self._relevance(method_caller, estimator, X, y_true)
         args = metric_arguments(self._score_func, {"estimator": final, "X": Xt,
-                                                   "y": y_true, "relevance": rel})
+                                                   "y": y_true, "relevance": rel,
+                                                   "explainer": self._explainer})
         call_kwargs = {**self._kwargs, **kwargs}
         if "target" in self._params and "target" not in call_kwargs:
             # follow the output that was explained

@@ -1,0 +1,253 @@
+"""ROAD: remove and debias (Rong et al. 2022), batched.
+
+Pixels are removed in order of relevance (most relevant first, MoRF, or
+least relevant first, LeRF) and *imputed* from their neighbours instead of
+set to a constant, so that the network cannot read the shape of the removed
+region: each removed pixel takes the weighted mean of its 8 neighbours
+(weights 1/6 for edge and 1/12 for corner neighbours, quantus'
+``noisy_linear_imputation``), which is a sparse linear system per image,
+plus Gaussian noise of standard deviation ``noise``.
+
+quantus solves one system per image and percentage with scipy; here all
+images and percentages of a chunk are solved together by conjugate
+gradients on the GPU or CPU (the operator is a 3 x 3 convolution restricted
+to the removed pixels), started from a push-pull fill of the holes so that
+the slow, smooth part of the solution is there from the start, and run
+until every residual is below ``tol`` times its right-hand side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .._validation import check_choice, check_real
+from ._checks import to_numpy
+from ._explaining import Model, check_relevance, seed_of, step_draws
+from ._perturb import feature_ranks
+
+__all__ = ["road_curve", "road", "noisy_linear_imputation"]
+
+_K = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]],
+                  dtype=torch.float64)
+
+
+def _neighbour_sum(v):
+    """The 3 x 3 weighted sum of :data:`_K` with zero padding, as shifted
+    adds (float64 convolutions have no fast CPU kernel)."""
+    p = F.pad(v, (1, 1, 1, 1))
+    H, W = v.shape[-2:]
+    edges = (p[..., 0:H, 1:W + 1] + p[..., 2:H + 2, 1:W + 1]
+             + p[..., 1:H + 1, 0:W] + p[..., 1:H + 1, 2:W + 2])
+    corners = (p[..., 0:H, 0:W] + p[..., 0:H, 2:W + 2]
+               + p[..., 2:H + 2, 0:W] + p[..., 2:H + 2, 2:W + 2])
+    return edges * (1 / 6) + corners * (1 / 12)
+
+
+def _push_pull(x, known):
+    """A smooth fill of the unknown pixels: the mean of known pixels over
+    ever coarser 2 x 2 blocks (push), filled back in finest first (pull)."""
+    levels = [(x * known, known)]
+    while min(levels[-1][0].shape[-2:]) > 1:
+        v, w = levels[-1]
+        levels.append((F.avg_pool2d(v, 2, ceil_mode=True), F.avg_pool2d(w, 2, ceil_mode=True)))
+    v, w = levels[-1]
+    fill = torch.where(w > 0, v / w.clamp_min(1e-300), torch.zeros_like(v))
+    for v, w in reversed(levels[:-1]):
+        up = F.interpolate(fill, size=v.shape[-2:], mode="nearest")
+        fill = torch.where(w > 0, v / w.clamp_min(1e-300), up)
+    return fill
+
+
+def noisy_linear_imputation(x, removed, *, noise=0.01, noise_draws=None, tol=1e-10,
+                            max_iter=None):
+    """Impute the ``removed`` pixels of images ``x`` from their neighbours.
+
+    Parameters
+    ----------
+    x : Tensor of shape (rows, channels, H, W)
+    removed : bool Tensor of shape (rows, 1, H, W)
+        Pixels to impute (every channel).
+    noise : float, default=0.01
+        Standard deviation of the Gaussian noise added to imputed pixels.
+    noise_draws : Tensor of x's shape, optional
+        Standard normal draws (``None``: no noise).
+    tol : float, default=1e-10
+        Relative residual at which conjugate gradients stop (float64).
+    max_iter : int, optional
+        Default ``4 * (H + W) + 50``.
+
+    Returns
+    -------
+    Tensor of x's shape and dtype
+    """
+    R, C, H, W = x.shape
+    dt = x.dtype
+    xs = x.double().reshape(R * C, 1, H, W)
+    m = removed.expand(R, C, H, W).reshape(R * C, 1, H, W).double()
+    conv = _neighbour_sum
+    S = conv(torch.ones(1, 1, H, W, dtype=torch.float64, device=x.device))
+    c = m * conv(xs * (1 - m))
+    v = m * _push_pull(xs, 1 - m)
+    max_iter = 4 * (H + W) + 50 if max_iter is None else max_iter
+    active = torch.arange(R * C, device=x.device)
+    out = v.clone()
+
+    def A(p, mm):
+        return mm * (S * p - conv(mm * p))
+
+    mm, cc, vv = m, c, v
+    r = cc - A(vv, mm)
+    p = r.clone()
+    rr = (r * r).sum((1, 2, 3))
+    cn = (cc * cc).sum((1, 2, 3)).clamp_min(1e-300)
+    for it in range(max_iter):
+        if it % 8 == 0:
+            done = rr <= (tol ** 2) * cn
+            if bool(done.any()):
+                out[active[done]] = vv[done]
+                keep = ~done
+                active, mm, cc, vv, r, p, rr, cn = (active[keep], mm[keep], cc[keep], vv[keep],
+                                                    r[keep], p[keep], rr[keep], cn[keep])
+            if active.numel() == 0:
+                break
+        Ap = A(p, mm)
+        pAp = (p * Ap).sum((1, 2, 3))
+        alpha = torch.where(pAp > 0, rr / pAp.clamp_min(1e-300), torch.zeros_like(rr))
+        vv = vv + alpha[:, None, None, None] * p
+        r = r - alpha[:, None, None, None] * Ap
+        rr_new = (r * r).sum((1, 2, 3))
+        beta = torch.where(rr > 0, rr_new / rr.clamp_min(1e-300), torch.zeros_like(rr))
+        p = r + beta[:, None, None, None] * p
+        rr = rr_new
+    if active.numel():
+        out[active] = vv
+    filled = torch.where(m > 0, out, xs).reshape(R, C, H, W)
+    if noise_draws is not None and noise:
+        filled = filled + noise * noise_draws.double() * m.reshape(R, C, H, W)
+    return filled.to(dt)
+
+
+def road_curve(estimator, X, relevance, *, y=None, target=None,
+               percentages=tuple(range(1, 100, 2)), order="morf", noise=0.01,
+               response="accuracy", random_state=None, internal_batch_size=None):
+    """ROAD curves: the response after removing each percentage of pixels.
+
+    At percentage ``p`` the ``int(H * W * p / 100)`` most (``order="morf"``)
+    or least (``"lerf"``) relevant pixels are imputed
+    (:func:`noisy_linear_imputation`, every channel of a pixel together) and
+    the network's response is recorded: with ``response="accuracy"`` 1.0
+    when its arg-max is the target, as ``quantus.ROAD`` (MoRF) records. The
+    relevance of a pixel is the sum over its channels.
+
+    Parameters
+    ----------
+    estimator : fitted estimator, Pipeline or torch.nn.Module
+    X : array-like or Tensor of shape (n_samples, channels, H, W)
+    relevance : array-like or Tensor
+        Maps of X's shape or one channel of it.
+    y, target
+        The output followed (``None``: "true" with y, else "predicted").
+    percentages : sequence of int, default=range(1, 100, 2)
+    order : {"morf", "lerf"}, default="morf"
+    noise : float, default=0.01
+        Standard deviation of the noise on imputed pixels.
+    response : {"accuracy", "proba", "logit"}, default="accuracy"
+    random_state : int, RandomState or None, default=None
+        Seed of the noise.
+    internal_batch_size : int, optional
+        Rows (images x percentages) per pass.
+
+    Returns
+    -------
+    percentages : ndarray of shape (n_percentages,)
+    curves : ndarray of shape (n_samples, n_percentages)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.metrics import road_curve
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    >>> X = torch.randn(2, 1, 8, 8)
+    >>> p, curves = road_curve(net, X, torch.randn(2, 1, 8, 8), percentages=[10, 50, 90],
+    ...                        random_state=0)
+    >>> curves.shape
+    (2, 3)
+    """
+    owner = "road_curve"
+    check_choice(order, "order", owner, {"morf", "lerf"})
+    check_choice(response, "response", owner, {"accuracy", "proba", "logit"})
+    noise = check_real(noise, "noise", owner, low=0)
+    pct = np.asarray(percentages)
+    if pct.ndim != 1 or not len(pct) or not np.all((pct >= 0) & (pct <= 100)):
+        raise ValueError(f"The 'percentages' parameter of {owner} must be a non-empty list of "
+                         f"numbers in [0, 100]. Got {percentages!r} instead.")
+    model = Model(estimator, X, owner, target=target, y=y,
+                  internal_batch_size=internal_batch_size, need_explainer=False)
+    X = model.X
+    if X.ndim != 4:
+        raise ValueError(f"{owner} applies to images of shape (n, channels, H, W). Got X of "
+                         f"shape {tuple(X.shape)} instead.")
+    n, C, H, W = X.shape
+    a = check_relevance(relevance, X, owner).sum(1).reshape(n, H * W)
+    ranks = feature_ranks(a, descending=order == "morf").reshape(n, 1, H, W)
+    counts = torch.as_tensor([int(H * W * p / 100) for p in pct], device=X.device)
+    seed = seed_of(random_state)
+    curves = torch.empty(len(pct), n, dtype=torch.float64, device=X.device)
+    with model.access():
+        t = model.resolve_target()
+        if response == "accuracy" and t is None:
+            raise ValueError(f"response='accuracy' in {owner} needs a classifier.")
+        for sl in model.step_chunks(len(pct), "forward_pass_input", 4):
+            k = sl.stop - sl.start
+            removed = ranks[None] < counts[sl, None, None, None, None]  # (k, n, 1, H, W)
+            draws = None
+            if noise:
+                draws = step_draws(lambda g: torch.randn(X.shape, generator=g,
+                                                         device=X.device),
+                                   seed, range(sl.start, sl.stop), X.device)
+                draws = draws.reshape(k * n, C, H, W)
+            rows = noisy_linear_imputation(X.repeat(k, 1, 1, 1),
+                                           removed.reshape(k * n, 1, H, W), noise=noise,
+                                           noise_draws=draws)
+            tk = None if t is None else t.repeat(k)
+            if response == "accuracy":
+                out = model.forward(rows)
+                curves[sl] = (out.argmax(1) == tk).double().reshape(k, n)
+            else:
+                curves[sl] = model.response(rows, tk, response).double().reshape(k, n)
+    return pct, to_numpy(curves.T)
+
+
+def road(estimator, X, relevance, *, order="morf", **options):
+    """ROAD score per sample: the mean of the :func:`road_curve` over the
+    percentages (the area under the curve, divided by its width).
+
+    With ``order="morf"`` lower is better (accuracy should fall fast as the
+    most relevant pixels go); with ``order="lerf"`` higher is better. A
+    random map sits between the two; the gap LeRF - MoRF is the ROAD
+    faithfulness of a map.
+
+    Parameters
+    ----------
+    estimator, X, relevance
+        As :func:`road_curve`.
+    order : {"morf", "lerf"}, default="morf"
+    **options
+        Keyword arguments of :func:`road_curve`.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.metrics import road
+    >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+    >>> road(net, torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8), random_state=0).shape
+    (2,)
+    """
+    _, curves = road_curve(estimator, X, relevance, order=order, **options)
+    return curves.mean(1)
