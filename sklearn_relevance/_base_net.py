@@ -12,6 +12,7 @@ Extends skorch by overriding single steps, never by copying its loops:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import types
@@ -21,7 +22,6 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -38,6 +38,14 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from tqdm.auto import tqdm
 
 from ._batching import batch_len, index_batch, iter_slices
+from ._fit_checks import (
+    check_fit_params,
+    check_parameters_finite,
+    check_step_finite,
+    forget_fit,
+)
+from ._fit_random import FitRandomness, fit_seed, step_needs_mode
+from ._fit_random import outside as outside_mode
 from ._inference import module_for_explainer
 from ._stream import StreamBatches, is_streamed
 from ._validation import (
@@ -321,6 +329,8 @@ class _RelevanceNetBase(NeuralNet):
         batch_size = kwargs.pop("batch_size", self.batch_size)
         if batch_size == -1:
             batch_size = len(dataset)
+        if isinstance(batch_size, Integral):  # numpy ints: torch's samplers want int
+            batch_size = int(batch_size)
         shuffle = kwargs.pop("shuffle", training)
         custom = {"sampler", "batch_sampler", "collate_fn", "drop_last"} & set(kwargs)
         if iterator is DataLoader and not custom:
@@ -398,12 +408,10 @@ class _RelevanceNetBase(NeuralNet):
         elif hasattr(self, "n_features_in_"):
             del self.n_features_in_
         self._penalty_fn = None
-        seed = None
-        if self.random_state is not None:
-            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        with torch.random.fork_rng(devices=_cuda_devices(self.device)):
-            if seed is not None:
-                torch.manual_seed(seed)
+        check_fit_params(self, self._forward_owner(), fit_params)
+        # one random stream per fit, in this thread only (_fit_random.py)
+        randomness = FitRandomness(fit_seed(self.random_state))
+        with self._fit_guard(randomness):
             # NeuralNet.fit, minus its call of our (validating) partial_fit
             if not self.warm_start or not self.initialized_:
                 self.initialize()
@@ -411,6 +419,47 @@ class _RelevanceNetBase(NeuralNet):
                 self, _packed(X, masks), as_torch(y), _routing_method="fit", **fit_params
             )
         return self
+
+    def _forward_owner(self):
+        """The module (or its class) whose ``forward`` receives fit keywords."""
+        module = getattr(self, "module_", None)
+        if self.warm_start and self.initialized_ and module is not None:
+            return module
+        if self.module is None:
+            return default_module(self.input_shape_)
+        return self.module
+
+    @contextlib.contextmanager
+    def _fit_guard(self, randomness):
+        """Train with ``randomness`` (the fit's generators); a failure leaves
+        the estimator unfitted (_fit_checks.py)."""
+        self._active_random = randomness
+        try:
+            with randomness:
+                yield
+        except BaseException:
+            forget_fit(self)
+            raise
+        finally:
+            vars(self).pop("_active_random", None)
+        self._fit_random = randomness.state()
+
+    def _step_randomness(self):
+        """Inside a step, leave the fit's random mode when nothing there draws."""
+        mode = getattr(self, "_active_random", None)
+        if mode is None or step_needs_mode(self):
+            return contextlib.nullcontext()
+        return outside_mode(mode)
+
+    def train_step(self, batch, **fit_params):
+        step = super().train_step(batch, **fit_params)
+        check_step_finite(self, step["loss"])
+        return step
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if training and iterator is not None:
+            check_parameters_finite(self)
 
     def partial_fit(self, X, y=None, classes=None, relevance_mask=None, **fit_params):
         """Train for ``max_epochs`` more epochs without re-initialising.
@@ -437,7 +486,13 @@ class _RelevanceNetBase(NeuralNet):
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         y = self._prepare_y(y, X, refit=False)
         masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
-        return NeuralNet.partial_fit(self, _packed(X, masks), as_torch(y), **fit_params)
+        check_fit_params(self, self.module_, fit_params, method="partial_fit")
+        state = getattr(self, "_fit_random", None)
+        randomness = (FitRandomness.from_state(state) if state is not None
+                      else FitRandomness(fit_seed(self.random_state)))
+        with self._fit_guard(randomness):
+            NeuralNet.partial_fit(self, _packed(X, masks), as_torch(y), **fit_params)
+        return self
 
     def _get_param_names(self):
         # skorch takes every public attribute for a parameter; private ones
@@ -493,6 +548,10 @@ class _RelevanceNetBase(NeuralNet):
         return total, y_pred
 
     def train_step_single(self, batch, **fit_params):
+        with self._step_randomness():
+            return self._train_step_single(batch, **fit_params)
+
+    def _train_step_single(self, batch, **fit_params):
         if not self._penalized():
             return super().train_step_single(_unmasked(batch), **fit_params)
         self._set_training(True)
@@ -501,6 +560,10 @@ class _RelevanceNetBase(NeuralNet):
         return {"loss": total, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
+        with self._step_randomness():
+            return self._validation_step(batch, **fit_params)
+
+    def _validation_step(self, batch, **fit_params):
         if not self._penalized():
             return super().validation_step(_unmasked(batch), **fit_params)
         # skorch validates under no_grad; the penalty needs input gradients
@@ -746,6 +809,7 @@ class _RelevanceNetBase(NeuralNet):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_penalty_fn", None)
+        state.pop("_active_random", None)
         return state
 
 
@@ -821,13 +885,6 @@ def _to_numpy(rel):
     if isinstance(rel, Mapping):
         return {k: v.detach().cpu().numpy() for k, v in rel.items()}
     return rel.detach().cpu().numpy()
-
-
-def _cuda_devices(device):
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return []
-    return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
 def _accepted_kwargs(cls):
