@@ -56,6 +56,7 @@ from ._validation import (
     sample_shape,
 )
 from ._module_access import module_access, shares_module
+from ._pickle_guard import settled
 from .explainers import available_explainers, get_explainer, predicted_classes
 from .modules import default_module
 from ._masks import check_relevance_mask, split_masks, with_masks
@@ -433,6 +434,8 @@ class _RelevanceNetBase(NeuralNet):
     def _fit_guard(self, randomness):
         """Train with ``randomness`` (the fit's generators); a failure leaves
         the estimator unfitted (_fit_checks.py)."""
+        if self._penalized():
+            randomness.seed_explainer(self._penalty().explainer)
         self._active_random = randomness
         try:
             with randomness:
@@ -807,7 +810,9 @@ class _RelevanceNetBase(NeuralNet):
 
     # -------------------------------------------------------------- pickling
     def __getstate__(self):
-        state = super().__getstate__()
+        # no explainer's hooks or eval-mode switch in the state (_pickle_guard.py)
+        with settled(vars(self).get("module_")):
+            state = super().__getstate__()
         state.pop("_penalty_fn", None)
         state.pop("_active_random", None)
         return state

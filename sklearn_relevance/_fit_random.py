@@ -25,8 +25,9 @@ different networks. A fit therefore draws from a generator of its own:
   own step, a built-in loss and a deterministic penalty explainer
   (:func:`step_needs_mode`). Anything else keeps the mode: exactness first.
 
-Draws outside torch's global stream are untouched: a fit's ``random_state``
-reaches scikit-learn's splitters and seeded explainers as before.
+A penalty explainer without a seed (SmoothGrad with ``random_state=None``
+would draw from numpy's global stream) gets a ``RandomState`` seeded from
+the fit's generator (:meth:`FitRandomness.seed_explainer`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import functools
 import inspect
 import threading
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -164,6 +166,19 @@ class FitRandomness(TorchFunctionMode):
             mode.generator(torch.device(kind, index) if index is not None
                            else torch.device(kind)).set_state(value)
         return mode
+
+    def draw_seed(self):
+        """A seed drawn from the fit's CPU generator (for numpy-seeded parts)."""
+        return int(torch.randint(2**31 - 1, (1,), generator=self.generator("cpu")).item())
+
+    def seed_explainer(self, explainer):
+        """Give an explainer without a seed (``random_state=None``, e.g.
+        SmoothGrad's noise in a penalty) a stream drawn from the fit's."""
+        get = getattr(explainer, "get_params", None)
+        if get is None:
+            return
+        if "random_state" in get(deep=False) and get(deep=False)["random_state"] is None:
+            explainer.set_params(random_state=np.random.RandomState(self.draw_seed()))
 
     # ---------------------------------------------------------- dispatch
     def __torch_function__(self, func, types, args=(), kwargs=None):
