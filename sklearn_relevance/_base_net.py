@@ -56,9 +56,11 @@ from ._validation import (
     sample_shape,
 )
 from ._module_access import module_access, shares_module
+from ._module_calls import in_place_input_errors
 from ._pickle_guard import settled
 from .explainers import available_explainers, get_explainer, predicted_classes
 from .modules import default_module
+from ._mask_alignment import check_mask_names, check_pipeline_space
 from ._masks import check_relevance_mask, split_masks, with_masks
 from .penalties import NORMS, RelevancePenalty
 
@@ -400,6 +402,7 @@ class _RelevanceNetBase(NeuralNet):
         self._check_relevance_params()
         self._check_device_usable()
         self._check_input_names(X, reset=True)
+        self._check_mask_space(relevance_mask)
         X = check_input(X)
         y = self._prepare_y(y, X)
         masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
@@ -420,6 +423,14 @@ class _RelevanceNetBase(NeuralNet):
                 self, _packed(X, masks), as_torch(y), _routing_method="fit", **fit_params
             )
         return self
+
+    def _check_mask_space(self, relevance_mask):
+        """Masks must line up with X's features (_mask_alignment.py)."""
+        if relevance_mask is None:
+            return
+        check_mask_names(relevance_mask, getattr(self, "feature_names_in_", None),
+                         type(self).__name__)
+        check_pipeline_space(self, relevance_mask)
 
     def _forward_owner(self):
         """The module (or its class) whose ``forward`` receives fit keywords."""
@@ -484,7 +495,9 @@ class _RelevanceNetBase(NeuralNet):
         """
         if not self.initialized_:
             return self.fit(X, y, relevance_mask=relevance_mask, **fit_params)
+        self._check_device_usable()
         self._check_input_names(X, reset=False)
+        self._check_mask_space(relevance_mask)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         y = self._prepare_y(y, X, refit=False)
@@ -551,7 +564,7 @@ class _RelevanceNetBase(NeuralNet):
         return total, y_pred
 
     def train_step_single(self, batch, **fit_params):
-        with self._step_randomness():
+        with self._step_randomness(), in_place_input_errors(self.module_):
             return self._train_step_single(batch, **fit_params)
 
     def _train_step_single(self, batch, **fit_params):
@@ -563,7 +576,7 @@ class _RelevanceNetBase(NeuralNet):
         return {"loss": total, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
-        with self._step_randomness():
+        with self._step_randomness(), in_place_input_errors(self.module_):
             return self._validation_step(batch, **fit_params)
 
     def _validation_step(self, batch, **fit_params):
@@ -602,6 +615,7 @@ class _RelevanceNetBase(NeuralNet):
     # ------------------------------------------------------------ prediction
     def _check_predict_input(self, X):
         check_is_fitted(self, "module_")
+        self._check_device_usable()  # set_params(device=...) after fit
         self._check_input_names(X, reset=False)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)

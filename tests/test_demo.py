@@ -93,7 +93,7 @@ def test_cli_errors(tmp_path, capsys, imzml_files):
     assert "--imzml needs --labels" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--imzml", str(tmp_path / "missing.imzML"), "--labels", str(labels)])
-    assert "not found" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--penalties", "-1"])
     one_lab = tmp_path / "one.csv"
