@@ -23,7 +23,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_relevance import RelevanceNetClassifier, RelevanceNetRegressor
-from sklearn_relevance._fit_random import FitRandomness
 from sklearn_relevance.explainers import get_explainer
 from sklearn_relevance.modules import MLP
 from sklearn_relevance.penalties import RelevancePenalty
@@ -104,6 +103,8 @@ def test_grid_search_with_threads_equals_serial(data):
 
 
 def test_dropout_masks_come_from_the_fits_generator():
+    from sklearn_relevance._fit_random import FitRandomness
+
     x = torch.ones(1000)
 
     def masks():
