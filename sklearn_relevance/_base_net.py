@@ -44,7 +44,13 @@ from ._fit_checks import (
     check_step_finite,
     forget_fit,
 )
-from ._fit_random import FitRandomness, fit_seed, step_needs_mode
+from ._fit_random import (
+    FitRandomness,
+    deterministic_optimizer,
+    fit_seed,
+    step_needs_mode,
+)
+from ._fit_random import inside as inside_mode
 from ._fit_random import outside as outside_mode
 from ._inference import module_for_explainer
 from ._stream import StreamBatches, is_streamed
@@ -459,14 +465,18 @@ class _RelevanceNetBase(NeuralNet):
         self._fit_random = randomness.state()
 
     def _step_randomness(self):
-        """Inside a step, leave the fit's random mode when nothing there draws."""
+        """Inside a step, the fit's random mode only where something may draw."""
         mode = getattr(self, "_active_random", None)
-        if mode is None or step_needs_mode(self):
+        if mode is None:
             return contextlib.nullcontext()
-        return outside_mode(mode)
+        return inside_mode(mode) if step_needs_mode(self) else outside_mode(mode)
 
     def train_step(self, batch, **fit_params):
-        step = super().train_step(batch, **fit_params)
+        mode = getattr(self, "_active_random", None)
+        # torch's optimizers draw nothing: their step runs without the mode
+        # (the loss closure, train_step_single, decides for itself)
+        with outside_mode(mode) if deterministic_optimizer(self) else contextlib.nullcontext():
+            step = super().train_step(batch, **fit_params)
         check_step_finite(self, step["loss"])
         return step
 

@@ -23,7 +23,8 @@ different networks. A fit therefore draws from a generator of its own:
   numbers: a network made only of layer types listed in
   :data:`_DETERMINISTIC_LAYERS` (exact types, no hooks), the estimators'
   own step, a built-in loss and a deterministic penalty explainer
-  (:func:`step_needs_mode`). Anything else keeps the mode: exactness first.
+  (:func:`step_needs_mode`); the optimizer's step likewise for torch's own
+  optimizers (exact types). Anything else keeps the mode: exactness first.
 
 A penalty explainer without a seed (SmoothGrad with ``random_state=None``
 would draw from numpy's global stream) gets a ``RandomState`` seeded from
@@ -43,7 +44,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["FitRandomness", "fit_seed", "step_needs_mode"]
+__all__ = ["FitRandomness", "deterministic_optimizer", "fit_seed", "inside", "outside",
+           "step_needs_mode"]
 
 #: process-wide lock for the random functions that only draw from torch's
 #: global generator (seeded from the fit's generator under it)
@@ -86,11 +88,23 @@ _ACTIONS = {}
 _ACTIONS_LOCK = threading.Lock()
 
 
+_SIGNATURES = {}
+
+
 def _signature(func):
     try:
-        return inspect.signature(func)
+        return _SIGNATURES[func]
+    except (KeyError, TypeError):
+        pass
+    try:
+        sig = inspect.signature(func)
     except (TypeError, ValueError):
-        return None
+        sig = None
+    try:
+        _SIGNATURES[func] = sig
+    except TypeError:  # unhashable
+        pass
+    return sig
 
 
 def _action(func):
@@ -232,6 +246,18 @@ class FitRandomness(TorchFunctionMode):
 
 
 @contextlib.contextmanager
+def inside(mode):
+    """Enter ``mode`` unless it is already the innermost mode."""
+    from torch.overrides import _get_current_function_mode
+
+    if mode is None or _get_current_function_mode() is mode:
+        yield
+        return
+    with mode:
+        yield
+
+
+@contextlib.contextmanager
 def outside(mode):
     """Leave ``mode`` for the duration when it is the innermost mode (else no-op)."""
     from torch.overrides import _get_current_function_mode, _pop_mode_temporarily
@@ -259,6 +285,12 @@ _DETERMINISTIC_LAYERS = {
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
     nn.Upsample, nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d,
     nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d,
+}
+#: optimizers whose ``step`` draws nothing (exact types)
+_DETERMINISTIC_OPTIMIZERS = {
+    torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.Adagrad,
+    torch.optim.Adadelta, torch.optim.Adamax, torch.optim.NAdam, torch.optim.RAdam,
+    torch.optim.RMSprop, torch.optim.Rprop,
 }
 _DETERMINISTIC_LOSSES = {
     nn.CrossEntropyLoss, nn.NLLLoss, nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss,
@@ -337,3 +369,8 @@ def step_needs_mode(net):
         if callable(getattr(explainer, "baselines", None)):
             return True
     return False
+
+
+def deterministic_optimizer(net):
+    """Whether ``net``'s optimizer step (outside the loss closure) draws nothing."""
+    return type(getattr(net, "optimizer_", None)) in _DETERMINISTIC_OPTIMIZERS
