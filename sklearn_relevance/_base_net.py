@@ -3,7 +3,9 @@
 Extends skorch by overriding single steps, never by copying its loops:
 
 - ``fit`` validates parameters and data, infers the network's input shape and
-  output size, and seeds torch inside a forked RNG state;
+  output size, and trains with a random stream of its own
+  (``_fit_random.py``); divergence raises and a failed fit leaves the
+  estimator unfitted (``_fit_checks.py``);
 - ``get_params_for("module")`` hands the inferred sizes to the module;
 - ``train_step_single`` and ``validation_step`` add the relevance penalty
   (double backpropagation; the validation step re-enables grad for it);

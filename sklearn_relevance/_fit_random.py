@@ -300,15 +300,13 @@ _DETERMINISTIC_LOSSES = {
 
 @functools.lru_cache(maxsize=None)
 def _library_layers():
-    """The library's own module classes whose ``forward`` draws nothing."""
-    from .modules import _utils, fusion, image, mlp, spectrum
+    """The library's own module classes, whose ``forward`` draws nothing
+    (listed one by one: a new class is not trusted until added here)."""
+    from .modules import MLP, FusionNet, ImageCNN, SpectrumCNN
+    from .modules.spectrum import Add, LocallyConnected1d, ResidualBlock1d
 
-    found = set()
-    for mod in (_utils, fusion, image, mlp, spectrum):
-        found |= {v for v in vars(mod).values()
-                  if isinstance(v, type) and issubclass(v, nn.Module)
-                  and v.__module__ == mod.__name__}
-    return frozenset(found)
+    return frozenset({MLP, FusionNet, ImageCNN, SpectrumCNN, Add, LocallyConnected1d,
+                      ResidualBlock1d})
 
 
 def _global_hooks():
@@ -343,7 +341,6 @@ def deterministic_module(module):
 
 def step_needs_mode(net):
     """Whether a training / validation step of ``net`` may draw random numbers."""
-    from .estimators import RelevanceNetClassifier, RelevanceNetRegressor
     from .explainers.gradient import (
         Gradient,
         GradientXInput,
@@ -352,8 +349,8 @@ def step_needs_mode(net):
     )
     from .penalties import RelevancePenalty, RightReasonsPenalty
 
-    if type(net) not in (RelevanceNetClassifier, RelevanceNetRegressor):
-        return True
+    if not vars(type(net)).get("_steps_draw_nothing", False):
+        return True  # a subclass may override a step (set on the exact class only)
     if type(getattr(net, "criterion_", None)) not in _DETERMINISTIC_LOSSES:
         return True
     if not deterministic_module(getattr(net, "module_", None)):
