@@ -54,12 +54,15 @@ _GLOBAL_STREAM = threading.RLock()
 
 def fit_seed(random_state):
     """The seed of a fit's generator: from ``random_state``, or, for
-    ``None``, drawn from torch's global generator (so unseeded fits differ
-    and follow ``torch.manual_seed``, as scikit-learn's ``None`` does)."""
+    ``None``, from the state of torch's global CPU generator, read without
+    advancing it (as the forked global stream fits used before: unseeded
+    fits follow ``torch.manual_seed`` and leave the global stream alone)."""
     from sklearn.utils import check_random_state
 
     if random_state is None:
-        return int(torch.randint(2**62, (1,)).item())
+        probe = torch.Generator()
+        probe.set_state(torch.get_rng_state())
+        return int(torch.randint(2**62, (1,), generator=probe).item())
     return int(check_random_state(random_state).randint(2**31 - 1))
 
 

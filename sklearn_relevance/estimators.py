@@ -83,8 +83,9 @@ _COMMON_PARAMS = """
         Seeds the fit's own torch generator, from which weight
         initialisation, shuffling, dropout and the noise of the penalty's
         explainer are drawn (one stream per fit: fits in several threads
-        give what serial fits give). ``None`` seeds it from torch's global
-        generator, so ``torch.manual_seed`` makes unseeded fits repeatable.
+        give what serial fits give). ``None`` seeds it from the state of
+        torch's global generator, which the fit does not advance (set
+        ``torch.manual_seed`` to change it).
     **kwargs
         Any other skorch parameter (``iterator_train__num_workers``,
         ``module__hidden_units``, ``callbacks__print_log__...``).
