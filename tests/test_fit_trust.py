@@ -68,13 +68,12 @@ def test_fits_in_threads_equal_a_serial_fit(data, kw):
     X, y = data
 
     def fit():
-        return _weights(RelevanceNetClassifier(max_epochs=6, batch_size=8,
+        return _weights(RelevanceNetClassifier(max_epochs=4, batch_size=8,
                                                random_state=5, **kw).fit(X, y))
 
     serial = fit()
-    for _ in range(2):
-        for got in _in_threads(fit):
-            assert torch.equal(got, serial)
+    for got in _in_threads(fit, 3):
+        assert torch.equal(got, serial)
 
 
 def test_unseeded_global_draws_do_not_change_a_seeded_fit(data):
@@ -253,7 +252,7 @@ def test_pickle_while_other_threads_explain_with_hooks():
     for t in threads:
         t.start()
     try:
-        for _ in range(8):
+        for _ in range(4):
             copies = [pickle.loads(pickle.dumps(net)), copy.deepcopy(net)]
             buf = io.BytesIO()
             joblib.dump(net, buf)
