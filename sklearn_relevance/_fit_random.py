@@ -37,6 +37,7 @@ import contextlib
 import functools
 import inspect
 import threading
+import zlib
 
 import numpy as np
 import torch
@@ -165,8 +166,10 @@ class FitRandomness(TorchFunctionMode):
         gen = self._generators.get(key)
         if gen is None:
             gen = torch.Generator(device=device)
+            # str hashes vary between processes: a fixed checksum of the device
+            salt = zlib.crc32(f"{device.type}:{device.index}".encode())
             gen.manual_seed(self.seed if device.type == "cpu"
-                            else (self.seed * 1_000_003 + hash(key)) % 2**63)
+                            else (self.seed * 1_000_003 + salt) % 2**63)
             self._generators[key] = gen
         return gen
 

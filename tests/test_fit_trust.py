@@ -107,9 +107,13 @@ def test_dropout_masks_come_from_the_fits_generator():
     x = torch.ones(1000)
 
     def masks():
+        F = torch.nn.functional
         with FitRandomness(7):
-            return (torch.nn.functional.dropout(x, 0.5, training=True),
-                    torch.dropout(x, 0.5, True), torch.rand(3))
+            return (F.dropout(x, 0.5, training=True), torch.dropout(x, 0.5, True),
+                    torch.rand(3), torch.nn.Linear(4, 3).weight.detach(),
+                    # no generator argument: the global stream, seeded from the fit's
+                    F.dropout2d(x.reshape(1, 10, 10, 10), 0.5, training=True),
+                    F.rrelu(-x, training=True))
 
     first = masks()
     torch.manual_seed(123)  # the global stream plays no part
