@@ -24,7 +24,6 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_relevance import RelevanceNetClassifier, RelevanceNetRegressor
 from sklearn_relevance.explainers import get_explainer
-from sklearn_relevance.modules import MLP
 from sklearn_relevance.penalties import RelevancePenalty
 
 
