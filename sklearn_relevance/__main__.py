@@ -107,11 +107,17 @@ def _check(parser, args):
         parser.error("--imzml needs --labels CSV")
     if args.labels is not None and not args.imzml:
         parser.error("--labels needs --imzml FILE...")
-    missing = [str(f) for f in args.imzml if not f.is_file()]
-    if missing:
-        parser.error(f"imzML file(s) not found: {', '.join(missing)}")
-    if args.labels is not None and not args.labels.is_file():
-        parser.error(f"labels file not found: {args.labels}")
+    from ._paths import file_problem
+
+    bad = [(str(f), file_problem(f)) for f in args.imzml]
+    bad = [(f, why) for f, why in bad if why is not None]
+    if bad:
+        parser.error("imzML file(s) not usable: "
+                     + ", ".join(f"{f!r} {why}" for f, why in bad))
+    if args.labels is not None:
+        why = file_problem(args.labels)
+        if why is not None:
+            parser.error(f"labels file {str(args.labels)!r} {why}")
     if args.output.exists() and not args.output.is_dir():
         parser.error(f"--output {str(args.output)!r} exists and is not a folder")
 

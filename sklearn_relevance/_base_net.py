@@ -3,7 +3,9 @@
 Extends skorch by overriding single steps, never by copying its loops:
 
 - ``fit`` validates parameters and data, infers the network's input shape and
-  output size, and seeds torch inside a forked RNG state;
+  output size, and trains with a random stream of its own
+  (``_fit_random.py``); divergence raises and a failed fit leaves the
+  estimator unfitted (``_fit_checks.py``);
 - ``get_params_for("module")`` hands the inferred sizes to the module;
 - ``train_step_single`` and ``validation_step`` add the relevance penalty
   (double backpropagation; the validation step re-enables grad for it);
@@ -12,6 +14,7 @@ Extends skorch by overriding single steps, never by copying its loops:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import types
@@ -21,7 +24,6 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import clone
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -38,6 +40,20 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from tqdm.auto import tqdm
 
 from ._batching import batch_len, index_batch, iter_slices
+from ._fit_checks import (
+    check_fit_params,
+    check_parameters_finite,
+    check_step_finite,
+    forget_fit,
+)
+from ._fit_random import (
+    FitRandomness,
+    deterministic_optimizer,
+    fit_seed,
+    step_needs_mode,
+)
+from ._fit_random import inside as inside_mode
+from ._fit_random import outside as outside_mode
 from ._inference import module_for_explainer
 from ._stream import StreamBatches, is_streamed
 from ._validation import (
@@ -48,8 +64,11 @@ from ._validation import (
     sample_shape,
 )
 from ._module_access import module_access, shares_module
+from ._module_calls import in_place_input_errors
+from ._pickle_guard import settled
 from .explainers import available_explainers, get_explainer, predicted_classes
 from .modules import default_module
+from ._mask_alignment import check_mask_names, check_pipeline_space
 from ._masks import check_relevance_mask, split_masks, with_masks
 from .penalties import NORMS, RelevancePenalty
 
@@ -321,6 +340,8 @@ class _RelevanceNetBase(NeuralNet):
         batch_size = kwargs.pop("batch_size", self.batch_size)
         if batch_size == -1:
             batch_size = len(dataset)
+        if isinstance(batch_size, Integral):  # numpy ints: torch's samplers want int
+            batch_size = int(batch_size)
         shuffle = kwargs.pop("shuffle", training)
         custom = {"sampler", "batch_sampler", "collate_fn", "drop_last"} & set(kwargs)
         if iterator is DataLoader and not custom:
@@ -389,6 +410,7 @@ class _RelevanceNetBase(NeuralNet):
         self._check_relevance_params()
         self._check_device_usable()
         self._check_input_names(X, reset=True)
+        self._check_mask_space(relevance_mask)
         X = check_input(X)
         y = self._prepare_y(y, X)
         masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
@@ -398,12 +420,10 @@ class _RelevanceNetBase(NeuralNet):
         elif hasattr(self, "n_features_in_"):
             del self.n_features_in_
         self._penalty_fn = None
-        seed = None
-        if self.random_state is not None:
-            seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        with torch.random.fork_rng(devices=_cuda_devices(self.device)):
-            if seed is not None:
-                torch.manual_seed(seed)
+        check_fit_params(self, self._forward_owner(), fit_params)
+        # one random stream per fit, in this thread only (_fit_random.py)
+        randomness = FitRandomness(fit_seed(self.random_state))
+        with self._fit_guard(randomness):
             # NeuralNet.fit, minus its call of our (validating) partial_fit
             if not self.warm_start or not self.initialized_:
                 self.initialize()
@@ -411,6 +431,61 @@ class _RelevanceNetBase(NeuralNet):
                 self, _packed(X, masks), as_torch(y), _routing_method="fit", **fit_params
             )
         return self
+
+    def _check_mask_space(self, relevance_mask):
+        """Masks must line up with X's features (_mask_alignment.py)."""
+        if relevance_mask is None:
+            return
+        check_mask_names(relevance_mask, getattr(self, "feature_names_in_", None),
+                         type(self).__name__)
+        check_pipeline_space(self, relevance_mask)
+
+    def _forward_owner(self):
+        """The module (or its class) whose ``forward`` receives fit keywords."""
+        module = getattr(self, "module_", None)
+        if self.warm_start and self.initialized_ and module is not None:
+            return module
+        if self.module is None:
+            return default_module(self.input_shape_)
+        return self.module
+
+    @contextlib.contextmanager
+    def _fit_guard(self, randomness):
+        """Train with ``randomness`` (the fit's generators); a failure leaves
+        the estimator unfitted (_fit_checks.py)."""
+        if self._penalized():
+            randomness.seed_explainer(self._penalty().explainer)
+        self._active_random = randomness
+        try:
+            with randomness:
+                yield
+        except BaseException:
+            forget_fit(self)
+            raise
+        finally:
+            vars(self).pop("_active_random", None)
+        self._fit_random = randomness.state()
+
+    def _step_randomness(self):
+        """Inside a step, the fit's random mode only where something may draw."""
+        mode = getattr(self, "_active_random", None)
+        if mode is None:
+            return contextlib.nullcontext()
+        return inside_mode(mode) if step_needs_mode(self) else outside_mode(mode)
+
+    def train_step(self, batch, **fit_params):
+        mode = getattr(self, "_active_random", None)
+        # torch's optimizers draw nothing: their step runs without the mode
+        # (the loss closure, train_step_single, decides for itself)
+        with outside_mode(mode) if deterministic_optimizer(self) else contextlib.nullcontext():
+            step = super().train_step(batch, **fit_params)
+        check_step_finite(self, step["loss"])
+        return step
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if training and iterator is not None:
+            check_parameters_finite(self)
 
     def partial_fit(self, X, y=None, classes=None, relevance_mask=None, **fit_params):
         """Train for ``max_epochs`` more epochs without re-initialising.
@@ -432,12 +507,20 @@ class _RelevanceNetBase(NeuralNet):
         """
         if not self.initialized_:
             return self.fit(X, y, relevance_mask=relevance_mask, **fit_params)
+        self._check_device_usable()
         self._check_input_names(X, reset=False)
+        self._check_mask_space(relevance_mask)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         y = self._prepare_y(y, X, refit=False)
         masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
-        return NeuralNet.partial_fit(self, _packed(X, masks), as_torch(y), **fit_params)
+        check_fit_params(self, self.module_, fit_params, method="partial_fit")
+        state = getattr(self, "_fit_random", None)
+        randomness = (FitRandomness.from_state(state) if state is not None
+                      else FitRandomness(fit_seed(self.random_state)))
+        with self._fit_guard(randomness):
+            NeuralNet.partial_fit(self, _packed(X, masks), as_torch(y), **fit_params)
+        return self
 
     def _get_param_names(self):
         # skorch takes every public attribute for a parameter; private ones
@@ -493,6 +576,10 @@ class _RelevanceNetBase(NeuralNet):
         return total, y_pred
 
     def train_step_single(self, batch, **fit_params):
+        with self._step_randomness(), in_place_input_errors(self.module_):
+            return self._train_step_single(batch, **fit_params)
+
+    def _train_step_single(self, batch, **fit_params):
         if not self._penalized():
             return super().train_step_single(_unmasked(batch), **fit_params)
         self._set_training(True)
@@ -501,6 +588,10 @@ class _RelevanceNetBase(NeuralNet):
         return {"loss": total, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):
+        with self._step_randomness(), in_place_input_errors(self.module_):
+            return self._validation_step(batch, **fit_params)
+
+    def _validation_step(self, batch, **fit_params):
         if not self._penalized():
             return super().validation_step(_unmasked(batch), **fit_params)
         # skorch validates under no_grad; the penalty needs input gradients
@@ -536,6 +627,7 @@ class _RelevanceNetBase(NeuralNet):
     # ------------------------------------------------------------ prediction
     def _check_predict_input(self, X):
         check_is_fitted(self, "module_")
+        self._check_device_usable()  # set_params(device=...) after fit
         self._check_input_names(X, reset=False)
         X = check_input(X)
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
@@ -744,8 +836,11 @@ class _RelevanceNetBase(NeuralNet):
 
     # -------------------------------------------------------------- pickling
     def __getstate__(self):
-        state = super().__getstate__()
+        # no explainer's hooks or eval-mode switch in the state (_pickle_guard.py)
+        with settled(vars(self).get("module_")):
+            state = super().__getstate__()
         state.pop("_penalty_fn", None)
+        state.pop("_active_random", None)
         return state
 
 
@@ -821,13 +916,6 @@ def _to_numpy(rel):
     if isinstance(rel, Mapping):
         return {k: v.detach().cpu().numpy() for k, v in rel.items()}
     return rel.detach().cpu().numpy()
-
-
-def _cuda_devices(device):
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    if device.type != "cuda" or not torch.cuda.is_available():
-        return []
-    return [device.index if device.index is not None else torch.cuda.current_device()]
 
 
 def _accepted_kwargs(cls):

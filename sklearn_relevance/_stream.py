@@ -45,6 +45,14 @@ def check_streamed(X, *, name="X", min_ndim=2):
 def read_batch(X, rows, *, name="X"):
     """Rows of a row source as a float32 tensor; NaN or infinity raise."""
     batch = np.asarray(X.read(rows), dtype=np.float32)
+    expected = (len(np.atleast_1d(rows)),) + tuple(X.shape[1:])
+    if batch.shape != expected:
+        # a short read would pair predictions or labels with the wrong rows
+        raise ValueError(
+            f"The row source '{name}' ({type(X).__name__}) returned an array of shape "
+            f"{batch.shape} from read() for {expected[0]} rows; expected shape "
+            f"{expected}. Its read(rows) must return exactly one row per index."
+        )
     if not np.isfinite(batch).all():
         bad = int(np.flatnonzero(~np.isfinite(batch).reshape(len(batch), -1).all(1))[0])
         raise ValueError(

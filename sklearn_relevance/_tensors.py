@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import torch
 
 from ._targets import check_target
+from ._module_calls import in_place_input_errors, single_output
 
 __all__ = [
     "check_inputs",
@@ -82,8 +83,7 @@ def select_output(out, target):
     -------
     Tensor of shape (n,)
     """
-    if isinstance(out, tuple):
-        out = out[0]
+    out = single_output(out)  # a tuple's first element; dict, list: TypeError
     n = out.shape[0]
     target = check_target(target, n)
     if out.ndim == 1:
@@ -265,7 +265,8 @@ def check_module_input(module, X):
 def module_errors(X):
     """Report a module that cannot take ``X`` as a ``ValueError`` naming ``X``."""
     try:
-        yield
+        with in_place_input_errors(None):
+            yield
     except RuntimeError as exc:
         msg = str(exc)
         if not any(s in msg for s in _SHAPE_ERRORS) or "backward" in msg:

@@ -27,7 +27,10 @@ def check_array_nd(X, *, name="X", min_ndim=2, allow_nan=False, dtype=np.float32
     the CPU first.
     """
     if torch.is_tensor(X):
-        X = X.detach().cpu().numpy()
+        X = X.detach().cpu()
+        if X.dtype in (torch.bfloat16, torch.float16):
+            X = X.float()  # numpy has no bfloat16: cast as float64 is cast
+        X = X.numpy()
     arr = check_array(
         X, accept_sparse=False, dtype=dtype, allow_nd=True, ensure_2d=min_ndim >= 2,
         ensure_all_finite="allow-nan" if allow_nan else True, input_name=name,
@@ -99,7 +102,7 @@ def check_sample_shape(X, expected, *, name="X", owner="estimator"):
     if tuple(got) != tuple(expected):
         n_got = int(np.prod(got)) if got else 0
         n_exp = int(np.prod(expected)) if expected else 0
-        if len(expected) == 1:
+        if len(expected) == 1 and len(got) == 1:
             raise ValueError(
                 f"X has {n_got} features, but {owner} is expecting {n_exp} features "
                 "as input."
@@ -166,6 +169,8 @@ def device_problem(device):
         return "it is not a torch device (expected e.g. 'cpu', 'cuda' or 'cuda:0')"
     if dev.type == "cpu":
         return None
+    if dev.type == "meta":
+        return "meta tensors hold no data (nothing can be trained or predicted on them)"
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             why = ("this torch was built without CUDA" if torch.version.cuda is None

@@ -80,8 +80,12 @@ _COMMON_PARAMS = """
         ``"cuda"`` trains and explains on the GPU; every tensor follows the
         module.
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, dropout and shuffling (torch's RNG is
-        forked, so the global state is left untouched).
+        Seeds the fit's own torch generator, from which weight
+        initialisation, shuffling, dropout and the noise of the penalty's
+        explainer are drawn (one stream per fit: fits in several threads
+        give what serial fits give). ``None`` seeds it from the state of
+        torch's global generator, which the fit does not advance (set
+        ``torch.manual_seed`` to change it).
     **kwargs
         Any other skorch parameter (``iterator_train__num_workers``,
         ``module__hidden_units``, ``callbacks__print_log__...``).
@@ -148,6 +152,10 @@ class RelevanceNetClassifier(ClassifierMixin, _RelevanceNetBase):
     >>> clf.explain(X[:3] / 16).shape
     (3, 64)
     """
+
+    # its steps draw no random numbers of their own (see _fit_random.py);
+    # not inherited by subclasses, which may override a step
+    _steps_draw_nothing = True
 
     def __init__(self, module=None, *, relevance_penalty=0.0,
                  relevance_explainer="gradient_x_input", relevance_norm="l1",
@@ -308,6 +316,10 @@ class RelevanceNetRegressor(RegressorMixin, _RelevanceNetBase):
     >>> reg.explain(X[:4]).shape
     (4, 5)
     """
+
+    # its steps draw no random numbers of their own (see _fit_random.py);
+    # not inherited by subclasses, which may override a step
+    _steps_draw_nothing = True
 
     _relevance_targets = ("all",)
     _is_regressor = True

@@ -93,7 +93,7 @@ def test_cli_errors(tmp_path, capsys, imzml_files):
     assert "--imzml needs --labels" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--imzml", str(tmp_path / "missing.imzML"), "--labels", str(labels)])
-    assert "not found" in capsys.readouterr().err
+    assert "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--penalties", "-1"])
     one_lab = tmp_path / "one.csv"
@@ -223,3 +223,39 @@ def test_bad_test_lab_and_output_refused_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--output", str(a_file)])
     assert exc.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+def test_labels_with_a_byte_order_mark(imzml_files, tmp_path):
+    files, labels, *_ = imzml_files
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + labels.read_bytes())  # a spreadsheet's UTF-8 export
+    Xl, yl, *_ = load_labelled_imzml(files, bom, n_bins=400)
+    Xr, yr, *_ = load_labelled_imzml(files, labels, n_bins=400)
+    np.testing.assert_array_equal(Xl, Xr)
+    np.testing.assert_array_equal(yl, yr)
+
+
+def test_a_folder_or_fifo_is_not_reported_missing(imzml_files, tmp_path, capsys):
+    files, labels, *_ = imzml_files
+    folder = tmp_path / "labels_dir"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        load_labelled_imzml(files, folder)
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--imzml", *map(str, files), "--labels", str(folder)])
+    assert exc.value.code == 2
+    assert "is a folder, not a file" in capsys.readouterr().err
+    if hasattr(__import__("os"), "mkfifo"):
+        fifo = tmp_path / "labels.fifo"
+        __import__("os").mkfifo(fifo)
+        with pytest.raises(SystemExit):
+            main(["demo", "--imzml", *map(str, files), "--labels", str(fifo)])
+        assert "FIFO" in capsys.readouterr().err
+
+
+def test_cli_refuses_the_meta_device_before_work(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--quick", "--device", "meta"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--device" in err and "meta" in err

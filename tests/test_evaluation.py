@@ -79,7 +79,10 @@ def test_table_equals_direct_computation(module, lesions):
         assert got.mask_roc_auc[~lesion].isna().all()  # class 0: no lesion, no score
         np.testing.assert_allclose(got.sparseness, spa, rtol=1e-6)
         np.testing.assert_allclose(table.loc[name, "mask_roc_auc"], auc.mean(), rtol=1e-6)
-        np.testing.assert_allclose(table.loc[name, "fidelity"], np.nanmean(fid), rtol=1e-5)
+        # the mean of per-sample scores of both signs may be near 0: its
+        # tolerance is that of the scores (rounding differs between CPUs)
+        np.testing.assert_allclose(table.loc[name, "fidelity"], np.nanmean(fid), rtol=1e-5,
+                                   atol=1e-5 * np.nanmax(np.abs(fid)))
         row = table.loc[name]
         for m in ("fidelity", "mask_roc_auc", "sparseness"):
             assert row[f"{m}_ci_low"] <= row[m] <= row[f"{m}_ci_high"]

@@ -213,7 +213,24 @@ def test_estimator_explain_on_the_copy_equals_the_module(name, explainer, copy_a
     got = est.explain(X, explainer=e, target=1, batch_size=-1)
     assert _inference._COPIES[module][1] is not None  # the copy was used
     want = e.explain(module.eval(), torch.as_tensor(X), 1).detach().numpy()
-    np.testing.assert_allclose(got, want, rtol=0, atol=2e-4 * np.abs(want).max())
+    # against float64, not against float32 with a fixed tolerance: the copy's
+    # rewrites round differently, and at float32 near-ties (a max-pooling
+    # winner, a ReLU at 0 on one of IG's path points) either side is right and
+    # moves a whole gradient term. So: nearly every element agrees with
+    # float64 to 2e-4 of the scale, and the whole map is as close to float64
+    # as the module's own float32 result (or within 1e-3; a wrong rewrite is
+    # off by O(1)).
+    exact = e.explain(copy.deepcopy(module).double().eval(),
+                      torch.as_tensor(X).double(), 1).detach().numpy()
+    if "random_state" in params:  # float64 noise is other noise: same-dtype reference
+        exact = want
+
+    def error(a):
+        return np.linalg.norm(a - exact) / np.linalg.norm(exact)
+
+    off = np.abs(got - exact) > 2e-4 * np.abs(exact).max()
+    assert off.mean() <= 0.01, off.mean()
+    assert error(got) <= max(4 * error(want), 1e-3), (error(got), error(want))
     # the caller's module: same values, same layout, no in-place ReLU
     for k, v in module.state_dict().items():
         assert torch.equal(v, before[k]) and v.stride() == before[k].stride()

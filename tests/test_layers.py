@@ -24,7 +24,8 @@ FLOORS = [
     # 0. ground floor: tensors, targets, validation, batching, the module
     #    lock, the network behind an estimator, optional imports
     {"_lazy", "_optional", "_batching", "_validation", "_targets", "_tensors",
-     "_module_access", "_nets", "_baselines", "_masks", "_stream"},
+     "_module_access", "_nets", "_baselines", "_masks", "_stream", "_module_calls",
+     "_pickle_guard", "_paths", "_fit_checks", "_mask_alignment"},
     # 1. data: synthetic data sets, imaging mass spectrometry I/O, plots
     {"datasets", "ims", "plotting"},
     # 2. explainers and the fast inference copy they run on (any torch module)
@@ -34,8 +35,8 @@ FLOORS = [
     {"modules"},
     # 4. what uses explainers: training penalties and metrics
     {"penalties", "metrics"},
-    # 5. the shared estimator base
-    {"_base_net"},
+    # 5. the shared estimator base and its random stream per fit
+    {"_base_net", "_fit_random"},
     # 6. estimators and what wraps them
     {"estimators", "transformers", "model_selection", "callbacks", "_explain"},
     # 7. studies

@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator
 
 from .._batching import batch_len, index_batch, iter_slices
 from .._module_access import module_access, shares_module
+from .._module_calls import check_not_empty
 from .._targets import check_target
 from .._tensors import check_inputs, check_module_input, module_errors
 from .._validation import check_finite_tensor
@@ -152,6 +153,7 @@ class BaseExplainer(BaseEstimator):
             Relevance of ``X``'s shape and structure.
         """
         self._validate_params()
+        check_not_empty(X)
         self._check_explain(X, create_graph)
         check_module_input(module, X)
         target = check_target(target, batch_len(X))

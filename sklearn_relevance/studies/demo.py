@@ -367,9 +367,15 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
     if not files:
         raise ValueError("Pass at least one imzML file with --imzml.")
     labels_csv = Path(labels_csv)
-    if not labels_csv.is_file():
+    from sklearn_relevance._paths import file_problem
+
+    why = file_problem(labels_csv)
+    if why == "does not exist":
         raise FileNotFoundError(f"Labels file {str(labels_csv)!r} does not exist.")
-    with open(labels_csv, newline="") as fh:
+    if why is not None:
+        raise ValueError(f"Labels file {str(labels_csv)!r} {why}.")
+    # utf-8-sig: a byte-order mark (spreadsheet exports) is not part of a column name
+    with open(labels_csv, newline="", encoding="utf-8-sig") as fh:
         table = list(csv.DictReader(fh))
     if not table:
         raise ValueError(f"The labels file {str(labels_csv)!r} has no rows.")
