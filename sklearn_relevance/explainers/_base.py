@@ -22,6 +22,7 @@ from .._module_access import module_access, shares_module
 from .._targets import check_target
 from .._tensors import check_inputs, check_module_input, module_errors
 from .._validation import check_finite_tensor
+from .._which_network import network_decided, network_for
 
 __all__ = [
     "BaseExplainer",
@@ -155,8 +156,17 @@ class BaseExplainer(BaseEstimator):
         self._check_explain(X, create_graph)
         check_module_input(module, X)
         target = check_target(target, batch_len(X))
-        with module_access(module, shared=shares_module(self)), module_errors(X):
-            return self._explain(module, X, target, create_graph=create_graph)
+        shared = shares_module(self)
+        with module_access(module, shared=shared), module_errors(X):
+            # the network is decided once, at the outermost call: the
+            # inference copy where it applies (as for the estimators), the
+            # module otherwise; nested explainers run on what they are given
+            net = network_for(module, X, self, create_graph=create_graph)
+            with network_decided():
+                if net is module:
+                    return self._explain(module, X, target, create_graph=create_graph)
+                with module_access(net, shared=shared):
+                    return self._explain(net, X, target, create_graph=create_graph)
 
     def _check_explain(self, X, create_graph=False):
         """Check ``X`` and ``create_graph`` against what the method supports.
