@@ -35,8 +35,8 @@ from ._target_policy import predicted_indices, resolve_target
 from ._which_network import network_decided, network_for
 from .explainers import get_explainer
 
-__all__ = ["ExplainRequest", "estimator_request", "module_request", "resolve_explainer",
-           "check_explain_batch_size"]
+__all__ = ["ExplainRequest", "estimator_request", "estimator_targets", "module_request",
+           "resolve_explainer", "check_explain_batch_size"]
 
 
 class ExplainRequest:
@@ -146,15 +146,30 @@ def estimator_request(estimator, X, y=None, *, explainer=None, target=None,
     else:
         exp = resolve_explainer(explainer, params)
     n = batch_len(X)
-    targets = resolve_target(
-        target, n=n, n_outputs=estimator.n_outputs_, y=y,
-        classes=getattr(estimator, "classes_", None),
-        predicted=lambda: estimator._predicted_indices(X, checked=True),
-        regression=bool(getattr(estimator, "_is_regressor", False)), owner="explain")
+    targets = _estimator_targets(estimator, X, y, target)
     bs = check_explain_batch_size(
         batch_size if batch_size is not None else estimator.batch_size, n)
     return ExplainRequest(estimator.module_, X, targets, exp, bs, device=estimator.device,
                           verbose=getattr(estimator, "verbose", 0))
+
+
+def _estimator_targets(estimator, X, y, target, owner="explain"):
+    return resolve_target(
+        target, n=batch_len(X), n_outputs=estimator.n_outputs_, y=y,
+        classes=getattr(estimator, "classes_", None),
+        predicted=lambda: estimator._predicted_indices(X, checked=True),
+        regression=bool(getattr(estimator, "_is_regressor", False)), owner=owner)
+
+
+def estimator_targets(estimator, X, y=None, target=None, *, owner="explain"):
+    """The target policy applied to a fitted estimator of this package and X.
+
+    Returns ``None`` (single output), an ``int`` or int64 indices ``(n,)``:
+    callers that explain and then score (scorers, ``compare_explainers``)
+    resolve the target once and hand the same indices to both.
+    """
+    return _estimator_targets(estimator, estimator._check_predict_input(X), y, target,
+                              owner)
 
 
 def module_request(module, X, *, explainer, target=None, y=None, batch_size, device=None,
