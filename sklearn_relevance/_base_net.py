@@ -49,6 +49,7 @@ from .explainers import available_explainers, get_explainer
 from .modules import default_module
 from ._masks import check_relevance_mask, split_masks, with_masks
 from .penalties import NORMS, RelevancePenalty
+from ._penalty_config import check_training_penalty, training_penalty
 
 
 class _RelevanceNetBase(NeuralNet):
@@ -120,7 +121,6 @@ class _RelevanceNetBase(NeuralNet):
             self._relevance_constraints(), params, caller_name=type(self).__name__
         )
         explainer = self._make_explainer(self.relevance_explainer, with_params=True)
-        self._penalty_fn = None
         self.relevance_explainer_ = explainer
         if self.relevance_penalty > 0:
             trained = self._penalty().explainer
@@ -221,7 +221,6 @@ class _RelevanceNetBase(NeuralNet):
                     f"dict of them per modality). Got {given['input_shape']!r} instead."
                 )
         self.relevance_explainer_ = self._check_relevance_params()
-        self._penalty_fn = None
         self.input_shape_ = shape
         self.n_outputs_ = n_outputs
         if not isinstance(shape, Mapping) and len(shape) == 1:
@@ -267,19 +266,21 @@ class _RelevanceNetBase(NeuralNet):
             # skorch re-initialises callbacks eagerly here; scikit-learn expects
             # set_params only to store. They are initialised at ``fit``.
             self.callbacks = params.pop("callbacks")
-        # explainer parameters are stored here and applied to a clone of the
-        # explainer at fit and explain (skorch would try to re-initialise a
-        # torch component for them on a fitted net)
+        # the explainer and its parameters are stored here and applied to a
+        # clone of the explainer at fit and explain (skorch would try to
+        # re-initialise a torch component for them on a fitted net). The
+        # penalty they configure is resolved at one point, keyed on all of
+        # them (_penalty_config.training_penalty): nothing to clear here.
+        if "relevance_explainer" in params:
+            vars(self)["relevance_explainer"] = params.pop("relevance_explainer")
         for key in [k for k in params if k.startswith("relevance_explainer__")]:
             setattr(self, key, params.pop(key))
             self._params_to_validate.add(key)
-            self._penalty_fn = None
         # the penalty object's own parameters, scikit-learn's nested way
         term = {k.split("__", 1)[1]: params.pop(k) for k in list(params)
                 if k.startswith("relevance_term__")}
         if "relevance_term" in params:
             self.relevance_term = params.pop("relevance_term")
-            self._penalty_fn = None
         if term:
             if self.relevance_term is None:
                 raise ValueError(
@@ -287,7 +288,6 @@ class _RelevanceNetBase(NeuralNet):
                     f"Got relevance_term=None with {sorted(term)}."
                 )
             self.relevance_term.set_params(**term)
-            self._penalty_fn = None
         return super().set_params(**params)
 
     def _get_params_html(self, deep=True, doc_link=""):
@@ -394,7 +394,7 @@ class _RelevanceNetBase(NeuralNet):
             self.n_features_in_ = X.shape[1]
         elif hasattr(self, "n_features_in_"):
             del self.n_features_in_
-        self._penalty_fn = None
+        check_training_penalty(self, X)
         seed = None
         if self.random_state is not None:
             seed = int(check_random_state(self.random_state).randint(2**31 - 1))
@@ -434,6 +434,8 @@ class _RelevanceNetBase(NeuralNet):
         check_sample_shape(X, self.input_shape_, owner=type(self).__name__)
         y = self._prepare_y(y, X, refit=False)
         masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
+        self._check_relevance_params()
+        check_training_penalty(self, X)
         return NeuralNet.partial_fit(self, _packed(X, masks), as_torch(y), **fit_params)
 
     def _get_param_names(self):
@@ -446,16 +448,9 @@ class _RelevanceNetBase(NeuralNet):
         return isinstance(penalty, Real) and penalty > 0
 
     def _penalty(self):
-        fn = getattr(self, "_penalty_fn", None)
-        if fn is None:
-            explainer = getattr(self, "relevance_explainer_", None)
-            if explainer is None:
-                explainer = self._make_explainer(self.relevance_explainer, with_params=True)
-            term = self.relevance_term if self.relevance_term is not None else RelevancePenalty()
-            fn = term.resolved(explainer=explainer, norm=self.relevance_norm,
-                               target=self.relevance_target)
-            self._penalty_fn = fn
-        return fn
+        """The resolved training penalty: one object owning the explainer, norm
+        and target, resolved at one point (``_penalty_config.py``)."""
+        return training_penalty(self)
 
     def _grad_input(self, Xi):
         Xi = to_tensor(Xi, device=self.device)
@@ -673,7 +668,7 @@ class _RelevanceNetBase(NeuralNet):
     # -------------------------------------------------------------- pickling
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_penalty_fn", None)
+        state.pop("_penalty_cache", None)
         return state
 
 

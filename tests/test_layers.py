@@ -36,7 +36,7 @@ FLOORS = [
     #    explain goes through them)
     {"_request", "_target_policy"},
     # 4. what uses explainers: training penalties and metrics
-    {"penalties", "metrics"},
+    {"penalties", "metrics", "_penalty_config"},
     # 5. the shared estimator base
     {"_base_net"},
     # 6. estimators and what wraps them
