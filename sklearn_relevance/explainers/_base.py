@@ -64,9 +64,9 @@ def predicted_classes(infer, X, module):
     >>> bool((predicted_classes(net, X, net) == net(X).argmax(1)).all())
     True
     """
-    from ._engine import FORWARD_PASS_BUDGET, max_rows_for
+    from ._engine import max_rows_for
 
-    rows = max_rows_for(X, None, FORWARD_PASS_BUDGET, module=module)
+    rows = max_rows_for(X, None, "forward_pass_input", module=module)
     parts = []
     with torch.no_grad():
         for sl in iter_slices(batch_len(X), rows):

@@ -20,13 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .._batching import (
-    DEFAULT_MEMORY_BUDGET,
-    MEMORY_BUDGETS,
-    chunk_size_for,
-    iter_slices,
-    sample_nbytes,
-)
+from .._batching import budget_bytes, chunk_size_for, iter_slices, sample_nbytes
 from .._inference import cpu_pass_budget
 from .._module_access import eval_mode
 from .._nets import final_input, module_and_device
@@ -39,11 +33,11 @@ from ._checks import constant_rows, nan_where, to_numpy
 
 __all__ = ["perturbation_curve", "fidelity_score", "deletion_auc", "insertion_auc"]
 
-#: Input bytes of one batched forward on a CPU when ``internal_batch_size`` is None.
-#: Small enough that the activations of a few hundred small images stay in
-#: cache (measured in benchmarks/bench_metrics.py: 0.25-1 MiB is fastest, 16
-#: MiB is 2-3x slower). Accelerators use the library's default budget.
-CURVE_MEMORY_BUDGET = MEMORY_BUDGETS["curve_pass_input_cpu"]
+# Input bytes of one batched forward on a CPU when ``internal_batch_size`` is
+# None: ``MEMORY_BUDGETS["curve_pass_input_cpu"]`` (1 MiB), small enough that
+# the activations of a few hundred small images stay in cache (measured in
+# benchmarks/bench_metrics.py: 0.25-1 MiB is fastest, 16 MiB is 2-3x
+# slower). Accelerators use the library's default, ``"array_work"``.
 
 ORDERS = {"mif", "lif", "random"}
 RESPONSES = {"logit", "proba", "accuracy"}
@@ -199,7 +193,7 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
     kind : {"deletion", "insertion"}, default="deletion"
     internal_batch_size : int, optional
         Rows (samples x (steps + 1)) per forward pass; default from a memory
-        budget (:data:`CURVE_MEMORY_BUDGET` bytes of input).
+        budget (``MEMORY_BUDGETS["curve_pass_input_cpu"]`` bytes of input).
     random_state : int, RandomState or None
         Seed of ``order="random"``.
     batch_size : int, optional
@@ -257,8 +251,8 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
     pos = _positions(rel_flat, order, random_state)
     counts = (torch.arange(steps + 1, device=device) * F) // steps
     rel_shape, x_shape = tuple(rel.shape[1:]), tuple(X.shape[1:])
-    budget = (cpu_pass_budget(module, CURVE_MEMORY_BUDGET) if device.type == "cpu"
-              else DEFAULT_MEMORY_BUDGET)
+    budget = (cpu_pass_budget(module, budget_bytes("curve_pass_input_cpu"))
+              if device.type == "cpu" else "array_work")
     chunk = chunk_size_for(sample_nbytes(X), steps + 1, batch_size=internal_batch_size,
                            budget=budget)
     parts = []
