@@ -8,8 +8,8 @@ object owns the explainer, norm and target the training uses.
 
 :func:`training_penalty` is the one place it is resolved. Its cache is keyed
 on everything that can change it: the term's and the explainer's parameters
-(deeply, objects by identity and parameters, tensors by identity and
-version), the estimator's three parameters and its explainer parameters.
+(deeply: objects by identity and public attributes, tensors by identity
+and version), the estimator's three parameters and its explainer parameters.
 So a change made by ``set_params`` or by assigning an attribute, between
 ``fit`` and ``partial_fit`` or in a callback between epochs, takes effect at
 the next batch, and nothing has to clear the cache by hand.
@@ -44,14 +44,14 @@ def _key(value, depth=0):
     if isinstance(value, Mapping):
         return ("dict", tuple(sorted((str(k), _key(v, depth + 1))
                                      for k, v in value.items())))
-    get_params = getattr(value, "get_params", None)
-    if callable(get_params) and not isinstance(value, type) and depth < 8:
-        try:
-            params = get_params(deep=False)
-        except TypeError:
-            params = get_params()
+    if hasattr(value, "get_params") and hasattr(value, "__dict__") and depth < 8 \
+            and not isinstance(value, (type, torch.nn.Module)):
+        # scikit-learn-style objects keep their parameters as attributes:
+        # read them directly (get_params inspects the signature: 50 us a call,
+        # too slow for every batch); private attributes are caches
         return (type(value), id(value),
-                tuple(sorted((k, _key(v, depth + 1)) for k, v in params.items())))
+                tuple(sorted((k, _key(v, depth + 1)) for k, v in vars(value).items()
+                             if not k.startswith("_"))))
     return ("object", type(value), id(value))
 
 
@@ -62,7 +62,8 @@ def penalty_key(estimator):
         _key(estimator.relevance_explainer),
         _key(estimator.relevance_norm),
         _key(estimator.relevance_target),
-        _key(estimator.get_params_for("relevance_explainer")),
+        _key({k: v for k, v in vars(estimator).items()
+              if k.startswith("relevance_explainer__")}),
     )
 
 

@@ -31,6 +31,7 @@ from sklearn.base import clone
 
 from ._batching import batch_len, index_batch, iter_slices
 from ._module_access import module_access, shares_module
+from ._stream import is_streamed
 from ._target_policy import predicted_indices, resolve_target
 from ._which_network import network_decided, network_for
 from .explainers import get_explainer
@@ -139,6 +140,7 @@ def estimator_request(estimator, X, y=None, *, explainer=None, target=None,
             f"Got {type(explainer_params).__name__} instead."
         )
     X = estimator._check_predict_input(X)
+    _refuse_streamed(X)
     params = {**(explainer_params or {}), **params}
     if explainer is None:
         exp = resolve_explainer(estimator.relevance_explainer, params,
@@ -151,6 +153,19 @@ def estimator_request(estimator, X, y=None, *, explainer=None, target=None,
         batch_size if batch_size is not None else estimator.batch_size, n)
     return ExplainRequest(estimator.module_, X, targets, exp, bs, device=estimator.device,
                           verbose=getattr(estimator, "verbose", 0))
+
+
+def _refuse_streamed(X):
+    """Row sources (lazy imzML spectra) are read batch by batch by fit and
+    predict only; explanations take arrays. Refused before any work."""
+    if is_streamed(X):
+        from skorch.utils import to_tensor
+
+        to_tensor(X, device="cpu")  # a row source refuses with its own message
+        raise TypeError(
+            f"explain takes arrays, not the row source {type(X).__name__}: pass "
+            "X[rows].read() (the rows to explain)."
+        )
 
 
 def _estimator_targets(estimator, X, y, target, owner="explain"):
@@ -168,8 +183,9 @@ def estimator_targets(estimator, X, y=None, target=None, *, owner="explain"):
     callers that explain and then score (scorers, ``compare_explainers``)
     resolve the target once and hand the same indices to both.
     """
-    return _estimator_targets(estimator, estimator._check_predict_input(X), y, target,
-                              owner)
+    X = estimator._check_predict_input(X)
+    _refuse_streamed(X)
+    return _estimator_targets(estimator, X, y, target, owner)
 
 
 def module_request(module, X, *, explainer, target=None, y=None, batch_size, device=None,
