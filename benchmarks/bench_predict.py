@@ -28,7 +28,7 @@ from sklearn_relevance import RelevanceNetClassifier
 
 CASES = {  # name: (per-sample shape, samples predicted, module parameters)
     "MLP 64": ((64,), 4096, {}),
-    "MLP 20000 (wide)": ((20000,), 512, {"module__hidden_units": (512, 512)}),
+    "MLP 20000 (wide)": ((20000,), 64, {"module__hidden_units": (512, 512)}),
     "SpectrumCNN 1x250": ((1, 250), 512, {}),
     "ImageCNN 1x64x64": ((1, 64, 64), 256, {}),
     "ImageCNN 1x24x24x24": ((1, 24, 24, 24), 64, {}),

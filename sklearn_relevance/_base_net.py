@@ -570,17 +570,20 @@ class _RelevanceNetBase(NeuralNet):
         nonlin = self._get_predict_nonlinearity() if nonlinearity else None
         module = self.module_
         dtype = _float_dtype(module)
+        # skorch's infer only adds overhead here (no masks at prediction);
+        # a subclass that overrides infer keeps it
+        own_infer = type(self).infer is not _RelevanceNetBase.infer
         outputs = []
         with module_access(module, shared=True, eval_mode=True), torch.no_grad():
             for Xi in self._prediction_batches(X):
-                Xi = to_tensor(Xi, device=self.device)
-                if dtype is not None:
-                    Xi = ({k: v.to(dtype) for k, v in Xi.items()}
-                          if isinstance(Xi, Mapping) else Xi.to(dtype))
-                out = self.infer(Xi)
+                Xi = _on_device(Xi, self.device, dtype)
+                if own_infer:
+                    out = self.infer(Xi)
+                else:
+                    out = module(**Xi) if isinstance(Xi, Mapping) else module(Xi)
                 out = out[0] if isinstance(out, tuple) else out
-                outputs.append(_to_float64(out if nonlin is None else nonlin(out)))
-        return np.concatenate(outputs)
+                outputs.append(out if nonlin is None else nonlin(out))
+        return _to_float64(torch.cat(outputs))
 
     def _prediction_batches(self, X):
         """The batches of X that ``predict`` runs, in order.
@@ -725,6 +728,15 @@ class _TensorBatches(torch.utils.data.Dataset):
 
 def _to_float64(out):
     return out.detach().cpu().numpy().astype(np.float64, copy=False)
+
+
+def _on_device(Xi, device, dtype):
+    """A batch (tensor or dict of tensors) on ``device`` in ``dtype``."""
+    if isinstance(Xi, Mapping):
+        return {k: _on_device(v, device, dtype) for k, v in Xi.items()}
+    if not torch.is_tensor(Xi):
+        Xi = to_tensor(Xi, device=device)
+    return Xi.to(device=device, dtype=dtype if dtype is not None else Xi.dtype)
 
 
 def _float_dtype(module):
