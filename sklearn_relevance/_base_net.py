@@ -573,17 +573,19 @@ class _RelevanceNetBase(NeuralNet):
         # skorch's infer only adds overhead here (no masks at prediction);
         # a subclass that overrides infer keeps it
         own_infer = type(self).infer is not _RelevanceNetBase.infer
+        device = torch.device(self.device) if self.device is not None else None
         outputs = []
         with module_access(module, shared=True, eval_mode=True), torch.no_grad():
             for Xi in self._prediction_batches(X):
-                Xi = _on_device(Xi, self.device, dtype)
+                Xi = _on_device(Xi, device, dtype)
                 if own_infer:
                     out = self.infer(Xi)
                 else:
                     out = module(**Xi) if isinstance(Xi, Mapping) else module(Xi)
-                out = out[0] if isinstance(out, tuple) else out
-                outputs.append(out if nonlin is None else nonlin(out))
-        return _to_float64(torch.cat(outputs))
+                outputs.append(out[0] if isinstance(out, tuple) else out)
+            # the nonlinearity (a row-wise softmax) once on all rows
+            out = torch.cat(outputs)
+            return _to_float64(out if nonlin is None else nonlin(out))
 
     def _prediction_batches(self, X):
         """The batches of X that ``predict`` runs, in order.
@@ -736,7 +738,10 @@ def _on_device(Xi, device, dtype):
         return {k: _on_device(v, device, dtype) for k, v in Xi.items()}
     if not torch.is_tensor(Xi):
         Xi = to_tensor(Xi, device=device)
-    return Xi.to(device=device, dtype=dtype if dtype is not None else Xi.dtype)
+    if (device is not None and Xi.device != device) or (
+            dtype is not None and Xi.dtype != dtype):
+        Xi = Xi.to(device=device, dtype=dtype if dtype is not None else Xi.dtype)
+    return Xi
 
 
 def _float_dtype(module):
