@@ -14,8 +14,9 @@ once, one explainer call per slice of samples.
 Who builds requests: estimators' ``explain`` (:func:`estimator_request`,
 which :func:`sklearn_relevance.explain`, relevance scorers, callbacks and
 :class:`~sklearn_relevance.transformers.RelevanceTransformer` reach through
-it) and :func:`module_request` (plain torch modules in
-:func:`~sklearn_relevance.evaluation.compare_explainers`). An explainer
+it) and :func:`~sklearn_relevance.evaluation.compare_explainers` (an
+:class:`ExplainRequest` on a plain torch module, with the target indices it
+resolved once). An explainer
 called directly on a module decides the network the same way (in
 :meth:`~sklearn_relevance.explainers.BaseExplainer.explain`).
 """
@@ -32,11 +33,11 @@ from sklearn.base import clone
 from ._batching import batch_len, index_batch, iter_slices
 from ._module_access import module_access, shares_module
 from ._stream import is_streamed
-from ._target_policy import predicted_indices, resolve_target
+from ._target_policy import resolve_target
 from ._which_network import network_decided, network_for
 from .explainers import get_explainer
 
-__all__ = ["ExplainRequest", "estimator_request", "estimator_targets", "module_request",
+__all__ = ["ExplainRequest", "estimator_request", "estimator_targets",
            "resolve_explainer", "check_explain_batch_size"]
 
 
@@ -186,27 +187,6 @@ def estimator_targets(estimator, X, y=None, target=None, *, owner="explain"):
     X = estimator._check_predict_input(X)
     _refuse_streamed(X)
     return _estimator_targets(estimator, X, y, target, owner)
-
-
-def module_request(module, X, *, explainer, target=None, y=None, batch_size, device=None,
-                   owner="explain"):
-    """The request of explaining a plain ``torch.nn.Module`` on tensor ``X``."""
-    exp = resolve_explainer(explainer)
-    n = batch_len(X)
-    out = _first_output(module, X)
-    targets = resolve_target(target, n=n, n_outputs=out, y=y,
-                             predicted=lambda: predicted_indices(module, X), owner=owner)
-    bs = check_explain_batch_size(batch_size, n, owner)
-    return ExplainRequest(module, X, targets, exp, bs, device=device)
-
-
-def _first_output(module, X):
-    """Number of outputs per sample of ``module`` (one row, eval mode)."""
-    with module_access(module, shared=True, eval_mode=True), torch.no_grad():
-        Xb = index_batch(X, slice(0, 1))
-        out = module(**Xb) if isinstance(Xb, Mapping) else module(Xb)
-    out = out[0] if isinstance(out, tuple) else out
-    return 1 if out.ndim == 1 else int(out.reshape(1, -1).shape[1])
 
 
 def _detached(rel):
