@@ -637,9 +637,10 @@ def main(argv=None):
     args.samples = 10 if args.quick else 20
     if args.repeat is None:
         args.repeat = 1 if args.quick else 2
-    from sklearn_relevance.explainers._engine import PASS_MEMORY_BUDGET
+    from sklearn_relevance._batching import MEMORY_BUDGETS
 
-    budget = PASS_MEMORY_BUDGET["cpu" if device == "cpu" else "accelerator"] / 2**20
+    budget = MEMORY_BUDGETS["pass_activations_cpu" if device == "cpu"
+                            else "pass_activations_accelerator"] / 2**20
     import captum
 
     print(f"torch {torch.__version__}, captum {captum.__version__}, device {device}, "

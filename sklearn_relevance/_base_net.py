@@ -15,7 +15,6 @@ Extends skorch by overriding single steps, never by copying its loops:
 from __future__ import annotations
 
 import contextlib
-import copy
 import inspect
 import types
 from collections.abc import Mapping
@@ -37,9 +36,8 @@ from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog, ProgressB
 from skorch.dataset import Dataset, unpack_data
 from skorch.utils import to_tensor
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
-from tqdm.auto import tqdm
 
-from ._batching import batch_len, index_batch, iter_slices
+from ._batching import batch_len, index_batch
 from ._fit_checks import (
     check_fit_params,
     check_parameters_finite,
@@ -54,7 +52,6 @@ from ._fit_random import (
 )
 from ._fit_random import inside as inside_mode
 from ._fit_random import outside as outside_mode
-from ._inference import module_for_explainer
 from ._stream import StreamBatches, is_streamed
 from ._validation import (
     as_torch,
@@ -63,14 +60,15 @@ from ._validation import (
     device_problem,
     sample_shape,
 )
-from ._module_access import module_access, shares_module
+from ._module_access import module_access
 from ._module_calls import in_place_input_errors
 from ._pickle_guard import settled
-from .explainers import available_explainers, get_explainer, predicted_classes
+from .explainers import available_explainers, get_explainer
 from .modules import default_module
 from ._mask_alignment import check_mask_names, check_pipeline_space
 from ._masks import check_relevance_mask, split_masks, with_masks
 from .penalties import NORMS, RelevancePenalty
+from ._penalty_config import check_training_penalty, training_penalty
 
 
 class _RelevanceNetBase(NeuralNet):
@@ -142,7 +140,6 @@ class _RelevanceNetBase(NeuralNet):
             self._relevance_constraints(), params, caller_name=type(self).__name__
         )
         explainer = self._make_explainer(self.relevance_explainer, with_params=True)
-        self._penalty_fn = None
         self.relevance_explainer_ = explainer
         if self.relevance_penalty > 0:
             trained = self._penalty().explainer
@@ -243,7 +240,6 @@ class _RelevanceNetBase(NeuralNet):
                     f"dict of them per modality). Got {given['input_shape']!r} instead."
                 )
         self.relevance_explainer_ = self._check_relevance_params()
-        self._penalty_fn = None
         self.input_shape_ = shape
         self.n_outputs_ = n_outputs
         if not isinstance(shape, Mapping) and len(shape) == 1:
@@ -289,19 +285,21 @@ class _RelevanceNetBase(NeuralNet):
             # skorch re-initialises callbacks eagerly here; scikit-learn expects
             # set_params only to store. They are initialised at ``fit``.
             self.callbacks = params.pop("callbacks")
-        # explainer parameters are stored here and applied to a clone of the
-        # explainer at fit and explain (skorch would try to re-initialise a
-        # torch component for them on a fitted net)
+        # the explainer and its parameters are stored here and applied to a
+        # clone of the explainer at fit and explain (skorch would try to
+        # re-initialise a torch component for them on a fitted net). The
+        # penalty they configure is resolved at one point, keyed on all of
+        # them (_penalty_config.training_penalty): nothing to clear here.
+        if "relevance_explainer" in params:
+            vars(self)["relevance_explainer"] = params.pop("relevance_explainer")
         for key in [k for k in params if k.startswith("relevance_explainer__")]:
             setattr(self, key, params.pop(key))
             self._params_to_validate.add(key)
-            self._penalty_fn = None
         # the penalty object's own parameters, scikit-learn's nested way
         term = {k.split("__", 1)[1]: params.pop(k) for k in list(params)
                 if k.startswith("relevance_term__")}
         if "relevance_term" in params:
             self.relevance_term = params.pop("relevance_term")
-            self._penalty_fn = None
         if term:
             if self.relevance_term is None:
                 raise ValueError(
@@ -309,7 +307,6 @@ class _RelevanceNetBase(NeuralNet):
                     f"Got relevance_term=None with {sorted(term)}."
                 )
             self.relevance_term.set_params(**term)
-            self._penalty_fn = None
         return super().set_params(**params)
 
     def _get_params_html(self, deep=True, doc_link=""):
@@ -419,8 +416,8 @@ class _RelevanceNetBase(NeuralNet):
             self.n_features_in_ = X.shape[1]
         elif hasattr(self, "n_features_in_"):
             del self.n_features_in_
-        self._penalty_fn = None
         check_fit_params(self, self._forward_owner(), fit_params)
+        check_training_penalty(self, X)
         # one random stream per fit, in this thread only (_fit_random.py)
         randomness = FitRandomness(fit_seed(self.random_state))
         with self._fit_guard(randomness):
@@ -515,6 +512,8 @@ class _RelevanceNetBase(NeuralNet):
         y = self._prepare_y(y, X, refit=False)
         masks = check_relevance_mask(relevance_mask, X, type(self).__name__)
         check_fit_params(self, self.module_, fit_params, method="partial_fit")
+        self._check_relevance_params()
+        check_training_penalty(self, X)
         state = getattr(self, "_fit_random", None)
         randomness = (FitRandomness.from_state(state) if state is not None
                       else FitRandomness(fit_seed(self.random_state)))
@@ -532,16 +531,9 @@ class _RelevanceNetBase(NeuralNet):
         return isinstance(penalty, Real) and penalty > 0
 
     def _penalty(self):
-        fn = getattr(self, "_penalty_fn", None)
-        if fn is None:
-            explainer = getattr(self, "relevance_explainer_", None)
-            if explainer is None:
-                explainer = self._make_explainer(self.relevance_explainer, with_params=True)
-            term = self.relevance_term if self.relevance_term is not None else RelevancePenalty()
-            fn = term.resolved(explainer=explainer, norm=self.relevance_norm,
-                               target=self.relevance_target)
-            self._penalty_fn = fn
-        return fn
+        """The resolved training penalty: one object owning the explainer, norm
+        and target, resolved at one point (``_penalty_config.py``)."""
+        return training_penalty(self)
 
     def _grad_input(self, Xi):
         Xi = to_tensor(Xi, device=self.device)
@@ -651,62 +643,76 @@ class _RelevanceNetBase(NeuralNet):
         X = self._check_predict_input(X)
         return self._predict_outputs(X, nonlinearity=False)
 
-    # ------------------------------------------------- float64 predictions
+    # ------------------------------------------------------------ predictions
     def _predict_outputs(self, X, *, nonlinearity=True):
-        """Module outputs on validated X, computed in float64 (numpy float64).
+        """Module outputs on validated X as a float64 numpy array.
 
-        float32 matrix kernels pick their blocking by batch size (with MKL a
-        1-row product rounds differently from a 20-row one), so float32
-        outputs of one sample depend on the batch it is predicted in, by
-        about 1e-7. A float64 copy of the trained network (float32 weights
-        are exact in float64) makes each sample's output independent of the
-        batch to about 1e-16, as scikit-learn expects
-        (``check_methods_subset_invariance``). The copy is made per call, under
-        the module's lock; the fitted module is left as it was.
-        A module that cannot run in float64 (a float32 tensor held outside
-        its parameters and buffers, a device without float64) is predicted
-        in float32, as skorch does.
+        The fitted module runs as it is, in its own dtype on its device (no
+        copy of the network), over the batches of ``batch_size``, in eval
+        mode under its lock (see
+        :func:`~sklearn_relevance._module_access.module_access`); the
+        outputs are returned as float64. float32 matrix kernels pick their
+        blocking by batch size, so a sample's output may differ by about
+        1e-7 relative between batches of different sizes: scikit-learn's
+        subset-invariance checks are expected failures for that reason
+        (``tests/test_common.py``). The predicted class of
+        ``explain(target=None)`` comes from this very function
+        (:meth:`_predicted_indices`), so it always equals ``predict``.
         """
         nonlin = self._get_predict_nonlinearity() if nonlinearity else None
-        module, dtype = self._float64_module()
-        try:
-            return self._outputs_of_copy(module, X, dtype, nonlin)
-        except (RuntimeError, TypeError):
-            if dtype is None:
-                raise
-        # float64 failed inside the module: predict in float32, on a copy too
-        return self._outputs_of_copy(self._module_copy().eval(), X, None, nonlin)
-
-    def _module_copy(self):
-        """A copy of ``module_`` taken under its lock, so that no hook or
-        forward override of a concurrent ``explain`` (LRP, Grad-CAM) is copied."""
-        with module_access(self.module_, shared=True, eval_mode=True):
-            return copy.deepcopy(self.module_)
-
-    def _outputs_of_copy(self, module, X, dtype, nonlin):
-        outputs = []
-        for batch in self.get_iterator(self.get_dataset(X), training=False):
-            out = self._forward_copy(module, unpack_data(batch)[0], dtype)
-            outputs.append(_to_float64(out if nonlin is None else nonlin(out)))
-        return np.concatenate(outputs)
-
-    def _float64_module(self):
-        """(eval-mode copy of ``module_``, its float dtype or None for float32)."""
+        module = self.module_
+        dtype = _float_dtype(module)
+        # skorch's infer only adds overhead here (no masks at prediction);
+        # a subclass that overrides infer keeps it
+        own_infer = type(self).infer is not _RelevanceNetBase.infer
         device = torch.device(self.device) if self.device is not None else None
-        dtype = None if device is not None and device.type == "mps" else torch.float64
-        module = self._module_copy()
-        if dtype is not None:
-            module = module.to(dtype)
-        return module.eval(), dtype
+        outputs = []
+        with module_access(module, shared=True, eval_mode=True), torch.no_grad():
+            for Xi in self._prediction_batches(X):
+                Xi = _on_device(Xi, device, dtype)
+                if own_infer:
+                    out = self.infer(Xi)
+                else:
+                    out = module(**Xi) if isinstance(Xi, Mapping) else module(Xi)
+                outputs.append(out[0] if isinstance(out, tuple) else out)
+            # the nonlinearity (a row-wise softmax) once on all rows
+            out = torch.cat(outputs)
+            return _to_float64(out if nonlin is None else nonlin(out))
 
-    def _forward_copy(self, module, Xi, dtype):
-        Xi = to_tensor(Xi, device=self.device)
-        if dtype is not None:
-            Xi = ({k: v.to(dtype) for k, v in Xi.items()} if isinstance(Xi, Mapping)
-                  else Xi.to(dtype))
-        with torch.no_grad():
-            out = module(**Xi) if isinstance(Xi, Mapping) else module(Xi)
-        return out[0] if isinstance(out, tuple) else out
+    def _prediction_batches(self, X):
+        """The batches of X that ``predict`` runs, in order.
+
+        Tensors are sliced directly (skorch's ``DataLoader`` would draw a
+        seed from the global torch generator for every call: a prediction
+        must not change later random draws); custom iterators, collate
+        functions and streamed rows go through skorch's iterator.
+        """
+        kwargs = self.get_params_for("iterator_valid")
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        tensors = list(X.values()) if isinstance(X, Mapping) else [X]
+        plain = (self.iterator_valid is DataLoader and self.dataset is Dataset
+                 and not kwargs.keys() & {"sampler", "batch_sampler", "collate_fn"}
+                 and all(torch.is_tensor(t) for t in tensors))
+        if not plain:
+            for batch in self.get_iterator(self.get_dataset(X), training=False):
+                yield unpack_data(batch)[0]
+            return
+        n = batch_len(X)
+        for start in range(0, n, n if batch_size == -1 else int(batch_size)):
+            yield index_batch(X, slice(start, start + (n if batch_size == -1
+                                                        else int(batch_size))))
+
+    def _predicted_indices(self, X, *, checked=False):
+        """Column of the class ``predict`` returns, per sample (int64).
+
+        The arg-max of the outputs ``predict`` computes (the same
+        function, batches and dtype): the one source of the predicted class
+        for ``explain(target=None)``, scorers and metrics.
+        """
+        if not checked:
+            X = self._check_predict_input(X)
+        out = self._predict_outputs(X)
+        return out.reshape(out.shape[0], -1).argmax(axis=1).astype(np.int64)
 
     def explain(self, X, y=None, *, explainer=None, target=None, batch_size=None,
                 explainer_params=None, **params):
@@ -725,11 +731,14 @@ class _RelevanceNetBase(NeuralNet):
             Any name of :func:`~sklearn_relevance.explainers.available_explainers`
             or an explainer object. ``None`` uses ``relevance_explainer`` (with
             its ``relevance_explainer__*`` parameters).
-        target : None, "true", int or array-like of int
-            The output explained: ``None`` the predicted class (classifier) or
-            the single output (regressor); ``"true"`` the class in ``y``; an int
-            that class index (or output index) for every sample; an array one
-            index per sample.
+        target : None, "predicted", "true", int or array-like of int
+            The output explained, by the library's one target policy
+            (:ref:`target-policy`): ``None`` (or ``"predicted"``) the class
+            ``predict`` returns for the sample (computed by ``predict``'s own
+            forward, so the two always agree), or the single output
+            (regressor); ``"true"`` the class in ``y``; an int that class
+            index (or output index) for every sample; an array one index
+            per sample.
         batch_size : int, optional
             Samples per explainer call; defaults to the estimator's
             ``batch_size``. Explainers that expand the batch (IG steps,
@@ -747,99 +756,18 @@ class _RelevanceNetBase(NeuralNet):
         -------
         ndarray of X's shape, or a dict of arrays for dict X
         """
-        if explainer_params is not None and not isinstance(explainer_params, Mapping):
-            raise ValueError(
-                "The 'explainer_params' parameter of explain must be a dict or None. "
-                f"Got {type(explainer_params).__name__} instead."
-            )
-        X = self._check_predict_input(X)
-        if explainer is None:
-            exp = self._make_explainer(self.relevance_explainer, with_params=True)
-        else:
-            exp = self._make_explainer(explainer)
-        params = {**(explainer_params or {}), **params}
-        if params:
-            exp = get_explainer(exp, param_name="explainer", **params)
-        n = batch_len(X)
-        targets = self._explain_targets(target, y, n)
-        bs = batch_size if batch_size is not None else self.batch_size
-        if not isinstance(bs, Integral) or bs == 0 or bs < -1:
-            raise ValueError(
-                "The 'batch_size' parameter of explain must be a positive int or -1. "
-                f"Got {bs!r} instead."
-            )
-        bs = n if bs == -1 else int(bs)
-        module = self.module_
-        parts = []
-        # eval mode, hooks and BatchNorm freezing under the module's lock
-        # (thread safety: _module_access.py)
-        with module_access(module, shared=shares_module(exp), eval_mode=True):
-            # input-level explainers run on a cached, faster copy of the
-            # network when the work is large enough (_inference.py)
-            net = module_for_explainer(
-                module, to_tensor(index_batch(X, slice(0, 2)), device=self.device),
-                exp, n_samples=n)
-            slices = tqdm(
-                list(iter_slices(n, bs)), desc="explain", unit="batch",
-                disable=not (isinstance(self.verbose, Real) and self.verbose >= 1),
-            )
-            for sl in slices:
-                Xb = to_tensor(index_batch(X, sl), device=self.device)
-                tb = targets
-                if isinstance(targets, np.ndarray):
-                    tb = torch.as_tensor(targets[sl], device=self.device)
-                elif targets == "predicted":  # in passes within the memory budget
-                    tb = predicted_classes(self.infer, Xb, module)
-                rel = exp.explain(net, Xb, tb)
-                parts.append(_to_numpy(rel))
-        if isinstance(parts[0], Mapping):
-            return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        return np.concatenate(parts)
+        from ._request import estimator_request
 
-    def _explain_targets(self, target, y, n):
-        k = int(self.n_outputs_)
-        if target is None:
-            return "predicted" if (k > 1 and not self._is_regressor) else None
-        if isinstance(target, str):
-            if target != "true":
-                raise ValueError(
-                    "The 'target' parameter of explain must be None, 'true', an int "
-                    f"or an array of ints. Got {target!r} instead."
-                )
-            if y is None:
-                raise ValueError("target='true' needs the true labels: pass y to explain.")
-            return self._encode_targets(y, n)
-        if isinstance(target, (bool, np.bool_)):  # not a class index
-            raise ValueError(
-                "The 'target' parameter of explain must be None, 'true', an int or an "
-                f"array of ints. Got the bool {target!r} instead."
-            )
-        if isinstance(target, (Integral, np.integer)):
-            if not -k <= int(target) < k:
-                raise ValueError(
-                    f"The 'target' parameter of explain must be an output index in "
-                    f"[0, {k}). Got {int(target)} instead."
-                )
-            return int(target) % k
-        arr = np.asarray(target)
-        if arr.ndim != 1 or arr.shape[0] != n or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(
-                "The 'target' parameter of explain must be None, 'true', an int or an "
-                f"array of {n} ints. Got {type(target).__name__} of shape {arr.shape}."
-            )
-        if arr.size and (arr.min() < 0 or arr.max() >= k):
-            raise ValueError(
-                f"The 'target' parameter of explain must hold indices in [0, {k}). "
-                f"Got values in [{arr.min()}, {arr.max()}]."
-            )
-        return arr.astype(np.int64)
+        return estimator_request(
+            self, X, y, explainer=explainer, target=target, batch_size=batch_size,
+            explainer_params=explainer_params, **params).run()
 
     # -------------------------------------------------------------- pickling
     def __getstate__(self):
         # no explainer's hooks or eval-mode switch in the state (_pickle_guard.py)
         with settled(vars(self).get("module_")):
             state = super().__getstate__()
-        state.pop("_penalty_fn", None)
+        state.pop("_penalty_cache", None)
         state.pop("_active_random", None)
         return state
 
@@ -899,6 +827,26 @@ def _to_float64(out):
     return out.detach().cpu().numpy().astype(np.float64, copy=False)
 
 
+def _on_device(Xi, device, dtype):
+    """A batch (tensor or dict of tensors) on ``device`` in ``dtype``."""
+    if isinstance(Xi, Mapping):
+        return {k: _on_device(v, device, dtype) for k, v in Xi.items()}
+    if not torch.is_tensor(Xi):
+        Xi = to_tensor(Xi, device=device)
+    if (device is not None and Xi.device != device) or (
+            dtype is not None and Xi.dtype != dtype):
+        Xi = Xi.to(device=device, dtype=dtype if dtype is not None else Xi.dtype)
+    return Xi
+
+
+def _float_dtype(module):
+    """The floating dtype of ``module``'s first floating parameter, or None."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
 def _packed(X, masks):
     """Tensors for skorch: X, or X packed with its masks (split sample-wise)."""
     X = as_torch(X)
@@ -910,12 +858,6 @@ def _unmasked(batch):
     Xi, yi = unpack_data(batch)
     Xi, mask = split_masks(Xi)
     return batch if mask is None else (Xi, yi)
-
-
-def _to_numpy(rel):
-    if isinstance(rel, Mapping):
-        return {k: v.detach().cpu().numpy() for k, v in rel.items()}
-    return rel.detach().cpu().numpy()
 
 
 def _accepted_kwargs(cls):

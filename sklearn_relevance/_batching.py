@@ -17,7 +17,7 @@ _MiB = 2**20
 #: modules that use a budget name it here, and their comments say how it was
 #: measured). Explicit ``batch_size`` / ``internal_batch_size`` arguments
 #: override the budgets call by call.
-MEMORY_BUDGETS = types.MappingProxyType({
+_BUDGET_TABLE = {
     # array work outside network passes: imzML chunks and lazy reads, and the
     # default of ``chunk_size_for``
     "array_work": 256 * _MiB,
@@ -50,14 +50,54 @@ MEMORY_BUDGETS = types.MappingProxyType({
     # activations of an ``explain`` call from which estimators explain on
     # their inference copy
     "inference_copy_min_activations": 8 * _MiB,
-})
+}
+MEMORY_BUDGETS = types.MappingProxyType(_BUDGET_TABLE)
 
 #: Default memory budget, in bytes, for array work (``MEMORY_BUDGETS["array_work"]``).
 DEFAULT_MEMORY_BUDGET = MEMORY_BUDGETS["array_work"]
 
 
+def budget_bytes(budget) -> int:
+    """Bytes of a budget given by its name in :data:`MEMORY_BUDGETS` (read at
+    call time) or as a number of bytes."""
+    if isinstance(budget, str):
+        return int(_BUDGET_TABLE[budget])
+    return int(budget)
+
+
+def pass_rows(input_row_bytes, input_budget, *, multiplier=1, internal_batch_size=None,
+              row_bytes=None, pass_budget=None, wanted_rows=None,
+              wanted_budget=None) -> int:
+    """The one sizing rule: rows (samples before a ``multiplier``-fold
+    expansion) of one pass.
+
+    * ``internal_batch_size`` given: that many expanded rows (captum's
+      meaning), ``internal_batch_size // multiplier`` samples;
+    * else at most ``input_budget`` bytes of inputs (``input_row_bytes`` a
+      row) and, where the pass's memory per row was measured
+      (``row_bytes``), at most ``pass_budget`` bytes of it; at least
+      ``min(wanted_rows, wanted_budget // row_bytes)`` rows where asked (a
+      gradient pass that should use its weights well), within the input
+      budget;
+    * never fewer than one.
+
+    Budgets are names of :data:`MEMORY_BUDGETS` or numbers of bytes.
+    """
+    multiplier = max(int(multiplier), 1)
+    if internal_batch_size is not None:
+        return max(int(internal_batch_size) // multiplier, 1)
+    cap = budget_bytes(input_budget) // max(int(input_row_bytes), 1)
+    rows = cap
+    if row_bytes is not None:
+        row = max(int(row_bytes), 1)
+        rows = min(budget_bytes(pass_budget) // row, cap)
+        if wanted_rows is not None:
+            rows = max(rows, min(int(wanted_rows), budget_bytes(wanted_budget) // row, cap))
+    return max(max(rows, 1) // multiplier, 1)
+
+
 def chunk_size_for(sample_nbytes: int, multiplier: int = 1, *, batch_size=None,
-                   budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+                   budget="array_work") -> int:
     """Number of samples per chunk so that ``multiplier`` copies fit the budget.
 
     Parameters
@@ -70,19 +110,18 @@ def chunk_size_for(sample_nbytes: int, multiplier: int = 1, *, batch_size=None,
     batch_size : int or None
         Explicit upper bound on the number of *expanded* rows of one forward
         pass (captum's ``internal_batch_size``). ``None`` uses the budget.
-    budget : int
-        Memory budget in bytes when ``batch_size`` is None.
+    budget : str or int
+        Memory budget when ``batch_size`` is None: a name of
+        :data:`MEMORY_BUDGETS` or bytes.
 
     Returns
     -------
     int
-        Samples (before expansion) per chunk, at least 1.
+        Samples (before expansion) per chunk, at least 1 (:func:`pass_rows`
+        without a measured pass).
     """
-    multiplier = max(int(multiplier), 1)
-    if batch_size is not None:
-        return max(int(batch_size) // multiplier, 1)
-    rows = max(budget // max(int(sample_nbytes), 1), 1)
-    return max(rows // multiplier, 1)
+    return pass_rows(sample_nbytes, budget, multiplier=multiplier,
+                     internal_batch_size=batch_size)
 
 
 def iter_slices(n: int, chunk: int) -> Iterator[slice]:

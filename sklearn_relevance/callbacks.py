@@ -105,6 +105,32 @@ class RelevanceScoring(Callback):
         self.best_score_ = np.inf if self.lower_is_better else -np.inf
         return self
 
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Refuse, before epoch 1, training masks the metric cannot score.
+
+        The localisation metrics compare relevance with binary regions;
+        training masks may weight the penalty with values between 0 and 1,
+        which such a metric cannot take.
+        """
+        if X is None or "masks" in self._metadata or "masks" not in getattr(
+                self.scorer_, "_params", ()):
+            return
+        _, masks = split_masks(X)
+        if masks is None:
+            return
+        for m in (masks.values() if isinstance(masks, dict) else [masks]):
+            m = m.cpu().numpy() if hasattr(m, "cpu") else np.asarray(m)
+            values = m[~np.isnan(m)] if m.dtype.kind == "f" else m
+            if values.size and not np.isin(values, (0, 1)).all():
+                raise ValueError(
+                    f"RelevanceScoring({self.metric!r}) scores relevance against the "
+                    "training masks, which must then be binary (0 or 1, NaN for an "
+                    "unannotated sample). Got the relevance_mask values "
+                    f"{np.unique(values)[:5].tolist()} (fractional weights) instead. "
+                    "Pass binary masks as metric_params={'masks': ...} with X_valid, "
+                    "or binarise the relevance_mask."
+                )
+
     def _data(self, net, dataset_train, dataset_valid):
         if self.X_valid is not None:
             return self.X_valid, self.y_valid, {}

@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ._batching import chunk_size_for, iter_slices, sample_nbytes
+from ._batching import chunk_size_for, sample_nbytes
 from ._inference import inference_copy
-from ._module_access import eval_mode, module_access, shares_module
+from ._module_access import eval_mode, module_access
 from ._nets import final_input, module_and_device
+from ._request import ExplainRequest, resolve_explainer
+from ._target_policy import predicted_indices
 from ._targets import encode_labels
 from ._validation import check_input, check_int, check_real
 from .explainers import get_explainer
@@ -210,15 +212,11 @@ def _check_masks(masks, X):
     return np.broadcast_to(masks, X.shape)
 
 
-def _target_indices(final, target, y, n, n_outputs):
-    """``(kind, indices)``: the explained output of each sample.
-
-    ``kind`` is ``"none"`` (single-output network: indices None),
-    ``"predicted"`` (indices still to be computed) or ``"given"`` (int64
-    class indices of shape (n,), from ``y`` or one index for all).
-    """
-    if target is None:
-        target = "true" if y is not None else "predicted"
+def _target_indices(final, target, y, n, n_outputs, X, Xt):
+    """The explained output of each sample: None (single output) or int64
+    class indices of shape (n,), by the library's one target policy
+    (:mod:`sklearn_relevance._target_policy`): ``None`` is the class
+    ``predict`` returns, whether or not ``y`` is given."""
     if isinstance(target, str) and target not in ("true", "predicted"):
         raise ValueError(
             "The 'target' parameter of compare_explainers must be None, 'true', "
@@ -230,7 +228,7 @@ def _target_indices(final, target, y, n, n_outputs):
                 "The 'target' parameter of compare_explainers must be a class index "
                 f"in [0, {n_outputs}). Got {target} instead."
             )
-        return "given", np.full(n, int(target), dtype=np.int64)
+        return np.full(n, int(target), dtype=np.int64)
     if target == "true":
         if y is None:
             raise ValueError("target='true' needs 'y'; pass y or target='predicted'.")
@@ -241,17 +239,30 @@ def _target_indices(final, target, y, n, n_outputs):
                 f"sample ({n}). Got shape {y.shape} instead."
             )
         if n_outputs == 1:
-            return "none", None
+            return None
         classes = getattr(final, "classes_", None)
         classes = np.arange(n_outputs) if classes is None else np.asarray(classes)
         try:
-            return "given", encode_labels(classes, y, n)
+            return encode_labels(classes, y, n)
         except ValueError:
             raise ValueError(
                 "The 'y' parameter of compare_explainers holds labels that are not "
                 f"among the model's classes {list(classes)}."
             ) from None
-    return ("none", None) if n_outputs == 1 else ("predicted", None)
+    if y is not None:  # y is checked whenever it is given, even if not followed
+        _target_indices(final, "true", y, n, n_outputs, X, Xt)
+    if target is not None and target != "predicted":
+        raise ValueError(
+            "The 'target' parameter of compare_explainers must be None, 'true', "
+            f"'predicted' or an int class index. Got {target!r} instead."
+        )
+    if n_outputs == 1:
+        return None
+    # the class predict returns: the estimator's own predict path, or the
+    # module's arg-max
+    model = final if callable(getattr(final, "_predicted_indices", None)) else None
+    return predicted_indices(model, X) if model is not None else \
+        predicted_indices(module_and_device(final)[0], Xt)
 
 
 def _explainer_params(explainer, seed):
@@ -262,27 +273,24 @@ def _explainer_params(explainer, seed):
     return {}
 
 
-def _explain(final, net, explainer, X, Xt, target, chunk, params):
-    """The maps of ``explainer`` for every sample, on ``net``, as a tensor.
+def _explain(final, module, explainer, X, Xt, target, chunk, params):
+    """The maps of ``explainer`` for every sample, as a tensor on Xt's device.
 
-    An estimator explains ``X`` as given (a DataFrame keeps its column names
-    for the estimator's checks) through its own ``explain``, on ``net``: the
-    network itself or its inference copy. A plain torch module is explained
-    on ``Xt`` by the explainer's ``explain``, in chunks, in eval mode under
-    the module's lock.
+    One explanation request per explainer: an estimator explains ``X`` as
+    given (a DataFrame keeps its column names for the estimator's checks)
+    through its own ``explain``; a plain torch module is explained on
+    ``Xt`` by an :class:`~sklearn_relevance._request.ExplainRequest` (eval
+    mode and the module's lock for the call, the network decided once:
+    the module or its inference copy). The target indices are resolved once
+    by the caller and shared with the metrics.
     """
     if not isinstance(final, torch.nn.Module):
-        view = object.__new__(type(final))  # the estimator, explaining with ``net``
-        view.__dict__.update(final.__dict__, module_=net, verbose=0)
-        rel = view.explain(X, explainer=explainer, target=target, batch_size=chunk,
-                           **params)
+        rel = final.explain(X, explainer=explainer, target=target, batch_size=chunk,
+                            **params)
         return torch.as_tensor(rel, device=Xt.device)
-    explainer = get_explainer(explainer, param_name="explainers", **params)
-    t = None if target is None else torch.as_tensor(target, device=Xt.device)
-    with module_access(net, shared=shares_module(explainer), eval_mode=True):
-        return torch.cat([
-            explainer.explain(net, Xt[sl], None if t is None else t[sl]).detach()
-            for sl in iter_slices(Xt.shape[0], chunk)])
+    exp = resolve_explainer(explainer, params)
+    request = ExplainRequest(module, Xt, target, exp, chunk, device=Xt.device)
+    return request.run(as_numpy=False)
 
 
 def _scores_on_valid(fn, rel, ctx, valid):
@@ -386,9 +394,12 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         (:func:`~sklearn_relevance.metrics.fidelity_score`), ``{"mask_dice":
         {"fraction": 0.05}}``, ``{"xrai_dice": {...}}`` (XRAI parameters).
     target : None, "true", "predicted" or int, default=None
-        Output explained: ``"true"`` the label ``y`` (the default when y is
-        given), ``"predicted"`` the predicted class (the default without y),
-        or one class index for all samples.
+        Output explained, by the library's one target policy
+        (:ref:`target-policy`): ``None`` (or ``"predicted"``) the class
+        ``predict`` returns, whether or not ``y`` is given (the class
+        ``estimator.explain(X)`` explains); ``"true"`` the label ``y``; or
+        one class index for all samples. The indices are resolved once and
+        shared by every explainer and metric.
     absolute : bool, default=True
         Score ``|relevance|`` in the mask metrics (ROC-AUC, Dice, mass, rank,
         pointing game), as the CT study did; fidelity ranks signed relevance
@@ -434,22 +445,22 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     predicts it.** :func:`~sklearn_relevance.metrics.fidelity_score`
     normalises by the unperturbed probability of the class it follows. For
     a sample whose explained class is not the predicted one (a misclassified
-    sample under ``target="true"``, the default with ``y``), that
+    sample under ``target="true"``), that
     probability can be near 0 and a single sample would dominate the column
     (means of thousands on a briefly trained network). Such samples get NaN
     fidelity and are left out of its mean and interval; every remaining
     denominator is at least ``1 / n_classes``, so ``|fidelity| <=
     n_classes``. ``table.attrs["n_scored"]`` says how many samples each mean
-    holds; ``target="predicted"`` scores every sample.
+    holds; the default (``target=None``, the predicted class) scores every
+    sample.
 
-    The study runs thousands of passes through one network, so it runs them
-    on a faster copy of it where the copy gives the same outputs (checked on
-    two samples first): BatchNorm folded into the layer before it, ReLUs
-    after Conv / Linear layers in place, and channels-last convolutions on
-    the CPU (see ``sklearn_relevance/_inference.py``; 2x faster passes for
-    a small image CNN). Explainers that read the network's inner layers
+    Each explainer runs as one explanation request
+    (``sklearn_relevance/_request.py``): the network it runs on (the module
+    or its faster inference copy, ``sklearn_relevance/_inference.py``) is
+    decided once per explainer; explainers that read inner layers
     (``uses_layers``, e.g. Grad-CAM) and custom ones run on the network
-    itself. The network passed in is never changed.
+    itself. The metrics' passes run on the inference copy where it gives
+    the same outputs. The network passed in is never changed.
 
     A fitted estimator explains through its own
     :meth:`~sklearn_relevance.RelevanceNetClassifier.explain` (same maps as
@@ -504,19 +515,19 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     with eval_mode(module):
         out = module(Xt[:1])
     n_outputs = 1 if out.ndim == 1 else int(out.reshape(1, -1).shape[1])
-    kind, target_idx = _target_indices(final, target, y, n, n_outputs)
+    target_idx = _target_indices(final, target, y, n, n_outputs, X, Xt)
     sanity_tests = check_sanity(sanity, final, n_outputs, y)
     chunk = batch_size or chunk_size_for(sample_nbytes(Xt) * 64)
+    predicted = None
+    if n_outputs > 1:  # the class predict returns (fidelity's denominators)
+        predicted = torch.as_tensor(
+            target_idx if target is None or target == "predicted"
+            else _target_indices(final, None, None, n, n_outputs, X, Xt), device=device)
     with eval_mode(module):
-        predicted = None
-        if n_outputs > 1:
-            predicted = torch.cat([module(Xt[sl]).reshape(sl.stop - sl.start, -1).argmax(1)
-                                   for sl in iter_slices(n, chunk)])
-        # thousands of passes on one network: a faster copy (BatchNorm folded,
-        # channels-last on the CPU) where it gives the same outputs
+        # the metrics' thousands of passes on one network: a faster copy
+        # (BatchNorm folded, channels-last on the CPU) where it gives the
+        # same outputs
         work = inference_copy(module, Xt)
-    if kind == "predicted":
-        target_idx = predicted.cpu().numpy()
     target_t = None if target_idx is None else torch.as_tensor(target_idx, device=device)
     masks_t = None if masks is None else torch.as_tensor(np.array(masks, copy=True),
                                                          device=device)
@@ -535,9 +546,9 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     for label, explainer in tqdm(resolved.items(), desc="compare_explainers",
                                  unit="explainer", disable=not verbose):
         start = time.perf_counter()
-        # explainers that read inner layers (Grad-CAM) see the network itself
-        net = module if getattr(explainer, "uses_layers", True) else work
-        rel = _explain(final, net, explainer, X, Xt, target_idx, chunk,
+        # one request per explainer: the network it runs on (the module or
+        # its inference copy) is decided once, inside
+        rel = _explain(final, module, explainer, X, Xt, target_idx, chunk,
                        _explainer_params(explainer, explainer_seed))
         ctx["explainer"] = explainer  # for metrics that explain again
         with module_access(work, eval_mode=True):  # the metrics' passes

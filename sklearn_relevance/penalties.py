@@ -217,6 +217,8 @@ class RelevancePenalty(BaseEstimator):
             A scalar.
         """
         pen = self if getattr(self, "_ready", False) else self.resolved()
+        if mask is not None:
+            _check_mask_values(mask)
         targets = pen._targets(y_pred, y_true, regression)
         total = 0.0
         for i, target in enumerate(targets):
@@ -362,6 +364,23 @@ class _LogProbSum(torch.nn.Module):
 
     def forward(self, *args, **kwargs):
         return torch.log_softmax(_first(self.module(*args, **kwargs)), 1).sum(1)
+
+
+def _check_mask_values(mask):
+    """Masks hold weights in [0, 1], NaN for an unannotated sample."""
+    for m in (mask.values() if isinstance(mask, Mapping) else [mask]):
+        m = torch.as_tensor(m)
+        if not m.is_floating_point():
+            m = m.float()
+        bad = (m < 0) | (m > 1)
+        if bool(bad.any()):
+            values = m[~torch.isnan(m)]
+            raise ValueError(
+                "The 'mask' parameter of RelevancePenalty must hold values in [0, 1] "
+                "(1 where relevance is allowed, 0 where it is penalised, NaN for a "
+                f"sample without annotation). Got values in [{float(values.min()):g}, "
+                f"{float(values.max()):g}] instead."
+            )
 
 
 def _first(out):

@@ -88,9 +88,11 @@ class RelevanceTransformer(TransformerMixin, BaseEstimator):
     prefit : bool, default=True
         Use ``estimator`` as already fitted (``fit`` only checks it); with
         ``False``, ``fit`` fits a clone on ``(X, y)``.
-    target : None or int, default=None
-        Output explained: ``None`` the predicted class (or the regressor's
-        output), an int that output for every sample.
+    target : None, "predicted" or int, default=None
+        Output explained, by the library's one target policy
+        (:ref:`target-policy`): ``None`` (or ``"predicted"``) the class
+        ``predict`` returns (or the regressor's output), an int that output
+        for every sample.
 
     Attributes
     ----------
@@ -139,12 +141,13 @@ class RelevanceTransformer(TransformerMixin, BaseEstimator):
                 "The 'prefit' parameter of RelevanceTransformer must be a bool. Got "
                 f"{self.prefit!r} instead."
             )
-        if self.target is not None and (
+        if self.target is not None and not (isinstance(self.target, str)
+                                            and self.target == "predicted") and (
             isinstance(self.target, (bool, str)) or not isinstance(self.target, (int, np.integer))
         ):
             raise ValueError(
-                "The 'target' parameter of RelevanceTransformer must be None or an int "
-                f"output index. Got {self.target!r} instead."
+                "The 'target' parameter of RelevanceTransformer must be None, 'predicted' "
+                f"or an int output index. Got {self.target!r} instead."
             )
         if not callable(getattr(self.estimator, "explain", None)) and not hasattr(
             self.estimator, "steps"

@@ -2,8 +2,9 @@
 
 Feature names of DataFrames (recorded at fit, refused when they differ at
 predict / predict_proba / decision_function / score / explain / transform /
-partial_fit), predictions that do not depend on the batch a sample is
-predicted in, and the ``device`` parameter checked at ``fit``.
+partial_fit), predictions that are the fitted network in its own dtype
+(batch-independent to float32 precision), and the ``device`` parameter
+checked at ``fit``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.utils.estimator_checks import (
-    check_dataframe_column_names_consistency,
-    check_methods_subset_invariance,
-)
+from sklearn.utils.estimator_checks import check_dataframe_column_names_consistency
 
 from sklearn_relevance import RelevanceNetClassifier, RelevanceNetRegressor
 from sklearn_relevance.transformers import RegionRelevance, RelevanceTransformer
@@ -146,33 +144,48 @@ def test_transformers_refuse_permuted_names(frame):
 
 
 # --------------------------------------------------------------- batches
+def _forward_in_batches(module, X, batch_size):
+    """A plain ``torch.no_grad()`` forward of the module over the same batches."""
+    with torch.no_grad():
+        return np.concatenate([module(torch.as_tensor(X[i:i + batch_size])).numpy()
+                               for i in range(0, len(X), batch_size)])
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_default_regressor_predictions_do_not_depend_on_the_batch(seed):
-    """float32 kernels differ by batch size (2.4e-7 in scikit-learn's
-    check_methods_subset_invariance); predictions now run in float64."""
+def test_default_regressor_predictions_are_the_network_in_its_dtype(seed):
+    """predict runs the fitted network as it is (float32), over the batches of
+    ``batch_size``: exactly a plain forward over those batches, and the same
+    as predicting each sample alone to float32 precision (scikit-learn's
+    check_methods_subset_invariance asks for 1e-7 absolute: an expected
+    failure, tests/test_common.py)."""
     rng = np.random.default_rng(seed)
-    X = 3 * rng.uniform(size=(40, 3))
+    X = 3 * rng.uniform(size=(40, 3)).astype(np.float32)
     y = X[:, 0] - 2 * X[:, 1]
-    reg = RelevanceNetRegressor(random_state=seed).fit(X, y)
+    reg = RelevanceNetRegressor(random_state=seed, batch_size=16).fit(X, y)
     full = reg.predict(X)
+    reg.module_.eval()
+    np.testing.assert_array_equal(full, _forward_in_batches(reg.module_, X, 16).ravel())
     rows = np.concatenate([reg.predict(X[i:i + 1]) for i in range(len(X))])
-    np.testing.assert_allclose(rows, full, rtol=1e-12, atol=1e-12)
-    small = clone(reg).set_params(batch_size=3).fit(X, y)
-    np.testing.assert_allclose(small.set_params(batch_size=64).predict(X),
-                               small.set_params(batch_size=3).predict(X),
-                               rtol=1e-12, atol=1e-12)
-    check_methods_subset_invariance("RelevanceNetRegressor", RelevanceNetRegressor())
+    scale = np.abs(full).max()
+    np.testing.assert_allclose(rows, full, rtol=0, atol=1e-5 * scale)
+    np.testing.assert_array_equal(reg.predict(X), full)  # deterministic
 
 
-def test_classifier_outputs_do_not_depend_on_the_batch(rng):
-    X = rng.normal(size=(30, 1, 8, 8))
+def test_classifier_outputs_are_the_network_in_its_dtype(rng):
+    X = rng.normal(size=(30, 1, 8, 8)).astype(np.float32)
     y = (X[:, 0, :4].mean((1, 2)) > 0).astype(int)
-    clf = RelevanceNetClassifier(max_epochs=2, random_state=0).fit(X, y)
+    clf = RelevanceNetClassifier(max_epochs=2, random_state=0, batch_size=8).fit(X, y)
+    clf.module_.eval()
+    logits = _forward_in_batches(clf.module_, X, 8).astype(np.float64)
+    np.testing.assert_array_equal(clf.decision_function(X), logits[:, 1] - logits[:, 0])
+    proba = clf.predict_proba(X)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[logits.argmax(1)])
     for method in (clf.predict_proba, clf.decision_function):
         full = method(X)
         rows = np.concatenate([method(X[i:i + 1]) for i in range(len(X))])
-        assert full.dtype == np.float64
-        np.testing.assert_allclose(rows, full, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(rows, full, rtol=1e-5, atol=1e-6)
 
 
 def test_predictions_equal_the_float32_network_to_float32_precision(rng):
@@ -190,7 +203,8 @@ def test_predictions_equal_the_float32_network_to_float32_precision(rng):
 
 
 class _Float32Buffer(torch.nn.Module):
-    """Holds a float32 tensor outside its parameters: it cannot run in float64."""
+    """Holds a float32 tensor outside its parameters (a float64 copy of it
+    could not run: predictions now run the module as it is)."""
 
     def __init__(self, input_shape, n_outputs):
         super().__init__()
@@ -201,7 +215,7 @@ class _Float32Buffer(torch.nn.Module):
         return self.linear(X) @ self.mix
 
 
-def test_module_that_cannot_run_in_float64_is_predicted_in_float32(rng):
+def test_module_with_tensors_outside_its_parameters_is_predicted(rng):
     X = rng.normal(size=(40, 5)).astype(np.float32)
     y = X[:, 0] - X[:, 1]
     reg = RelevanceNetRegressor(_Float32Buffer, max_epochs=2, random_state=0).fit(X, y)
@@ -209,7 +223,7 @@ def test_module_that_cannot_run_in_float64_is_predicted_in_float32(rng):
         want = reg.module_(torch.from_numpy(X)).numpy().ravel()
     got = reg.predict(X)
     assert got.dtype == np.float64
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(got, want)
 
 
 # ---------------------------------------------------------------- device

@@ -54,7 +54,7 @@ def test_table_equals_direct_computation(module, lesions):
     X, y, masks = lesions
     names = ["gradient", "gradient_x_input"]
     table, scores = _quiet(
-        compare_explainers, module, X, y, masks=masks, explainers=names,
+        compare_explainers, module, X, y, masks=masks, explainers=names, target="true",
         metrics=["fidelity", "mask_roc_auc", "sparseness"],
         metric_params={"fidelity": {"steps": 8}}, return_scores=True, random_state=0,
     )
@@ -149,7 +149,7 @@ def test_targets_masks_layouts_and_module_state(module, lesions):
 
     module.train()
     compare_explainers(module, X, y, masks=masks[:, 0], explainers=["gradient"],
-                       metrics={"s": spy}, n_bootstrap=0)
+                       metrics={"s": spy}, n_bootstrap=0, target="true")
     assert module.training  # restored
     assert torch.equal(seen["target"], torch.as_tensor(y))
     assert seen["masks"].shape == X.shape and seen["masks"].dtype == torch.bool
@@ -367,7 +367,7 @@ def test_fidelity_column_is_not_dominated_by_near_zero_denominators(lesions):
         module[1].bias.copy_(torch.tensor([12.0, -12.0]))
         module[1].weight.normal_(0.0, 0.5)
     table = _quiet(compare_explainers, module, X, y, explainers=["gradient_x_input"],
-                   metrics=["fidelity"], random_state=0)
+                   metrics=["fidelity"], random_state=0, target="true")
     row = table.loc["gradient_x_input"]
     assert abs(row["fidelity"]) <= 2.0 and abs(row["fidelity_ci_high"]) <= 2.0
     assert table.attrs["n_scored"]["gradient_x_input"]["fidelity"] == (y == 0).sum()

@@ -28,7 +28,8 @@ from sklearn_relevance.explainers import (
     Occlusion,
     get_explainer,
 )
-from sklearn_relevance.explainers._engine import EXPLAIN_MEMORY_BUDGET, max_rows_for
+from sklearn_relevance._batching import _BUDGET_TABLE, MEMORY_BUDGETS
+from sklearn_relevance.explainers._engine import max_rows_for
 from sklearn_relevance.modules import ImageCNN
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -364,8 +365,6 @@ def test_gradcam_with_inplace_relu_equals_captum(dim, inplace, relu, layer):
 # the estimator's predicted-class pass stays within the memory budget
 # --------------------------------------------------------------------------
 def test_predicted_class_pass_is_chunked_within_the_budget(monkeypatch):
-    from sklearn_relevance.explainers._engine import PASS_MEMORY_BUDGET
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(20, 1, 32, 32)).astype(np.float32)
     y = np.arange(20) % 2
@@ -374,7 +373,7 @@ def test_predicted_class_pass_is_chunked_within_the_budget(monkeypatch):
     Xe = rng.normal(size=(600, 1, 32, 32)).astype(np.float32)
     # a pass budget that this small network's 600 rows exceed; the first call
     # measures the network and makes the inference copy (forwards of 1-2 rows)
-    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", 8 * 2**20)
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_cpu", 8 * 2**20)
     clf.explain(Xe, explainer="gradient", batch_size=-1)
     sizes = []
     handle = clf.module_.register_forward_pre_hook(
@@ -383,7 +382,7 @@ def test_predicted_class_pass_is_chunked_within_the_budget(monkeypatch):
         rel = clf.explain(Xe, explainer="gradient", batch_size=-1)
     finally:
         handle.remove()
-    bound = max_rows_for(torch.as_tensor(Xe[:1]), None, 4 * EXPLAIN_MEMORY_BUDGET,
+    bound = max_rows_for(torch.as_tensor(Xe[:1]), None, 4 * MEMORY_BUDGETS["explain_pass_input"],
                          module=clf.module_)
     predicted = [n for grad, n in sizes if not grad]
     assert bound < 600

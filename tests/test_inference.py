@@ -142,7 +142,8 @@ def test_compare_explainers_matches_explanations_of_the_module_itself():
     explainers = {"gradient": get_explainer("gradient"), "gradcam": get_explainer("gradcam"),
                   "occlusion": get_explainer("occlusion").set_params(window=4)}
     table = compare_explainers(module, X, y, masks=masks, explainers=explainers,
-                               metrics=["mask_roc_auc", "sparseness"], n_bootstrap=0)
+                               metrics=["mask_roc_auc", "sparseness"], n_bootstrap=0,
+                               target="true")
     from sklearn_relevance.metrics import mask_roc_auc, sparseness
 
     Xt, yt = torch.as_tensor(X), torch.as_tensor(y)

@@ -29,12 +29,15 @@ FLOORS = [
     # 1. data: synthetic data sets, imaging mass spectrometry I/O, plots
     {"datasets", "ims", "plotting"},
     # 2. explainers and the fast inference copy they run on (any torch module)
-    {"explainers", "_inference", "_input_stem", "_trunk_rewrites"},
+    {"explainers", "_inference", "_input_stem", "_trunk_rewrites", "_which_network"},
     # 3. the model zoo (LRP learns about its sums through ``lrp_role``, so
     #    nothing below imports it)
     {"modules"},
+    # 3b. the explanation request and the one target policy (every caller's
+    #    explain goes through them)
+    {"_request", "_target_policy"},
     # 4. what uses explainers: training penalties and metrics
-    {"penalties", "metrics"},
+    {"penalties", "metrics", "_penalty_config"},
     # 5. the shared estimator base and its random stream per fit
     {"_base_net", "_fit_random"},
     # 6. estimators and what wraps them

@@ -112,8 +112,8 @@ def test_compare_explainers_scores_the_maps_of_explain(fitted, explainer):
     clf, X, y = fitted
     if explainer == "smoothgrad":  # a seeded stochastic explainer keeps its seed
         explainer = get_explainer("smoothgrad", random_state=3)
-    for y_arg, target, kwargs in [(y, "true", {}), (None, None, {}),
-                                  (None, 1, {"target": 1})]:
+    for y_arg, target, kwargs in [(y, "true", {"target": "true"}), (y, None, {}),
+                                  (None, None, {}), (None, 1, {"target": 1})]:
         np.testing.assert_allclose(
             _maps_of(clf, X, y_arg, explainer, **kwargs),
             clf.explain(X, y_arg, explainer=explainer, target=target),
@@ -134,7 +134,7 @@ def test_compare_explainers_explains_dataframes_and_tensors_as_given():
         maps = _maps_of(clf, X, y, "gradient")
     # the estimator sees the DataFrame, not its values without the names
     assert not [w for w in caught if "feature names" in str(w.message)]
-    np.testing.assert_allclose(maps, clf.explain(X, y, explainer="gradient",
-                                                 target="true"), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(maps, clf.explain(X, y, explainer="gradient"),
+                               rtol=1e-5, atol=1e-7)
     Xt = torch.as_tensor(X.to_numpy())
     np.testing.assert_allclose(_maps_of(clf, Xt, y, "gradient"), maps, rtol=1e-5, atol=1e-7)

@@ -46,7 +46,7 @@ def test_curve_equals_quantus_pixel_flipping(images, softmax):
                                        disable_warnings=True)
         ref = np.asarray(metric(model=net, x_batch=x, y_batch=y, a_batch=a.copy(),
                                 softmax=softmax, device="cpu", batch_size=4))
-    fr, curves = perturbation_curve(net, x, a, y=y, steps=16, baseline=0.0,
+    fr, curves = perturbation_curve(net, x, a, y=y, steps=16, baseline=0.0, target="true",
                                     response="proba" if softmax else "logit")
     np.testing.assert_allclose(fr, np.arange(17) / 16)
     np.testing.assert_allclose(curves[:, 1:], ref, atol=1e-5)
@@ -59,17 +59,17 @@ def test_curve_axioms_and_chunking(images):
     xt = torch.as_tensor(x)
     full = net(xt).softmax(1)[np.arange(10), y].detach().numpy()
     base = net(torch.zeros_like(xt)).softmax(1)[np.arange(10), y].detach().numpy()
-    _, dele = perturbation_curve(net, x, a, y=y, steps=8, response="proba")
-    _, ins = perturbation_curve(net, x, a, y=y, steps=8, response="proba", kind="insertion")
+    _, dele = perturbation_curve(net, x, a, y=y, target="true", steps=8, response="proba")
+    _, ins = perturbation_curve(net, x, a, y=y, target="true", steps=8, response="proba", kind="insertion")
     np.testing.assert_allclose(dele[:, 0], full, atol=1e-6)
     np.testing.assert_allclose(dele[:, -1], base, atol=1e-6)
     np.testing.assert_allclose(ins[:, 0], base, atol=1e-6)
     np.testing.assert_allclose(ins[:, -1], full, atol=1e-6)
-    _, small = perturbation_curve(net, x, a, y=y, steps=8, response="proba", batch_size=5)
+    _, small = perturbation_curve(net, x, a, y=y, target="true", steps=8, response="proba", batch_size=5)
     np.testing.assert_allclose(small, dele, atol=1e-6)
     # a train-mode module is evaluated in eval mode and left in train mode
     net.train()
-    _, again = perturbation_curve(net, x, a, y=y, steps=8, response="proba")
+    _, again = perturbation_curve(net, x, a, y=y, target="true", steps=8, response="proba")
     assert net.training
     np.testing.assert_allclose(again, dele, atol=1e-6)
 

@@ -16,9 +16,8 @@ from torch import nn
 
 from sklearn_relevance.explainers import IntegratedGradients, Occlusion, SmoothGrad
 from sklearn_relevance.explainers import _engine
+from sklearn_relevance._batching import _BUDGET_TABLE, MEMORY_BUDGETS
 from sklearn_relevance.explainers._engine import (
-    EXPLAIN_MEMORY_BUDGET,
-    PASS_MEMORY_BUDGET,
     activation_bytes,
     max_rows_for,
     pass_row_bytes,
@@ -57,16 +56,16 @@ def test_rows_follow_the_network_not_only_the_input():
     row_in = X[0].numel() * 4
     for module, rows in ((narrow, rows_narrow), (wide, rows_wide)):
         per_row = pass_row_bytes(module, X)
-        assert rows == max(min(PASS_MEMORY_BUDGET["cpu"] // per_row,
-                               EXPLAIN_MEMORY_BUDGET // row_in), 1)
+        assert rows == max(min(MEMORY_BUDGETS["pass_activations_cpu"] // per_row,
+                               MEMORY_BUDGETS["explain_pass_input"] // row_in), 1)
     # the input budget still caps networks with small activations
     tiny = nn.Sequential(nn.Flatten(), nn.Linear(256, 2)).eval()
-    assert max_rows_for(X, None, module=tiny) == EXPLAIN_MEMORY_BUDGET // row_in
+    assert max_rows_for(X, None, module=tiny) == MEMORY_BUDGETS["explain_pass_input"] // row_in
     assert max_rows_for(X, 7, module=wide) == 7  # internal_batch_size wins
 
 
 def test_a_row_larger_than_the_budget_gives_one_row(monkeypatch):
-    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", 1024)
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_cpu", 1024)
     X = torch.randn(4, 1, 16, 16)
     assert max_rows_for(X, None, module=_conv(8)) == 1
 
@@ -78,11 +77,11 @@ def test_accelerator_budget_and_forward_only_passes(monkeypatch):
     # on the CPU forward-only passes are sized like gradient passes
     assert pass_row_bytes(module, X, backward=False) == row_in + kept + 2 * largest
     monkeypatch.setattr(_engine, "_on_cpu", lambda X: False)
-    monkeypatch.setitem(PASS_MEMORY_BUDGET, "accelerator", 100 * (row_in + 2 * largest))
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_accelerator", 100 * (row_in + 2 * largest))
     assert pass_row_bytes(module, X, backward=False) == row_in + 2 * largest
     with torch.no_grad():
         assert max_rows_for(X, None, module=module) == 100
-    budget = PASS_MEMORY_BUDGET["accelerator"]
+    budget = MEMORY_BUDGETS["pass_activations_accelerator"]
     assert max_rows_for(X, None, module=module) == budget // (row_in + kept + 2 * largest)
 
 
@@ -125,7 +124,7 @@ def test_training_mode_keeps_the_input_rule():
     module = ImageCNN((1, 16, 16), 2).train()
     X = torch.randn(3, 1, 16, 16)
     assert activation_bytes(module, X) is None
-    assert max_rows_for(X, None, module=module) == _engine.CPU_EXPLAIN_BUDGET // (16 * 16 * 4)
+    assert max_rows_for(X, None, module=module) == MEMORY_BUDGETS["explain_pass_input_cpu"] // (16 * 16 * 4)
     assert module.features[1].num_batches_tracked.item() == 0
 
 
@@ -150,7 +149,7 @@ def test_values_do_not_depend_on_the_pass_size(make, monkeypatch):
     one_row = make().set_params(internal_batch_size=1).explain(module, X, target)
     all_rows = make().set_params(internal_batch_size=10_000).explain(module, X, target)
     # a tiny budget: the adaptive rule down to a few rows per pass
-    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", 3 * pass_row_bytes(module, X))
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_cpu", 3 * pass_row_bytes(module, X))
     small = make().explain(module, X, target)
     scale = float(default.abs().max())
     for other in (one_row, all_rows, small):
@@ -214,16 +213,16 @@ def test_weight_heavy_networks_get_passes_that_amortise_their_weights(monkeypatc
                            nn.Linear(512, 600), nn.ReLU(), nn.Linear(600, 2)).eval()
     X = torch.randn(4, 1, 8, 8)
     row = pass_row_bytes(module, X)
-    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", 2 * row)
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_cpu", 2 * row)
     kept = activation_bytes(module, X)[0]
     weights = _engine.weight_bytes(module)
     wanted = -(-_engine.WEIGHT_SHARE * weights // kept)
     assert wanted > 2
-    assert max_rows_for(X, None, module=module) == min(wanted, _engine.WEIGHT_PASS_BUDGET // row)
+    assert max_rows_for(X, None, module=module) == min(wanted, MEMORY_BUDGETS["pass_activations_weights"] // row)
     # capped by the input budget (dense networks keep their passes) ...
     assert max_rows_for(X, None, budget=3 * X[0].numel() * 4, module=module) == 3
     # ... and by the weights' budget
-    monkeypatch.setattr(_engine, "WEIGHT_PASS_BUDGET", 3 * row)
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_weights", 3 * row)
     assert max_rows_for(X, None, module=module) == 3
     # forward-only passes read the weights once whatever their rows: no rule
     with torch.no_grad():
@@ -248,7 +247,34 @@ def test_stem_split_only_where_a_row_and_its_stem_outputs_fit(monkeypatch):
     assert sum(rows) <= 3 * len(X) + 1  # split: not once per step (+ the probe)
     # one row plus 4 stem outputs no longer fits: the plain passes run
     row = pass_row_bytes(fast, X)
-    monkeypatch.setitem(PASS_MEMORY_BUDGET, "cpu", row + split.output_nbytes(X))
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_cpu", row + split.output_nbytes(X))
     rows.clear()
     torch.testing.assert_close(ig.explain(fast, X, 1), expected)
     assert sum(rows) == 10 * len(X)
+
+
+def test_one_sizing_rule_reads_the_one_table(monkeypatch):
+    """Five functions sized passes from a table re-aliased into a dozen module
+    constants; chunk_size_for and the explainers' max_rows_for now share one
+    rule, _batching.pass_rows, which reads the budgets by name at call time."""
+    import sklearn_relevance._batching as batching
+    from sklearn_relevance._batching import chunk_size_for, pass_rows
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("row_bytes"))
+        return pass_rows(*args, **kwargs)
+
+    monkeypatch.setattr(batching, "pass_rows", spy)
+    monkeypatch.setattr(_engine, "pass_rows", spy)
+    X = torch.randn(4, 1, 16, 16)
+    assert chunk_size_for(1024, 4) == max(MEMORY_BUDGETS["array_work"] // 1024 // 4, 1)
+    rows = max_rows_for(X, None, module=_conv(4))
+    assert len(calls) == 2 and calls[1] is not None
+    # a budget changed in the one table changes the passes at once
+    monkeypatch.setitem(_BUDGET_TABLE, "explain_pass_input", 2 * 16 * 16 * 4)
+    assert max_rows_for(X, None, module=_conv(4)) == min(rows, 2)
+    for name in ("EXPLAIN_MEMORY_BUDGET", "FORWARD_PASS_BUDGET", "CPU_EXPLAIN_BUDGET",
+                 "PASS_MEMORY_BUDGET", "WEIGHT_PASS_BUDGET"):
+        assert not hasattr(_engine, name)

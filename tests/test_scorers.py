@@ -182,7 +182,7 @@ def test_relevance_scorers_in_multimetric_search_over_a_pipeline():
     (sparseness, {"fraction": 0.1}, r"\['fraction'\] that the metric sparseness"),
     ("mask_dice", {"relevance": 1.0}, "cannot fix \\['relevance'\\]"),
     ("sparseness", {"explainer": "nope"}, "'explainer' parameter must be one of"),
-    ("sparseness", {"target": "predicted"}, "'target' parameter of make_relevance_scorer"),
+    ("sparseness", {"target": "random"}, "'target' parameter of make_relevance_scorer"),
     ("sparseness", {"target": True}, "'target' parameter of make_relevance_scorer"),
     ("sparseness", {"batch_size": 0}, "'batch_size' parameter of make_relevance_scorer"),
 ])

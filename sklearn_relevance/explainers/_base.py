@@ -23,6 +23,7 @@ from .._module_calls import check_not_empty
 from .._targets import check_target
 from .._tensors import check_inputs, check_module_input, module_errors
 from .._validation import check_finite_tensor
+from .._which_network import network_decided, network_for
 
 __all__ = [
     "BaseExplainer",
@@ -64,9 +65,9 @@ def predicted_classes(infer, X, module):
     >>> bool((predicted_classes(net, X, net) == net(X).argmax(1)).all())
     True
     """
-    from ._engine import FORWARD_PASS_BUDGET, max_rows_for
+    from ._engine import max_rows_for
 
-    rows = max_rows_for(X, None, FORWARD_PASS_BUDGET, module=module)
+    rows = max_rows_for(X, None, "forward_pass_input", module=module)
     parts = []
     with torch.no_grad():
         for sl in iter_slices(batch_len(X), rows):
@@ -157,8 +158,17 @@ class BaseExplainer(BaseEstimator):
         self._check_explain(X, create_graph)
         check_module_input(module, X)
         target = check_target(target, batch_len(X))
-        with module_access(module, shared=shares_module(self)), module_errors(X):
-            return self._explain(module, X, target, create_graph=create_graph)
+        shared = shares_module(self)
+        with module_access(module, shared=shared), module_errors(X):
+            # the network is decided once, at the outermost call: the
+            # inference copy where it applies (as for the estimators), the
+            # module otherwise; nested explainers run on what they are given
+            net = network_for(module, X, self, create_graph=create_graph)
+            with network_decided():
+                if net is module:
+                    return self._explain(module, X, target, create_graph=create_graph)
+                with module_access(net, shared=shared):
+                    return self._explain(net, X, target, create_graph=create_graph)
 
     def _check_explain(self, X, create_graph=False):
         """Check ``X`` and ``create_graph`` against what the method supports.

@@ -7,7 +7,8 @@
 * :func:`max_rows_for` turns ``internal_batch_size``, or the memory a pass of
   the network needs per row (:func:`pass_row_bytes`, from
   :func:`~sklearn_relevance._inference.activation_bytes`, a probe forward of
-  one row) and :data:`PASS_MEMORY_BUDGET`, into that row bound.
+  one row) and the budgets of ``_batching.MEMORY_BUDGETS``, into that row
+  bound by the one sizing rule (``_batching.pass_rows``).
 * :func:`slice_target` (with ``_targets.repeat_target``) index per-sample targets the
   same way the rows are laid out.
 """
@@ -18,49 +19,48 @@ from collections.abc import Mapping
 
 import torch
 
-from .._batching import MEMORY_BUDGETS, sample_nbytes
+from .._batching import budget_bytes, pass_rows, sample_nbytes
 from .._inference import activation_bytes, cpu_pass_budget
 
-#: Default budget, in bytes, for the *inputs* of one expanded pass of an
-#: explainer. It caps the rows of a pass for networks whose activations are
-#: small next to their input (dense networks); the activations set the size
-#: of a pass otherwise (:data:`PASS_MEMORY_BUDGET`).
-EXPLAIN_MEMORY_BUDGET = MEMORY_BUDGETS["explain_pass_input"]
-
-#: Input budget of forward-only passes (occlusion, the predicted-class pass),
-#: which keep no activations for a backward.
-FORWARD_PASS_BUDGET = MEMORY_BUDGETS["forward_pass_input"]
-
-#: On the CPU, passes are fastest when their activations stay in cache: for a
-#: 64 x 64 CNN, 64-row passes ran IG 1.45x and occlusion 2.3x faster than
-#: 2,048-row ones (one thread; ``benchmarks/bench_explainers.py``). Used only
-#: where the activations cannot be measured (modules in training mode, a
-#: failed probe).
-CPU_EXPLAIN_BUDGET = MEMORY_BUDGETS["explain_pass_input_cpu"]
-
-#: Memory budget, in bytes, of one pass of an explainer: the activations the
-#: pass keeps for its backward plus the gradients in flight, as measured per
-#: row by :func:`pass_row_bytes`. On the CPU 128 MiB (passes of a few rows of
-#: a 224 x 224 ResNet or a 64^3 volume: larger passes ran no faster, and keep
-#: the working set near the caches); on accelerators 1 GiB.
-PASS_MEMORY_BUDGET = {"cpu": MEMORY_BUDGETS["pass_activations_cpu"],
-                      "accelerator": MEMORY_BUDGETS["pass_activations_accelerator"]}
-
-#: A gradient pass reads every weight at least twice (forward and backward)
-#: whatever its rows. Where one row's activations are small next to the
-#: weights (a ResNet-18: 45 MB of weights, 16 MB of activations per 224 x 224
-#: image) a pass holds at least enough rows for its activations to be
-#: ``WEIGHT_SHARE`` times the weights, up to
-#: ``MEMORY_BUDGETS["pass_activations_weights"]`` (512 MiB): 11 rows of that
-#: ResNet instead of the 5 of the activation budget alone. On 2 CPU threads
-#: integrated gradients ran about 1.2x faster in 10-20-row passes than in
-#: 5-row ones there; a 64^3 3D CNN, whose weights are small, keeps its 4-row
-#: passes (larger ones ran 1.2x slower there). The input budget still caps
-#: such passes: dense networks, whose passes of about a hundred rows already
-#: use their weights well, keep them (a 20,000-feature spectrum MLP gained 3%
-#: from 6,000-row passes of 500 MiB).
+# Budgets are read from the one table, ``_batching.MEMORY_BUDGETS``, by
+# name at call time (no module-level copies):
+#
+# * ``explain_pass_input`` (8 MiB): the *inputs* of one expanded pass of an
+#   explainer. It caps the rows of a pass for networks whose activations are
+#   small next to their input (dense networks); the activations set the
+#   size of a pass otherwise.
+# * ``forward_pass_input`` (32 MiB): inputs of forward-only passes
+#   (occlusion, the predicted-class pass), which keep no activations for a
+#   backward.
+# * ``explain_pass_input_cpu`` (1 MiB): on the CPU, passes are fastest when
+#   their activations stay in cache: for a 64 x 64 CNN, 64-row passes ran IG
+#   1.45x and occlusion 2.3x faster than 2,048-row ones (one thread;
+#   ``benchmarks/bench_explainers.py``). Used only where the activations
+#   cannot be measured (modules in training mode, a failed probe).
+# * ``pass_activations_cpu`` / ``pass_activations_accelerator`` (128 MiB /
+#   1 GiB): one pass of an explainer, the activations it keeps for its
+#   backward plus the gradients in flight, as measured per row by
+#   :func:`pass_row_bytes`. On the CPU: passes of a few rows of a 224 x 224
+#   ResNet or a 64^3 volume (larger passes ran no faster, and keep the
+#   working set near the caches).
+# * ``pass_activations_weights`` (512 MiB): a gradient pass reads every
+#   weight at least twice (forward and backward) whatever its rows. Where
+#   one row's activations are small next to the weights (a ResNet-18: 45 MB
+#   of weights, 16 MB of activations per 224 x 224 image) a pass holds at
+#   least enough rows for its activations to be ``WEIGHT_SHARE`` times the
+#   weights, up to this budget: 11 rows of that ResNet instead of the 5 of
+#   the activation budget alone. On 2 CPU threads integrated gradients ran
+#   about 1.2x faster in 10-20-row passes than in 5-row ones there; a 64^3 3D
+#   CNN, whose weights are small, keeps its 4-row passes (larger ones ran
+#   1.2x slower there). The input budget still caps such passes: dense
+#   networks, whose passes of about a hundred rows already use their weights
+#   well, keep them (a 20,000-feature spectrum MLP gained 3% from 6,000-row
+#   passes of 500 MiB).
 WEIGHT_SHARE = 4
-WEIGHT_PASS_BUDGET = MEMORY_BUDGETS["pass_activations_weights"]
+
+
+def _pass_budget(cpu):
+    return "pass_activations_cpu" if cpu else "pass_activations_accelerator"
 
 
 def weight_bytes(module):
@@ -93,45 +93,46 @@ def _on_cpu(X):
     return all(t.device.type == "cpu" for t in tensors)
 
 
-def max_rows_for(X, internal_batch_size, budget=EXPLAIN_MEMORY_BUDGET, module=None,
+def max_rows_for(X, internal_batch_size, budget="explain_pass_input", module=None,
                  extra_row_bytes=0) -> int:
     """Rows of one expanded pass: ``internal_batch_size``, else from the budgets.
 
     With ``module`` given (in eval mode), a pass holds as many rows as fit
-    :data:`PASS_MEMORY_BUDGET` (the CPU's or an accelerator's) by
-    :func:`pass_row_bytes`, and at most ``budget`` bytes of inputs. Passes
-    run under ``torch.no_grad()`` (occlusion) are sized as forward-only
-    passes. Without a measurement the old input rule applies: ``budget`` on
-    accelerators, :data:`CPU_EXPLAIN_BUDGET` on the CPU (or
-    :data:`~sklearn_relevance._inference.CHANNELS_LAST_CPU_BUDGET` for a
-    channels-last ``module``). ``extra_row_bytes`` adds what an explainer
-    keeps per row beyond the pass itself (the stem outputs of
-    :mod:`sklearn_relevance._input_stem`).
+    the pass budget (``MEMORY_BUDGETS["pass_activations_cpu"]`` or
+    ``["pass_activations_accelerator"]``) by :func:`pass_row_bytes`, and at
+    most ``budget`` (a name of ``MEMORY_BUDGETS`` or bytes) of inputs.
+    Passes run under ``torch.no_grad()`` (occlusion) are sized as
+    forward-only passes. Without a measurement the input rule applies:
+    ``budget`` on accelerators, ``MEMORY_BUDGETS["explain_pass_input_cpu"]``
+    on the CPU (or ``["channels_last_pass_input_cpu"]`` for a channels-last
+    ``module``). ``extra_row_bytes`` adds what an explainer keeps per row
+    beyond the pass itself (the stem outputs of
+    :mod:`sklearn_relevance._input_stem`). The arithmetic is the one sizing
+    rule, :func:`~sklearn_relevance._batching.pass_rows`.
     """
     if internal_batch_size is not None:
-        return max(int(internal_batch_size), 1)
+        return pass_rows(1, budget, internal_batch_size=internal_batch_size)
     per_input = max(sample_nbytes(X), 1)
     cpu = _on_cpu(X)
     row = None if module is None else pass_row_bytes(
         module, X, backward=torch.is_grad_enabled())
-    if row is not None:
-        row += int(extra_row_bytes)
     if row is None:
         if cpu:
-            budget = cpu_pass_budget(module, min(budget, CPU_EXPLAIN_BUDGET))
-        return max(budget // per_input, 1)
-    pass_budget = PASS_MEMORY_BUDGET["cpu" if cpu else "accelerator"]
-    rows = min(pass_budget // max(row, 1), budget // per_input)
+            budget = cpu_pass_budget(module, min(budget_bytes(budget),
+                                                 budget_bytes("explain_pass_input_cpu")))
+        return pass_rows(per_input, budget)
+    row += int(extra_row_bytes)
+    wanted = None
     if torch.is_grad_enabled():
         kept = activation_bytes(module, X)[0]
         wanted = -(-WEIGHT_SHARE * weight_bytes(module) // max(kept, 1))
-        rows = max(rows, min(wanted, WEIGHT_PASS_BUDGET // max(row, 1), budget // per_input))
-    return max(rows, 1)
+    return pass_rows(per_input, budget, row_bytes=row, pass_budget=_pass_budget(cpu),
+                     wanted_rows=wanted, wanted_budget="pass_activations_weights")
 
 
 def row_fits_budget(module, X, extra_row_bytes=0) -> bool:
     """Whether one row of a gradient pass, plus ``extra_row_bytes``, fits
-    :data:`PASS_MEMORY_BUDGET` (False where it cannot be measured).
+    the pass budget (False where it cannot be measured).
 
     Explainers that could keep more per row to save time (the stem outputs
     of :mod:`sklearn_relevance._input_stem`) do so only when it fits: where a
@@ -141,8 +142,7 @@ def row_fits_budget(module, X, extra_row_bytes=0) -> bool:
     row = pass_row_bytes(module, X)
     if row is None:
         return False
-    budget = PASS_MEMORY_BUDGET["cpu" if _on_cpu(X) else "accelerator"]
-    return row + int(extra_row_bytes) <= budget
+    return row + int(extra_row_bytes) <= budget_bytes(_pass_budget(_on_cpu(X)))
 
 
 def expanded_chunks(n: int, k: int, max_rows: int):

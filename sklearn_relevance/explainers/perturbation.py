@@ -14,7 +14,6 @@ from .._tensors import forward, select_output
 from ._base import BaseExplainer
 from .._baselines import resolve_baselines
 from ._engine import (
-    FORWARD_PASS_BUDGET,
     expanded_chunks,
     max_rows_for,
     slice_target,
@@ -159,7 +158,7 @@ callable, default=0.0
         n, sample_shape = X.shape[0], tuple(X.shape[1:])
         n_windows = math.prod(ind.shape[0] for _, ind in windows)
         # forward passes only (no activations kept)
-        max_rows = max_rows_for(X, self.internal_batch_size, FORWARD_PASS_BUDGET,
+        max_rows = max_rows_for(X, self.internal_batch_size, "forward_pass_input",
                                 module=module)
         f0 = torch.cat([
             select_output(forward(module, X[s]), slice_target(target, s))

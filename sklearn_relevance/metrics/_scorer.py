@@ -26,6 +26,7 @@ from ..explainers import get_explainer
 from .fidelity import deletion_auc, fidelity_score, insertion_auc, perturbation_curve
 from ._registry import metric_arguments, scorer_table
 from .._nets import final_input
+from .._request import estimator_targets
 
 __all__ = [
     "make_relevance_scorer",
@@ -54,8 +55,23 @@ def relevance_of(estimator, X, y=None, *, explainer=None, target=None, batch_siz
             "RelevanceNet estimator, or a Pipeline ending in one). Got "
             f"{type(final).__name__} instead."
         )
-    rel = final.explain(Xt, y, explainer=explainer, target=target, batch_size=batch_size)
+    final, Xt, rel, _ = _explained(final, Xt, y, explainer=explainer, target=target,
+                                   batch_size=batch_size)
     return final, Xt, rel
+
+
+def _explained(final, Xt, y, *, explainer, target, batch_size):
+    """``(final, Xt, relevance, target)`` with the target resolved once.
+
+    The library's estimators resolve the target by the one policy
+    (:mod:`sklearn_relevance._target_policy`) before explaining, and the
+    same class indices go to ``explain`` and to the metric, so the map and
+    its score follow one output.
+    """
+    if callable(getattr(final, "_predicted_indices", None)):
+        target = estimator_targets(final, Xt, y, target, owner="the relevance scorer")
+    rel = final.explain(Xt, y, explainer=explainer, target=target, batch_size=batch_size)
+    return final, Xt, rel, target
 
 
 def available_relevance_scorers():
@@ -128,11 +144,11 @@ def _check_scorer_params(metric, kwargs, explainer, target, batch_size):
         )
     if explainer is not None:
         get_explainer(explainer, param_name="explainer")
-    if not (target is None or target == "true"
+    if not (target is None or (isinstance(target, str) and target in ("true", "predicted"))
             or (isinstance(target, (Integral, np.integer)) and not isinstance(target, bool))):
         raise ValueError(
-            "The 'target' parameter of make_relevance_scorer must be None, 'true' or an "
-            f"int output index. Got {target!r} instead."
+            "The 'target' parameter of make_relevance_scorer must be None, 'predicted', "
+            f"'true' or an int output index. Got {target!r} instead."
         )
     if batch_size is not None and not (
             isinstance(batch_size, (Integral, np.integer)) and not isinstance(batch_size, bool)
@@ -191,8 +207,11 @@ class _RelevanceScorer(_BaseScorer):
         key = ("sklearn_relevance.explain", repr(self._explainer), repr(self._target))
         if cache is not None and key in cache:
             return cache[key]
-        result = relevance_of(estimator, X, y, explainer=self._explainer,
-                              target=self._target, batch_size=self._batch_size)
+        final, Xt = final_input(estimator, X)
+        if not callable(getattr(final, "explain", None)):
+            relevance_of(estimator, X, y)  # raises its error
+        result = _explained(final, Xt, y, explainer=self._explainer, target=self._target,
+                            batch_size=self._batch_size)
         if cache is not None:
             cache[key] = result
         return result
@@ -200,14 +219,14 @@ class _RelevanceScorer(_BaseScorer):
     def _score(self, method_caller, estimator, X, y_true, **kwargs):
         sample_weight = kwargs.pop("sample_weight", None)
         self._check_metadata(kwargs)  # before the relevance is computed
-        final, Xt, rel = self._relevance(method_caller, estimator, X, y_true)
+        final, Xt, rel, target = self._relevance(method_caller, estimator, X, y_true)
         args = metric_arguments(self._score_func, {"estimator": final, "X": Xt,
                                                    "y": y_true, "relevance": rel,
                                                    "explainer": self._explainer})
         call_kwargs = {**self._kwargs, **kwargs}
         if "target" in self._params and "target" not in call_kwargs:
-            # follow the output that was explained
-            call_kwargs["target"] = "predicted" if self._target is None else self._target
+            # follow the output that was explained: the same class indices
+            call_kwargs["target"] = "predicted" if target is None else target
         values = np.asarray(self._score_func(**args, **call_kwargs), dtype=np.float64)
         return self._sign * _nan_average(values, sample_weight)
 
@@ -283,8 +302,12 @@ def make_relevance_scorer(metric, *, explainer=None, greater_is_better=True, tar
     greater_is_better : bool, default=True
         ``False`` negates the score (as scikit-learn's ``neg_*`` scorers).
         Ignored for a metric name.
-    target : None, "true" or int, default=None
-        The output explained (``None``: the predicted class).
+    target : None, "predicted", "true" or int, default=None
+        The output explained, by the library's one target policy
+        (:ref:`target-policy`): ``None`` (or ``"predicted"``) the class
+        ``predict`` returns, ``"true"`` the label ``y``, an int that output.
+        It is resolved once per call, and the metric (if it has a
+        ``target`` parameter) follows the same class indices.
     batch_size : int, optional
         Samples per ``explain`` call.
     **kwargs

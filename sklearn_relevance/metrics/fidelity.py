@@ -20,16 +20,11 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .._batching import (
-    DEFAULT_MEMORY_BUDGET,
-    MEMORY_BUDGETS,
-    chunk_size_for,
-    iter_slices,
-    sample_nbytes,
-)
+from .._batching import budget_bytes, chunk_size_for, iter_slices, sample_nbytes
 from .._inference import cpu_pass_budget
 from .._module_access import eval_mode
 from .._nets import final_input, module_and_device
+from .._target_policy import predicted_indices
 from .._targets import encode_labels
 from .._tensors import forward
 from .._baselines import resolve_baselines
@@ -38,11 +33,11 @@ from ._checks import constant_rows, nan_where, to_numpy
 
 __all__ = ["perturbation_curve", "fidelity_score", "deletion_auc", "insertion_auc"]
 
-#: Input bytes of one batched forward on a CPU when ``internal_batch_size`` is None.
-#: Small enough that the activations of a few hundred small images stay in
-#: cache (measured in benchmarks/bench_metrics.py: 0.25-1 MiB is fastest, 16
-#: MiB is 2-3x slower). Accelerators use the library's default budget.
-CURVE_MEMORY_BUDGET = MEMORY_BUDGETS["curve_pass_input_cpu"]
+# Input bytes of one batched forward on a CPU when ``internal_batch_size`` is
+# None: ``MEMORY_BUDGETS["curve_pass_input_cpu"]`` (1 MiB), small enough that
+# the activations of a few hundred small images stay in cache (measured in
+# benchmarks/bench_metrics.py: 0.25-1 MiB is fastest, 16 MiB is 2-3x
+# slower). Accelerators use the library's default, ``"array_work"``.
 
 ORDERS = {"mif", "lif", "random"}
 RESPONSES = {"logit", "proba", "accuracy"}
@@ -83,14 +78,19 @@ def _positions(rel_flat, order, random_state):
     return torch.empty_like(srt).scatter_(1, srt, ar)
 
 
-def _target_spec(estimator, target, y, n, device):
-    """None, 'predicted', or a LongTensor of one output column per sample."""
+def _target_spec(estimator, target, y, n, device, X_raw, X):
+    """A LongTensor of one output column per sample (the library's one
+    target policy: ``None`` is the class ``predict`` returns)."""
     if target is None:
-        target = "predicted" if y is None else "true"
+        target = "predicted"
     if isinstance(target, str):
         check_choice(target, "target", "perturbation_curve", {"true", "predicted"})
         if target == "predicted":
-            return "predicted"
+            model = estimator if callable(getattr(estimator, "_predicted_indices", None)) \
+                else None
+            idx = (predicted_indices(model, X_raw) if model is not None
+                   else predicted_indices(module_and_device(estimator)[0], X))
+            return torch.as_tensor(idx, device=device)
         if y is None:
             raise ValueError("target='true' needs the true labels: pass y.")
         return torch.as_tensor(encode_labels(getattr(estimator, "classes_", None), y, n), device=device)
@@ -185,12 +185,15 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
         equals the target (1.0 / 0.0). Single-output modules (regressors)
         report their output for "logit" and "proba".
     target : None, "true", "predicted", int or array-like of int, default=None
-        Output column followed: ``None`` means "true" when y is given, else
-        "predicted" (the arg-max on the unperturbed input).
+        Output column followed, by the library's one target policy
+        (:ref:`target-policy`): ``None`` and ``"predicted"`` the class
+        ``predict`` returns (for a torch module, the arg-max of its output on
+        the unperturbed input), whether or not ``y`` is given; ``"true"`` the
+        label ``y``; an int or one int per sample.
     kind : {"deletion", "insertion"}, default="deletion"
     internal_batch_size : int, optional
         Rows (samples x (steps + 1)) per forward pass; default from a memory
-        budget (:data:`CURVE_MEMORY_BUDGET` bytes of input).
+        budget (``MEMORY_BUDGETS["curve_pass_input_cpu"]`` bytes of input).
     random_state : int, RandomState or None
         Seed of ``order="random"``.
     batch_size : int, optional
@@ -232,6 +235,7 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
             "perturb one modality at a time with a module that closes over the others."
         )
     module, device = module_and_device(final)
+    X_raw = X
     X = as_batch(X, "X", device=device, dtype=torch.float32)
     rel = _relevance_like(as_batch(relevance, "relevance", device=device), X)
     n = X.shape[0]
@@ -242,13 +246,13 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
             f"The 'steps' parameter of perturbation_curve must be at most the number "
             f"of relevance features ({F}). Got {steps} instead."
         )
-    tgt = _target_spec(final, target, y, n, device)
+    tgt = _target_spec(final, target, y, n, device, X_raw, X)
     base = resolve_baselines(baseline, X, name="baseline", owner="perturbation_curve")
     pos = _positions(rel_flat, order, random_state)
     counts = (torch.arange(steps + 1, device=device) * F) // steps
     rel_shape, x_shape = tuple(rel.shape[1:]), tuple(X.shape[1:])
-    budget = (cpu_pass_budget(module, CURVE_MEMORY_BUDGET) if device.type == "cpu"
-              else DEFAULT_MEMORY_BUDGET)
+    budget = (cpu_pass_budget(module, budget_bytes("curve_pass_input_cpu"))
+              if device.type == "cpu" else "array_work")
     chunk = chunk_size_for(sample_nbytes(X), steps + 1, batch_size=internal_batch_size,
                            budget=budget)
     parts = []
@@ -297,9 +301,9 @@ def fidelity_score(estimator, X, y, relevance, *, response="proba", target=None,
 
     The normalisation divides by the unperturbed response, so a sample whose
     followed class has a tiny probability (a misclassified sample when the
-    curves follow the true class) gets a huge value of either sign. Follow
-    the explained class with ``target="predicted"`` (what the relevance
-    scorers do), or average over correctly classified samples.
+    curves follow the true class, ``target="true"``) gets a huge value of
+    either sign. The default, ``target=None``, follows the predicted class:
+    the class ``explain(target=None)`` explains.
 
     Parameters
     ----------
@@ -307,8 +311,10 @@ def fidelity_score(estimator, X, y, relevance, *, response="proba", target=None,
         See :func:`perturbation_curve`.
     X : array-like or Tensor of shape (n_samples, ...)
     y : array-like of shape (n_samples,) or None
-        True labels; with ``target=None`` the curves follow the true class
-        (the predicted class when y is None).
+        True labels, followed with ``target="true"``. ``target=None``
+        follows the predicted class, as ``explain(target=None)`` explains it,
+        so ``fidelity_score(est, X, y, est.explain(X))`` scores the map of
+        the class it explains.
     relevance : array-like or Tensor
         Relevance of X's shape (or broadcastable to it).
     response : {"proba", "logit", "accuracy"}, default="proba"
