@@ -136,8 +136,8 @@ def test_module_class_gets_only_the_sizes_its_signature_names():
 
 # explainers whose cost on 3D inputs stays in seconds at these sizes
 EXPLAINERS = ["gradient", "gradient_x_input", "ig", "smoothgrad", "guided_backprop",
-              "gradcam", "occlusion", "lrp_epsilon", "lrp_epsilon_plus",
-              "lrp_alpha1_beta0"]
+              "gradcam", pytest.param("occlusion", marks=pytest.mark.slow),
+              "lrp_epsilon", "lrp_epsilon_plus", "lrp_alpha1_beta0"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -152,7 +152,13 @@ def test_every_explainer_runs_on_clinical_networks(case, name):
     if name in ("ig", "smoothgrad"):
         explainer.set_params(**({"n_steps": 4} if name == "ig" else {"n_samples": 4}))
     with warnings.catch_warnings():
-        warnings.simplefilter("error", ConservationWarning)
+        # LRP-epsilon on trained layers with biases may legitimately warn
+        # (near-zero outputs of biased layers); the z+ based composites ignore
+        # biases and must conserve
+        if name in ("lrp_epsilon_plus", "lrp_alpha1_beta0"):
+            warnings.simplefilter("error", ConservationWarning)
+        else:
+            warnings.simplefilter("ignore", ConservationWarning)
         R = net.explain(X[:3], explainer=explainer)
     assert R.shape == X[:3].shape and np.isfinite(R).all()
     assert np.abs(R).sum() > 0

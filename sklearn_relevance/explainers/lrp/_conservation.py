@@ -58,6 +58,8 @@ class LayerProbe:
 
     def _add(self, name, slot, t):
         def grad_hook(g):
+            if g is None:
+                return
             s = (t.detach() * g.detach()).reshape(t.shape[0], -1).double().sum(1)
             entry = self.record.setdefault(name, [0.0, 0.0])
             entry[slot] = entry[slot] + s
