@@ -1,14 +1,25 @@
 """LRP on clinical networks: conservation and time against forward + backward.
 
 MONAI SEResNet50 and DenseNet121 (3D, 32^3) and a small 3D ViT, each trained
-for ``--epochs`` epochs on synthetic lesion volumes, then explained with
-LRP-epsilon, epsilon-plus and alpha1-beta0. Prints, per network and
-composite, the per-sample ratio of the relevance sum to the explained logit
-(median, min, max over the samples) and the time of one LRP explanation
-against one forward plus backward pass of the same network on the same batch
-(median of ``--repeats``), measured in the same run.
+for ``--epochs`` epochs on synthetic volumes, then explained with
+LRP-epsilon, epsilon-plus and alpha1-beta0 (the ViT also with CP-LRP's
+constant attention weights, ``/cp``). Prints, per network and
+composite, over the explained samples (median [min, max]):
 
-    python benchmarks/bench_lrp.py --n-samples 16 --epochs 2 --seed 0
+* ``sum/logit``: the relevance sum over the explained logit;
+* ``absorbed``: what the layers themselves absorbed (relevance out minus
+  relevance in of every leaf layer, measured per call: biases, epsilon,
+  stabilisers), over the logit;
+* ``residual``: ``(logit - sum - absorbed) / logit``, relevance lost or
+  created anywhere else: in the operations written as code (gates,
+  concatenations, residual sums, attention) and, on a ViT, by the class
+  token and position embeddings, parameters added to the activations;
+
+and the time of one LRP explanation against one forward plus backward pass
+of the same network on the same batch (median of ``--repeats``), measured
+in the same run.
+
+    python benchmarks/bench_lrp_clinical.py --n-samples 16 --epochs 2 --seed 0
 
 Needs ``monai`` (``pip install --no-deps monai==1.6.1 einops``).
 """
@@ -25,6 +36,7 @@ import torch
 
 from sklearn_relevance import RelevanceNetClassifier
 from sklearn_relevance.explainers import LRP
+from sklearn_relevance.explainers.lrp._conservation import LayerProbe
 from sklearn_relevance.modules import SelectOutput
 
 
@@ -72,8 +84,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     X, y = data(args.n_samples, args.seed)
-    print(f"{'network':22s} {'composite':14s} {'sum/logit median [min, max]':34s} "
-          f"{'LRP s':>8s} {'fwd+bwd s':>9s} {'ratio':>6s}")
+    print(f"{'network':20s} {'composite':13s} {'sum/logit':>26s} {'absorbed':>26s} "
+          f"{'residual':>26s} {'LRP s':>7s} {'f+b s':>7s} {'ratio':>5s}")
     for name, params in networks().items():
         net = RelevanceNetClassifier(**params, max_epochs=args.epochs, batch_size=8,
                                      lr=1e-3, random_state=args.seed).fit(X, y)
@@ -90,16 +102,33 @@ def main(argv=None):
             torch.autograd.grad(o[torch.arange(len(x)), target].sum(), x)
 
         base = timed(fwd_bwd, args.repeats)
-        for composite in ("epsilon", "epsilon_plus", "alpha1_beta0"):
-            lrp = LRP(composite=composite, conservation="off")
+        rows = [("epsilon", "attnlrp"), ("epsilon_plus", "attnlrp"),
+                ("alpha1_beta0", "attnlrp")]
+        if name.startswith("ViT"):
+            rows += [("epsilon", "cp"), ("epsilon_plus", "cp")]
+        for composite, attention in rows:
+            lrp = LRP(composite=composite, conservation="off", attention=attention)
+            label = composite if attention == "attnlrp" else f"{composite}/cp"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 R = lrp.explain(module, Xe, target)
                 t = timed(lambda: lrp.explain(module, Xe, target), args.repeats)
-            ratio = (R.reshape(len(Xe), -1).double().sum(1) / logit.double()).tolist()
-            print(f"{name:22s} {composite:14s} {statistics.median(ratio):10.4f} "
-                  f"[{min(ratio):.4f}, {max(ratio):.4f}]{'':6s} {t:8.3f} {base:9.3f} "
-                  f"{t / base:6.2f}", flush=True)
+            probe = LayerProbe(module, lambda: True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lrp._run(module, Xe, target, create_graph=False, probe=probe)
+            leaves = {n for n, m in module.named_modules() if not list(m.children())}
+            absorbed = sum(r_out - r_in for n, (r_in, r_out) in probe.record.items()
+                           if n in leaves and torch.is_tensor(r_in)
+                           and torch.is_tensor(r_out))
+            f = logit.double()
+            total = R.reshape(len(Xe), -1).double().sum(1)
+            cols = [total / f, absorbed / f, (f - total - absorbed) / f]
+            text = " ".join(
+                f"{float(c.median()):9.4f} [{float(c.min()):.3g}, {float(c.max()):.3g}]".rjust(26) for c in cols
+            )
+            print(f"{name:20s} {label:13s} {text} {t:7.2f} {base:7.2f} "
+                  f"{t / base:5.2f}", flush=True)
 
 
 if __name__ == "__main__":

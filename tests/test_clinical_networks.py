@@ -252,6 +252,25 @@ def test_attention_is_explained_with_conservation_up_to_absorption():
     del out
 
 
+def test_vit_conserves_relevance_with_constant_attention_weights():
+    # biases, position embeddings and the class token (zero at init) take
+    # relevance like biases; without them CP-LRP conserves exactly and
+    # AttnLRP (softmax rule) returns a finite map
+    vit, X = _bare("vit2d")
+    with torch.no_grad():
+        for name, p in vit.named_parameters():
+            if name.endswith("bias") or "position" in name:
+                p.zero_()
+    out = vit(X)[:, 0].detach()
+    R = LRP(composite="epsilon", epsilon=1e-12, attention="cp", conservation="raise",
+            conservation_rtol=1e-6).explain(vit, X, 0)
+    torch.testing.assert_close(R.reshape(len(X), -1).sum(1), out)
+    R = LRP(composite="epsilon", attention="attnlrp").explain(vit, X, 0)
+    assert torch.isfinite(R).all()
+    with pytest.raises(ValueError, match="'attention' parameter of LRP"):
+        LRP(attention="soft").explain(vit, X, 0)
+
+
 def test_unsupported_operation_raises_naming_the_layer():
     class Odd(nn.Module):
         def forward(self, x):

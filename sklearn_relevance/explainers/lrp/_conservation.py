@@ -55,8 +55,12 @@ class LayerProbe:
         self.acts = owner_acts
         self.record = {}  # name -> [in, out] per-sample float64 sums
         self.handles = []
+        self.n = None  # samples; tensors of another leading size are skipped
 
     def _add(self, name, slot, t):
+        if self.n is not None and t.shape[0] != self.n:
+            return
+
         def grad_hook(g):
             if g is None:
                 return
@@ -65,7 +69,8 @@ class LayerProbe:
             entry[slot] = entry[slot] + s
         t.register_hook(grad_hook)
 
-    def attach(self, stack):
+    def attach(self, stack, n=None):
+        self.n = n
         for m, name in self.names.items():
             if not name:
                 continue

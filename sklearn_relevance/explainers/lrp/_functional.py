@@ -147,11 +147,19 @@ class FunctionRules(TorchFunctionMode):
         Stabiliser of the identity rule's ratio ``y / x``.
     plain : callable or None
         Returns True inside layers whose plain gradient the composite keeps.
+    attention : {"attnlrp", "cp"}
+        ``"attnlrp"``: softmax keeps its gradient and both operands of the
+        attention product share relevance (uniform rule). ``"cp"``:
+        conservative propagation (Ali et al. 2022): attention weights (softmax
+        outputs) are constants, all relevance goes to the values; relevance
+        is then conserved through attention (the weights are detached, so
+        ``create_graph=True`` does not differentiate through them).
     """
 
-    def __init__(self, sources, where, epsilon=1e-9, plain=None):
+    def __init__(self, sources, where, epsilon=1e-9, plain=None, attention="attnlrp"):
         super().__init__()
         self.plain = plain
+        self.attention = attention
         self.sources = sources
         self.where = where
         self.epsilon = epsilon
@@ -189,7 +197,13 @@ class FunctionRules(TorchFunctionMode):
         kwargs = kwargs or {}
         name = _name(func)
         if name in _PLAIN or (self.plain is not None and self.plain()):
-            return func(*args, **kwargs)
+            out = func(*args, **kwargs)
+            if name == "softmax" or (
+                args and getattr(args[0], "_lrp_softmax", False)
+                and torch.is_tensor(out) and out.shape == args[0].shape
+            ):
+                _mark(out)  # attention weights (through dropout, casts, ...)
+            return out
         tensors = [a for a in _flat(args, kwargs) if torch.is_tensor(a)]
         dependent = [t for t in tensors if self.depends(t)]
         if not dependent:
@@ -216,8 +230,15 @@ class FunctionRules(TorchFunctionMode):
                 return _Gated.apply(a, torch.reciprocal(b))
             return self._product(a, b)
         if name in _MATMUL:
+            if self.attention == "cp" and any(
+                getattr(t, "_lrp_softmax", False) for t in dependent
+            ):
+                args = [_constant_weights(a) for a in args]
+                if name == "einsum" and len(args) == 2 and isinstance(args[1], (list, tuple)):
+                    args[1] = [_constant_weights(a) for a in args[1]]
+                dependent = [t for t in _flat(args, {}) if self.depends(t)]
             out = func(*args, **kwargs)
-            return _Scaled.apply(out, 1.0 / len(dependent))
+            return _Scaled.apply(out, 1.0 / len(dependent)) if len(dependent) > 1 else out
         if name in _NORM:
             return self._norm(name, args, kwargs)
         if name == "scaled_dot_product_attention":
@@ -322,6 +343,8 @@ class FunctionRules(TorchFunctionMode):
         attn = torch.softmax(scores, dim=-1)
         if dropout_p and training:
             attn = F.dropout(attn, dropout_p)
+        if self.attention == "cp":
+            return torch.matmul(attn.detach(), v), attn
         return self._mm(attn, v), attn
 
     def _mm(self, a, b):
@@ -390,6 +413,16 @@ class FunctionRules(TorchFunctionMode):
             out = out.squeeze(1)
             weights = None if weights is None else weights.squeeze(0)
         return out, weights
+
+
+def _mark(t):
+    if torch.is_tensor(t):
+        t._lrp_softmax = True
+
+
+def _constant_weights(t):
+    """Attention weights detached (a constant for CP-LRP); others as they are."""
+    return t.detach() if getattr(t, "_lrp_softmax", False) else t
 
 
 def _flat(args, kwargs):

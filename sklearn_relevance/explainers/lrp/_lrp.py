@@ -228,6 +228,13 @@ class LRP(BaseExplainer):
         beta terms of alpha-beta rules legitimately move the sum, on
         explained outputs near zero even past zero. Use e.g. ``0.05`` to
         audit a bias-free network or measure absorption.
+    attention : {"attnlrp", "cp"}, default="attnlrp"
+        Softmax attention: ``"attnlrp"`` (Achtibat et al. 2024) keeps the
+        softmax's gradient and splits the products of two activations
+        uniformly; ``"cp"`` (conservative propagation, Ali et al. 2022)
+        treats the attention weights as constants, so relevance reaches the
+        values only and is conserved through attention (not differentiated
+        through the weights with ``create_graph=True``).
 
     Notes
     -----
@@ -266,7 +273,8 @@ class LRP(BaseExplainer):
 
     def __init__(self, composite="epsilon_plus", *, epsilon=1e-6, gamma=0.25,
                  low=None, high=None, bias=False, generalized_gamma=False,
-                 canonizers="auto", conservation="warn", conservation_rtol=9.0):
+                 canonizers="auto", conservation="warn", conservation_rtol=9.0,
+                 attention="attnlrp"):
         self.composite = composite
         self.epsilon = epsilon
         self.gamma = gamma
@@ -277,6 +285,7 @@ class LRP(BaseExplainer):
         self.canonizers = canonizers
         self.conservation = conservation
         self.conservation_rtol = conservation_rtol
+        self.attention = attention
 
     def _make_composite(self):
         check_real(self.epsilon, "epsilon", "LRP", low=0, closed="neither")
@@ -341,6 +350,11 @@ class LRP(BaseExplainer):
             )
         check_real(self.conservation_rtol, "conservation_rtol", "LRP", low=0,
                    closed="neither")
+        if self.attention not in ("attnlrp", "cp"):
+            raise ValueError(
+                "The 'attention' parameter of LRP must be 'attnlrp' or 'cp'. Got "
+                f"{self.attention!r} instead."
+            )
         return self.conservation
 
     def _run(self, module, X, target, *, create_graph, probe=None):
@@ -356,7 +370,7 @@ class LRP(BaseExplainer):
             session = _Session(plan, sources, handles, hook_owner(module))
             session.attach(module, stack)
             if probe is not None:
-                probe.attach(stack)
+                probe.attach(stack, sources[0].shape[0])
             with torch.enable_grad():
                 if create_graph:
                     # first pass: shares on the ordinary graph (same dropout masks)
@@ -366,7 +380,8 @@ class LRP(BaseExplainer):
                     _set_rng_states(states)
                     session.mode = "relay"
                 with FunctionRules(sources, session.where, self.epsilon,
-                                   plain=session.plain_here):
+                                   plain=session.plain_here,
+                                   attention=self.attention):
                     out = forward(module, rebuild(sources))
                 scores = select_output(out, target)
                 score = scores.sum()
