@@ -282,24 +282,19 @@ def test_unsupported_operation_raises_naming_the_layer():
 
 
 def test_conservation_violation_names_the_layer():
-    class Doubler(nn.Module):
-        def forward(self, x):
-            return x * 100.0
-
-    net = nn.Sequential(nn.Linear(3, 3, bias=False), Doubler(),
-                        nn.Linear(3, 1, bias=False))
-    # a rule that creates relevance: Epsilon on a layer whose input is doubled
     from sklearn_relevance.explainers.lrp import Composite, Pass
 
-    composite = Composite(names={"1": Pass()})
-
     class Creating(Pass):
+        """A wrong rule: hands back 1000 times the relevance it receives."""
+
         def terms(self, layer, session):
             return [(1000.0, layer.x, 1e-9)]
 
+    net = nn.Sequential(nn.Linear(3, 3, bias=False), nn.Tanh(),
+                        nn.Linear(3, 1, bias=False))
     composite = Composite(names={"1": Creating()})
     X = torch.rand(2, 3) + 0.1
-    with pytest.warns(ConservationWarning, match="'1'"):
+    with pytest.warns(ConservationWarning, match="'1' \\(Tanh\\)"):
         LRP(composite=composite).explain(net, X, 0)
     with pytest.raises(ValueError, match="does not sum"):
         LRP(composite=composite, conservation="raise").explain(net, X, 0)
