@@ -20,6 +20,8 @@ of the same network on the same batch (median of ``--repeats``), measured
 in the same run.
 
     python benchmarks/bench_lrp_clinical.py --n-samples 16 --epochs 2 --seed 0
+    python benchmarks/bench_lrp_clinical.py --small --n-samples 8 --epochs 2 \
+        --n-explain 4 --repeats 3
 
 Needs ``monai`` (``pip install --no-deps monai==1.6.1 einops``).
 """
@@ -40,9 +42,18 @@ from sklearn_relevance.explainers.lrp._conservation import LayerProbe
 from sklearn_relevance.modules import SelectOutput
 
 
-def networks():
+def networks(small=False):
     from monai.networks.nets import SEResNet50, DenseNet121, ViT
 
+    if small:  # the same architectures, thinner and shallower (a loaded CPU)
+        nets = networks()
+        nets["SEResNet50"].update(module__layers=(1, 1, 1, 1), module__inplanes=8)
+        nets["DenseNet121"].update(module__init_features=8, module__growth_rate=4,
+                                   module__block_config=(1, 1, 1, 1))
+        nets["ViT (3D, 4 layers)"].update(module__num_layers=1, module__hidden_size=16,
+                                          module__mlp_dim=16)
+        nets["ViT (3D, 1 layer)"] = nets.pop("ViT (3D, 4 layers)")
+        return nets
     return {
         "SEResNet50": dict(module=SEResNet50, module__spatial_dims=3,
                            module__in_channels=1, module__num_classes=2),
@@ -81,12 +92,14 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--small", action="store_true",
+                   help="thin, shallow versions of the networks (same blocks)")
     args = p.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     X, y = data(args.n_samples, args.seed)
     print(f"{'network':20s} {'composite':13s} {'sum/logit':>26s} {'absorbed':>26s} "
           f"{'residual':>26s} {'LRP s':>7s} {'f+b s':>7s} {'ratio':>5s}")
-    for name, params in networks().items():
+    for name, params in networks(args.small).items():
         net = RelevanceNetClassifier(**params, max_epochs=args.epochs, batch_size=8,
                                      lr=1e-3, random_state=args.seed).fit(X, y)
         module = net.module_.eval()
