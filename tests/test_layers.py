@@ -33,7 +33,7 @@ FLOORS = [
     #    nothing below imports it)
     {"modules"},
     # 4. what uses explainers: training penalties and metrics
-    {"penalties", "metrics"},
+    {"penalties", "metrics", "_penalty_scale"},
     # 5. the shared estimator base
     {"_base_net"},
     # 6. estimators and what wraps them
