@@ -8,7 +8,7 @@ or averaged over them (``"l1_mean"``), over a grid of penalty weights and
 over seeds; chance is 0.5) as a Markdown table.
 
     python benchmarks/bench_penalty_scale.py --seeds 0 1 2 3 4 \\
-        --out docs/_generated_studies/penalty_scale.md
+        --out docs/_generated_studies/penalty_scale.inc
 """
 
 from __future__ import annotations
