@@ -319,6 +319,23 @@ def test_gradcam_default_layer_has_spatial_extent():
         GradCAM().explain(net, small, 0)
 
 
+def test_gradcam_equals_monai_after_its_normalisation():
+    from monai.visualize import GradCAM as MonaiGradCAM
+
+    module, X = _bare("densenet121")
+    name, _ = spatial_layer(module, X)
+    target = module(X).argmax(1)
+    ours = GradCAM().explain(module, X, target).reshape(len(X), -1)
+    theirs = MonaiGradCAM(nn_module=module, target_layers=name)(x=X)  # predicted
+    lo = ours.min(1, keepdim=True).values
+    hi = ours.max(1, keepdim=True).values
+    assert bool((hi > lo).all())
+    # MONAI's default_normalizer maps (min, max) to (1, 0)
+    torch.testing.assert_close(1 - (ours - lo) / (hi - lo),
+                               theirs.reshape(len(X), -1).double(),
+                               rtol=0, atol=1e-6)
+
+
 def test_select_output_errors():
     vit, X = _bare("vit2d")
     with pytest.raises(ValueError, match="'output' parameter of SelectOutput"):

@@ -208,10 +208,13 @@ class GradCAM(BaseExplainer):
 
     Notes
     -----
-    MONAI's ``monai.visualize.GradCAM`` upsamples the same map and then
-    min-max normalises each sample to [0, 1]; this map is not normalised
-    (relevance scales are kept for metrics and penalties). Normalise each
-    sample to compare with MONAI's pictures; the maps agree exactly after it.
+    MONAI's ``monai.visualize.GradCAM`` computes the same map, upsamples it
+    the same way and then rescales each sample with its
+    ``default_normalizer``, which maps (min, max) to (1, 0): *flipped*, the
+    strongest evidence becomes 0. This map is not normalised (relevance
+    scales are kept for metrics and penalties); ``1 - (R - min) / (max -
+    min)`` per sample equals MONAI's output (checked to 1e-6 on a MONAI
+    DenseNet121).
 
     Cost: one forward and one backward pass (to the layer only). The map has
     the layer's resolution, coarse by design: good for "which region", not
