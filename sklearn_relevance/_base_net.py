@@ -861,13 +861,16 @@ def _unmasked(batch):
 
 
 def _accepted_kwargs(cls):
-    """Keyword names ``cls(...)`` accepts, or None if it takes ``**kwargs``."""
+    """Keyword names ``cls(...)``'s signature names explicitly.
+
+    A ``**kwargs`` catch-all accepts no size: MONAI's networks take
+    ``**kwargs`` and fail on an ``input_shape`` they never named.
+    """
     if cls is None:
         return set()
     try:
         sig = inspect.signature(cls)
     except (TypeError, ValueError):
         return set()
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return None
-    return set(sig.parameters)
+    return {name for name, p in sig.parameters.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

@@ -29,11 +29,12 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 
 from .explainers import get_explainer
 from ._module_access import frozen_batchnorm_stats
+from ._penalty_scale import feature_norm as _feature_norm
 from ._tensors import flatten_inputs
 
 __all__ = ["RelevancePenalty", "RightReasonsPenalty", "relevance_norm"]
 
-NORMS = ("l1", "l2")
+NORMS = ("l1", "l2", "l1_mean", "l2_mean")
 TARGETS = ("true", "predicted", "all")
 PENALTY_TARGETS = TARGETS + ("log_prob_sum",)
 UNANNOTATED = ("skip", "drr")
@@ -46,10 +47,13 @@ def relevance_norm(relevance, norm="l1"):
     ----------
     relevance : Tensor of shape (n, ...) or dict of such Tensors
         Relevance maps; the modalities of a dict add up.
-    norm : {"l1", "l2"}
+    norm : {"l1", "l2", "l1_mean", "l2_mean"}
         ``"l1"``: sum of absolute values per sample (sparsity-inducing, as in
         deep relevance regularization). ``"l2"``: sum of squares per sample
         (the squared L2 norm, smooth at zero, as in double backpropagation).
+        ``"l1_mean"`` / ``"l2_mean"``: the same divided by the number of
+        input features, so that one penalty grid serves spectra, images and
+        volumes (``docs/masked_training.rst``, "Penalty scale").
 
     Returns
     -------
@@ -72,10 +76,8 @@ def _per_sample_norm(relevance, norm):
     total = 0.0
     for r in parts:
         r = r.reshape(r.shape[0], -1)
-        if norm == "l1":
-            total = total + r.abs().sum(1)
-        elif norm == "l2":
-            total = total + r.pow(2).sum(1)
+        if norm in ("l1", "l2", "l1_mean", "l2_mean"):
+            total = total + _feature_norm(r, norm)
         else:
             raise ValueError(
                 f"The 'norm' parameter must be one of {list(NORMS)}. Got {norm!r} instead."

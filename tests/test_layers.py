@@ -37,7 +37,7 @@ FLOORS = [
     #    explain goes through them)
     {"_request", "_target_policy"},
     # 4. what uses explainers: training penalties and metrics
-    {"penalties", "metrics", "_penalty_config"},
+    {"penalties", "metrics", "_penalty_config", "_penalty_scale"},
     # 5. the shared estimator base and its random stream per fit
     {"_base_net", "_fit_random"},
     # 6. estimators and what wraps them

@@ -7,11 +7,11 @@ import torch.nn.functional as F
 from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
-from .._module_access import hook_acts, hook_owner
+from .._module_access import frozen_batchnorm_stats, hook_acts, hook_owner
 from .._tensors import forward, select_output
 from ._base import BaseExplainer
 
-__all__ = ["GradCAM", "find_layer", "upsample_to_input"]
+__all__ = ["GradCAM", "find_layer", "spatial_layer", "upsample_to_input"]
 
 _AUTO_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -69,6 +69,82 @@ def find_layer(module, layer=None):
     return layer, named[layer]
 
 
+def spatial_layer(module, X):
+    """The last convolution (in call order) whose output has spatial extent.
+
+    A probe forward pass on the first two samples records each convolution's
+    output shape; the last one called with more than one element along its
+    spatial axes is chosen (a DenseNet at 32^3 ends at 1 x 1 x 1, where
+    every Grad-CAM map is blank).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    X : Tensor of shape (n, c, *spatial)
+
+    Returns
+    -------
+    name : str
+    layer : torch.nn.Module
+
+    Raises
+    ------
+    ValueError
+        When no convolution is called, or none has spatial extent (the
+        candidates and their output shapes are named).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_relevance.explainers.cam import spatial_layer
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(),
+    ...                           torch.nn.Conv2d(2, 2, 6))
+    >>> spatial_layer(net, torch.zeros(1, 1, 8, 8))[0]
+    '0'
+    """
+    named = [(name, m) for name, m in module.named_modules() if isinstance(m, _CONV)]
+    if not named:
+        raise ValueError(
+            "The 'layer' parameter of GradCAM is None, so the last convolution with "
+            f"spatial extent is used, but {type(module).__name__} has no "
+            "Conv1d/Conv2d/Conv3d. Name a layer explicitly."
+        )
+    owner = hook_owner(module)
+    calls = []
+    handles = []
+    for name, m in named:
+        def record(_, __, out, name=name, m=m):
+            if hook_acts(owner) and torch.is_tensor(out):
+                calls.append((name, m, tuple(out.shape[2:])))
+        handles.append(m.register_forward_hook(record))
+    # two samples (BatchNorm in training mode needs more than one value per
+    # channel), running statistics and random state left as they were
+    cpu_state = torch.get_rng_state()
+    cuda = X.is_cuda and torch.cuda.is_available()
+    cuda_state = torch.cuda.get_rng_state(X.device) if cuda else None
+    try:
+        with torch.no_grad(), frozen_batchnorm_stats(module):
+            forward(module, X[:2])
+    finally:
+        for h in handles:
+            h.remove()
+        torch.set_rng_state(cpu_state)
+        if cuda:
+            torch.cuda.set_rng_state(cuda_state, X.device)
+    extent = [(name, m) for name, m, shape in calls
+              if len(shape) and int(torch.tensor(shape).prod()) > 1]
+    if not extent:
+        shapes = {name: shape for name, _, shape in calls}
+        raise ValueError(
+            "The 'layer' parameter of GradCAM is None, but no convolution of "
+            f"{type(module).__name__} has an output with spatial extent on inputs of "
+            f"shape {tuple(X.shape[1:])} (candidates and their spatial shapes: "
+            f"{dict(list(shapes.items())[-8:])}); every Grad-CAM map would be "
+            "blank. Name a layer explicitly, or give larger inputs."
+        )
+    return extent[-1]
+
+
 def upsample_to_input(attr, X, mode="auto"):
     """Interpolate a ``(n, c, *spatial)`` map to ``X``'s spatial shape and channels.
 
@@ -119,7 +195,10 @@ class GradCAM(BaseExplainer):
     ----------
     layer : str, torch.nn.Module or None, default=None
         Dotted name of the layer whose activations are used (e.g.
-        ``"features.8"``), or ``None`` for the last convolution.
+        ``"features.8"``), or ``None`` for the last convolution (in call
+        order) whose output still has spatial extent (more than one element
+        along its spatial axes), found by a probe forward pass of one
+        sample; a network with none raises naming the candidates.
     relu : bool, default=True
         Keep only positive evidence (the original Grad-CAM).
     interpolate_mode : {"auto", "nearest", "linear", "bilinear", "bicubic", \
@@ -129,6 +208,14 @@ class GradCAM(BaseExplainer):
 
     Notes
     -----
+    MONAI's ``monai.visualize.GradCAM`` computes the same map, upsamples it
+    the same way and then rescales each sample with its
+    ``default_normalizer``, which maps (min, max) to (1, 0): *flipped*, the
+    strongest evidence becomes 0. This map is not normalised (relevance
+    scales are kept for metrics and penalties); ``1 - (R - min) / (max -
+    min)`` per sample equals MONAI's output (checked to 1e-6 on a MONAI
+    DenseNet121).
+
     Cost: one forward and one backward pass (to the layer only). The map has
     the layer's resolution, coarse by design: good for "which region", not
     for "which pixel". Differentiable with ``create_graph=True``.
@@ -158,7 +245,10 @@ class GradCAM(BaseExplainer):
         self.interpolate_mode = interpolate_mode
 
     def _explain(self, module, X, target, *, create_graph):
-        name, layer = find_layer(module, self.layer)
+        if self.layer is None:
+            name, layer = spatial_layer(module, X)
+        else:
+            name, layer = find_layer(module, self.layer)
         seen = []
         owner = hook_owner(module)
 

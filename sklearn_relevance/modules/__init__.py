@@ -9,6 +9,8 @@ from ._select import default_module
 from .fusion import FusionNet
 from .image import ImageCNN
 from .mlp import MLP
+from .output import SelectOutput, select_module_output
 from .spectrum import SpectrumCNN
 
-__all__ = ["MLP", "SpectrumCNN", "ImageCNN", "FusionNet", "default_module"]
+__all__ = ["MLP", "SpectrumCNN", "ImageCNN", "FusionNet", "default_module",
+           "SelectOutput", "select_module_output"]

@@ -6,6 +6,8 @@ implemented as modified gradients so that relevance is batched, runs on the
 module's device and can be differentiated (``create_graph=True``).
 """
 
+from ._conservation import ConservationWarning
+from ._functional import UnsupportedOperationError
 from ._lrp import LRP
 from .canonizers import Canonizer, CanonizerHandle, MergeBatchNorm
 from .composites import COMPOSITES, Composite, make_composite
@@ -24,6 +26,8 @@ from .rules import (
 
 __all__ = [
     "LRP",
+    "ConservationWarning",
+    "UnsupportedOperationError",
     "Rule",
     "Epsilon",
     "ZPlus",

@@ -11,6 +11,14 @@ from ..._module_access import frozen_batchnorm_stats, hook_acts, hook_owner
 from ..._tensors import flatten_inputs, forward, no_dependence_error, select_output
 from ..._validation import check_real
 from .._base import BaseExplainer
+from ._conservation import (
+    LayerProbe,
+    conservation_message,
+    relevance_sums,
+    report,
+    violations,
+)
+from ._functional import FunctionRules
 from ._layers import LayerView
 from ._relay import relay, shares
 from .canonizers import Canonizer, MergeBatchNorm
@@ -38,6 +46,16 @@ class _Session:
         self.mode = "relay"
         self.records = {}
         self.owner = owner  # hooks act in this thread only (see hook_owner)
+        self.calls = []  # names of the layers running now (for errors)
+
+    def where(self):
+        """The dotted name of the innermost layer running now."""
+        return self.calls[-1][0] if self.calls else "(top level)"
+
+    def plain_here(self):
+        """Whether the composite keeps the plain gradient of the innermost
+        layer running now (a ``{name: None}`` entry)."""
+        return bool(self.calls) and self.plan.get(self.calls[-1][1]) == (None, None)
 
     def _source_of(self, x):
         for k, src in enumerate(self.sources):
@@ -78,6 +96,11 @@ class _Session:
         def _hook(module, inputs, output):
             if not hook_acts(self.owner):
                 return None
+            # rules compute on the ordinary graph, outside the functional rules
+            with torch._C.DisableTorchFunction():
+                return _rule_output(module, inputs, output)
+
+        def _rule_output(module, inputs, output):
             if any(h.absorbs(module) for h in self.handles):
                 return None
             rule = self._rule(name, module, inputs)
@@ -112,6 +135,18 @@ class _Session:
         for sub in self.plan:
             handle = sub.register_forward_hook(self.hook(names[sub]))
             stack.callback(handle.remove)
+        for sub, name in names.items():
+            def enter(mod, __, name=name):
+                if hook_acts(self.owner):
+                    self.calls.append((name, mod))
+
+            def leave(_, __, ___):
+                if hook_acts(self.owner) and self.calls:
+                    self.calls.pop()
+
+            for handle in (sub.register_forward_pre_hook(enter),
+                           sub.register_forward_hook(leave, always_call=True)):
+                stack.callback(handle.remove)
 
 
 def _rng_states(devices):
@@ -179,6 +214,43 @@ class LRP(BaseExplainer):
         ``"auto"`` merges BatchNorm into the preceding Linear / Conv layer
         of ``nn.Sequential`` containers (eval mode) with
         :class:`MergeBatchNorm`.
+    conservation : {"warn", "raise", "off"}, default="warn"
+        The conservation check (see Notes): warn or raise when a sample's
+        relevance sum is not within ``conservation_rtol`` of its explained
+        output, naming the innermost layer that created relevance. Relevance
+        that is not finite always raises. Not run with ``create_graph=True``
+        (training penalties).
+    conservation_rtol : float, default=9.0
+        Allowed relative difference between a sample's relevance sum and its
+        explained output. The default flags only relevance created by a
+        missing or wrong rule (sums beyond ten times the output, or of the
+        other sign and beyond eight times it): biases, stabilisers and the
+        beta terms of alpha-beta rules legitimately move the sum, on
+        explained outputs near zero even past zero. Use e.g. ``0.05`` to
+        audit a bias-free network or measure absorption.
+    attention : {"attnlrp", "cp"}, default="attnlrp"
+        Softmax attention: ``"attnlrp"`` (Achtibat et al. 2024) keeps the
+        softmax's gradient and splits the products of two activations
+        uniformly; ``"cp"`` (conservative propagation, Ali et al. 2022)
+        treats the attention weights as constants, so relevance reaches the
+        values only and is conserved through attention (not differentiated
+        through the weights with ``create_graph=True``).
+
+    Notes
+    -----
+    Operations written in ``forward`` code rather than as layers get rules
+    too (see :mod:`~sklearn_relevance.explainers.lrp._functional`): products
+    with a broadcast gate (squeeze-and-excitation, attention gates) treat the
+    gate as a constant, products of two activations and attention's matrix
+    products take AttnLRP's uniform rule, LayerNorm / GroupNorm /
+    InstanceNorm treat the standard deviation as a constant, GELU / SiLU and
+    other element-wise non-linearities the identity rule. An operation with
+    no rule applied to the input's activations raises naming the layer.
+    BatchNorm not merged into a preceding layer (pre-activation BatchNorm,
+    as in DenseNet) takes the identity rule of element-wise layers.
+
+    The conservation check costs one sum per sample; a failed check runs a
+    second, diagnostic pass that measures each layer's relevance in and out.
 
     Examples
     --------
@@ -201,7 +273,8 @@ class LRP(BaseExplainer):
 
     def __init__(self, composite="epsilon_plus", *, epsilon=1e-6, gamma=0.25,
                  low=None, high=None, bias=False, generalized_gamma=False,
-                 canonizers="auto"):
+                 canonizers="auto", conservation="warn", conservation_rtol=9.0,
+                 attention="attnlrp"):
         self.composite = composite
         self.epsilon = epsilon
         self.gamma = gamma
@@ -210,6 +283,9 @@ class LRP(BaseExplainer):
         self.bias = bias
         self.generalized_gamma = generalized_gamma
         self.canonizers = canonizers
+        self.conservation = conservation
+        self.conservation_rtol = conservation_rtol
+        self.attention = attention
 
     def _make_composite(self):
         check_real(self.epsilon, "epsilon", "LRP", low=0, closed="neither")
@@ -243,6 +319,45 @@ class LRP(BaseExplainer):
         )
 
     def _explain(self, module, X, target, *, create_graph):
+        action = self._check_conservation_params()
+        relevance, scores = self._run(module, X, target, create_graph=create_graph)
+        if create_graph:
+            return relevance
+        sums = relevance_sums(relevance)
+        finite = torch.isfinite(sums)
+        if action == "off" and bool(finite.all()):
+            return relevance
+        rtol = float(self.conservation_rtol)
+        bad = violations(sums, scores, rtol)
+        if not bad:
+            return relevance
+        probe = LayerProbe(module, lambda: hook_acts(hook_owner(module)))
+        self._run(module, X, target, create_graph=False, probe=probe)
+        message = conservation_message(bad, sums, scores,
+                                       probe.worst(bad), rtol, module)
+        if not bool(finite.all()):
+            raise ValueError(message.replace("does not sum", "is not finite and "
+                                             "does not sum"))
+        if action != "off":
+            report(action, message)
+        return relevance
+
+    def _check_conservation_params(self):
+        if self.conservation not in ("warn", "raise", "off"):
+            raise ValueError(
+                "The 'conservation' parameter of LRP must be 'warn', 'raise' or "
+                f"'off'. Got {self.conservation!r} instead."
+            )
+        check_real(self.conservation_rtol, "conservation_rtol", "LRP", low=0,
+                   closed="neither")
+        if self.attention not in ("attnlrp", "cp"):
+            raise ValueError(
+                "The 'attention' parameter of LRP must be 'attnlrp' or 'cp'. Got "
+                f"{self.attention!r} instead."
+            )
+        return self.conservation
+
+    def _run(self, module, X, target, *, create_graph, probe=None):
         plan = self._make_composite().resolve(module)
         canonizers = self._make_canonizers()
         tensors, rebuild = flatten_inputs(X)
@@ -254,6 +369,8 @@ class LRP(BaseExplainer):
             handles = [stack.enter_context(c.apply(module)) for c in canonizers]
             session = _Session(plan, sources, handles, hook_owner(module))
             session.attach(module, stack)
+            if probe is not None:
+                probe.attach(stack, sources[0].shape[0])
             with torch.enable_grad():
                 if create_graph:
                     # first pass: shares on the ordinary graph (same dropout masks)
@@ -262,8 +379,12 @@ class LRP(BaseExplainer):
                     forward(module, rebuild(sources))
                     _set_rng_states(states)
                     session.mode = "relay"
-                out = forward(module, rebuild(sources))
-                score = select_output(out, target).sum()
+                with FunctionRules(sources, session.where, self.epsilon,
+                                   plain=session.plain_here,
+                                   attention=self.attention):
+                    out = forward(module, rebuild(sources))
+                scores = select_output(out, target)
+                score = scores.sum()
                 leaves = [leaf for _, leaf in session.leaves]
                 if not score.requires_grad:
                     raise no_dependence_error(module)
@@ -283,4 +404,4 @@ class LRP(BaseExplainer):
                 relevance[k] = relevance[k] + (leaf.detach() * g).reshape(
                     tensors[k].shape
                 )
-        return rebuild(relevance)
+        return rebuild(relevance), scores.detach()

@@ -21,7 +21,7 @@ both, the named composites equal zennit's ``EpsilonPlus``,
 stabilisers). The defaults keep the rules as first published here.
 
 Every composite also gets the structural rules: BatchNorm that is not
-merged by a canonizer -> Epsilon, average pooling and element-wise sums
+merged by a canonizer -> Pass (the identity rule of element-wise layers), average pooling and element-wise sums
 (any module class that declares ``lrp_role = "sum"``, such as the residual
 ``Add`` of :mod:`sklearn_relevance.modules.spectrum`) -> Norm (proportional
 split), element-wise activations that are not
@@ -85,7 +85,10 @@ class SumLayer(nn.Module, metaclass=_RoleMeta):
 
 def _structural(epsilon):
     return [
-        (nn.modules.batchnorm._BatchNorm, Epsilon(epsilon)),
+        # pre-activation BatchNorm (no layer to merge into): element-wise, so
+        # the identity rule; the epsilon rule divides by near-zero outputs of
+        # the shift (DenseNet: sums of the wrong sign, 1e6x the logit)
+        (nn.modules.batchnorm._BatchNorm, Pass()),
         (POOLING, Norm()),
         (SumLayer, Norm()),
         (ACTIVATIONS, Pass()),

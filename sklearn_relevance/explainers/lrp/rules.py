@@ -112,7 +112,13 @@ def _check_bool(owner, name, value):
 
 def _split(layer, x, w_for_pos, w_for_neg, bias=None):
     """``f(x+, w_for_pos, bias) + f(x-, w_for_neg)``: the bias (if any) joins
-    the positive inputs' term once."""
+    the positive inputs' term once.
+
+    Inputs without negative entries (after ReLU, most layers) skip the
+    second term, which is then a layer applied to zeros without bias: zero,
+    and ``x`` equals ``x+`` with the same gradient (clamp passes it at 0)."""
+    if not bool((x < 0).any()):
+        return layer.forward(x, w_for_pos, bias)
     return layer.forward(x.clamp(min=0), w_for_pos, bias) + layer.forward(
         x.clamp(max=0), w_for_neg, None
     )
