@@ -13,6 +13,7 @@ names, then both files are renamed into place.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from ._reader import (
 )
 
 __all__ = ["IMSData", "iter_imzml", "read_imzml", "write_imzml"]
+
+#: one pyimzML writer constructed at a time (see write_imzml)
+_TEMPLATE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -411,9 +415,14 @@ def write_imzml(path, X, coords, mz, *, intensity_dtype=None, mz_dtype=np.float6
     tmp_base = temporary_base(base)
     tmp = {ext: Path(str(tmp_base) + ext) for ext in (".imzML", ".ibd")}
     try:
-        with ImzMLWriter(str(tmp[".imzML"]), mz_dtype=mz.dtype.type,
-                         intensity_dtype=X.dtype.type, mode="continuous",
-                         spec_type=spec_type, polarity=polarity) as writer:
+        # pyimzML compiles its XML template (wheezy.template) in every writer's
+        # constructor; CPython 3.11 can fail compiling in two threads at once
+        # ("AST constructor recursion depth mismatch"), so one at a time
+        with _TEMPLATE_LOCK:
+            writer = ImzMLWriter(str(tmp[".imzML"]), mz_dtype=mz.dtype.type,
+                                 intensity_dtype=X.dtype.type, mode="continuous",
+                                 spec_type=spec_type, polarity=polarity)
+        with writer:
             for row, xyz in zip(X, coords.tolist()):
                 writer.addSpectrum(mz, row, tuple(xyz))
         # pyimzml names the run after the (temporary) path: name it after the target

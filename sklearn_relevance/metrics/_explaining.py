@@ -148,10 +148,9 @@ class Model:
             # forwards of perturbed copies: the perturbation curves' sizing
             # (small passes stay in cache on a CPU)
             from .._inference import cpu_pass_budget
-            from .fidelity import CURVE_MEMORY_BUDGET
 
             if self.device.type == "cpu":
-                return cpu_pass_budget(self.module, CURVE_MEMORY_BUDGET)
+                return cpu_pass_budget(self.module, MEMORY_BUDGETS["curve_pass_input_cpu"])
             return DEFAULT_MEMORY_BUDGET
         return MEMORY_BUDGETS[budget_name]
 
