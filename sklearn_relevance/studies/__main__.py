@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 from . import STUDIES
+from ._catalog import catalog_text
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m sklearn_relevance.studies",
-        description="Run one study and write its tables and figures.")
+        description="Run one study and write its tables and figures.",
+        epilog=catalog_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", choices=STUDIES)
     parser.add_argument("--quick", action="store_true",
                         help="a small, fast run (smoke test; numbers not for the docs)")
