@@ -184,3 +184,26 @@ def test_volume_refuses_bad_geometry():
         Volume(np.zeros((2, 2, 2)), np.zeros((4, 4)))
     with pytest.raises(ValueError, match="'data' parameter of Volume"):
         Volume(np.zeros((2, 2)), np.eye(4))
+
+
+def test_readers_writers_and_fetchers_do_not_import_torch(tmp_path, phantom):
+    """Reading a scan must not cost a torch import (about 2 s in a fresh process)."""
+    import subprocess
+    import sys
+
+    write_series(tmp_path, phantom)
+    code = (
+        "import sys\n"
+        "from sklearn_relevance import read_dicom_series, read_nifti, ResampleToGrid\n"
+        "import sklearn_relevance.relevance_io, sklearn_relevance.fetchers\n"
+        f"vol = read_dicom_series({str(tmp_path)!r})\n"
+        "ResampleToGrid((3, 3, 3), source_affine=vol.affine).fit_transform(vol.data[None])\n"
+        "from sklearn_relevance.relevance_io import write_relevance_nifti\n"
+        f"write_relevance_nifti({str(tmp_path / 'r.nii.gz')!r}, vol.data, vol)\n"
+        f"read_nifti({str(tmp_path / 'r.nii.gz')!r})\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
