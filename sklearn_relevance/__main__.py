@@ -115,7 +115,7 @@ def build_parser(prog=None):
 def _add_studies(sub):
     """``studies <name>``: one sub-command per study, with its own help."""
     from .studies import STUDIES
-    from .studies._catalog import STUDY_INFO, catalog_text, help_text
+    from .studies.catalog import STUDY_INFO, catalog_text, help_text
 
     raw = argparse.RawDescriptionHelpFormatter
     studies = sub.add_parser(

@@ -10,7 +10,7 @@ import pytest
 import sklearn_relevance
 from sklearn_relevance.__main__ import build_parser, main
 from sklearn_relevance.studies import STUDIES
-from sklearn_relevance.studies._catalog import STUDY_INFO
+from sklearn_relevance.studies.catalog import STUDY_INFO
 
 
 def test_version(capsys):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import STUDIES
-from ._catalog import catalog_text
+from .catalog import catalog_text
 
 
 def main(argv=None):
