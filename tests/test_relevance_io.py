@@ -198,3 +198,24 @@ def test_ion_images_per_z_and_refusals(tmp_path, rng):
         write_ion_images(tmp_path, rng.random((3, 2)), coords - 1, [1.0, 2.0])
     with pytest.raises(FileNotFoundError, match="'folder' parameter"):
         write_ion_images(tmp_path / "absent", rng.random((3, 2)), coords, [1.0, 2.0])
+
+
+def test_relevance_of_an_ims_model_back_to_imzml(tmp_path, shared_data):
+    """A fitted IMS pipeline's relevance, per pixel, on the file's pixels and axis."""
+    from pyimzml.ImzMLParser import ImzMLParser
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_relevance import RelevanceNetClassifier, explain
+    from sklearn_relevance.ims import TICNormalizer, read_imzml
+
+    source = read_imzml(shared_data / "imzml" / "m2aia_peptide_5x4.imzML")
+    y = (source.coords[:, 0] > 2).astype(int)
+    pipe = make_pipeline(TICNormalizer(), RelevanceNetClassifier(max_epochs=1, random_state=0))
+    pipe.fit(source.X, y)
+    R = explain(pipe, source.X, explainer="gradient")
+    out = write_relevance_imzml(tmp_path / "model_relevance.imzML", R, source)
+    parser = ImzMLParser(str(out))
+    assert [list(c[:2]) for c in parser.coordinates] == source.coords[:, :2].tolist()
+    mzs, values = parser.getspectrum(7)
+    np.testing.assert_array_equal(mzs, source.mz)
+    np.testing.assert_array_equal(values, R[7].astype(np.float32))
