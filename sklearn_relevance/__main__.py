@@ -68,7 +68,6 @@ def build_parser(prog=None):
     parser.add_argument("--version", action="version",
                         version=f"sklearn-relevance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_studies(sub)
     demo = sub.add_parser(
         "demo",
         help="cross-lab tumour typing with relevance regularisation (simulated or imzML)",
@@ -109,6 +108,7 @@ def build_parser(prog=None):
                       help="torch device for training and relevance, e.g. cuda (default: cpu)")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_studies(sub)
     return parser
 
 

@@ -244,7 +244,11 @@ def _fetcher(name, doc):
     fetch.__doc__ = (
         f"{doc}\n\n    {entry['description'][0].upper() + entry['description'][1:]}.\n"
         f"    Origin: {entry['origin']}. Licence: {entry['licence']}.\n\n"
-        "    Parameters and returns as :func:`fetch_dataset`.\n"
+        "    Parameters and returns as :func:`fetch_dataset`.\n\n"
+        "    Examples\n    --------\n"
+        f"    >>> from sklearn_relevance.fetchers import {fetch.__name__}\n"
+        f"    >>> data = {fetch.__name__}()  # doctest: +SKIP\n"
+        "    >>> sorted(data.files)  # doctest: +SKIP\n"
     )
     return fetch
 
