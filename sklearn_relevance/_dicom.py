@@ -145,7 +145,13 @@ def read_series(pydicom, files, series_uid, dtype, tol):
     data = np.empty((cols, rows, len(paths)), dtype=dtype)
     for k, p in enumerate(paths):
         ds = pydicom.dcmread(str(p))
-        pixels = np.asarray(ds.pixel_array)
+        try:
+            pixels = np.asarray(ds.pixel_array)
+        except Exception as exc:  # pydicom raises several types for undecodable data
+            raise ValueError(
+                f"The pixel data of {p.name} could not be decoded ({exc}). Compressed "
+                "DICOM needs pydicom's decoder plugins (e.g. pylibjpeg, gdcm)."
+            ) from exc
         if pixels.shape != (rows, cols):
             raise ValueError(
                 f"{p.name} holds pixels of shape {pixels.shape}, not (Rows, Columns) = "

@@ -207,3 +207,12 @@ def test_readers_writers_and_fetchers_do_not_import_torch(tmp_path, phantom):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_dicom_undecodable_pixels_name_the_file(tmp_path, phantom):
+    write_series(tmp_path, phantom[:, :, :2])
+    ds = pydicom.dcmread(str(tmp_path / "slice_001.dcm"))
+    ds.PixelData = ds.PixelData[:10]
+    ds.save_as(str(tmp_path / "slice_001.dcm"))
+    with pytest.raises(ValueError, match="slice_001.dcm could not be decoded"):
+        read_dicom_series(tmp_path)
