@@ -80,3 +80,18 @@ def test_unknown_study_and_missing_command_are_argparse_errors(capsys):
 def test_demo_parser_unchanged():
     args = build_parser().parse_args(["demo", "--quick"])
     assert args.command == "demo" and args.quick and args.network == "mlp"
+
+
+def test_help_runtimes_are_the_measured_ones():
+    """The figures in --help come from MEASURED (CPU time of whole runs)."""
+    import re
+
+    from sklearn_relevance.studies.catalog import MEASURED
+
+    assert set(MEASURED) == set(STUDIES)
+    for name, (cpu, wall, quick_cpu) in MEASURED.items():
+        minutes = float(re.search(r"about ([\d.]+) minutes", STUDY_INFO[name][2]).group(1))
+        assert 0.8 * cpu <= minutes * 60 <= 1.3 * cpu, name
+        seconds = float(re.search(r"about ([\d.]+) seconds", STUDY_INFO[name][3]).group(1))
+        assert 0.5 * quick_cpu <= seconds <= 2 * quick_cpu, name
+        assert wall > cpu

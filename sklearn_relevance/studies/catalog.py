@@ -1,10 +1,11 @@
 """What each study does and how long it runs: the command line's help text.
 
-The runtimes are wall-clock times of whole runs (all seeds) measured on the
-project's shared 2-core CPU with ``/usr/bin/time python -m
-sklearn_relevance.studies <name> [--quick]``; other jobs shared that CPU, so
-an idle 2-core machine is faster. ``MEASURED`` says where each figure comes
-from.
+The runtimes are the CPU time (user + system) of whole runs, all seeds,
+measured on 2026-12-06 on the project's 2-core CPU: the studies run torch
+with one thread and no worker processes, so their CPU time is the wall time
+on an idle 2-core machine. That machine was shared (load average 15-17) and
+the wall times there were 4-15 times longer (``MEASURED``).
+``python benchmarks/bench_study_runtimes.py [--quick]`` measures both.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ STUDY_INFO = {
         "ships (gradient family, IG, SmoothGrad, guided backprop, Grad-CAM, occlusion, "
         "LRP, XRAI) by fidelity, mask ROC-AUC, Dice and sparseness, with Student-t "
         "intervals over seeds, ranking stability and chance levels.",
-        "about 25 minutes", "about 1 minute",
+        "about 2 minutes", "about 10 seconds",
     ),
     "mri": (
         "LRP alpha1-beta0 relevance per AAL region on an MNI152 cohort",
@@ -28,27 +29,32 @@ STUDY_INFO = {
         "(needs the shared data's atlas folder: fetch_atlas), trains a 3D CNN on two "
         "input scalings for five seeds, explains the patient output with LRP "
         "alpha1-beta0 and ranks the atlas regions by relevance gain and density.",
-        "about 10 minutes", "about 1 minute",
+        "about 2.5 minutes", "about 10 seconds",
     ),
     "drr": (
         "deep relevance regularisation across labs, paired over data and network seeds",
         "Repeats the demo's comparison (relevance penalty chosen by leave-one-lab-out "
         "against penalty 0, on a lab neither model saw) over data seeds x network seeds "
         "in three simulator settings, as paired accuracy differences with intervals.",
-        "about 40 minutes", "about 1 minute",
+        "about 5.5 minutes", "about 10 seconds",
     ),
     "multimodal": (
         "modality importance against ground truth, beside chance levels",
         "Scores modality-importance estimators on eight simulated image + tabular cases "
         "with known importances (rank-biased overlap and RMSE) for several seeds, beside "
         "random and uniform estimators.",
-        "about 5 minutes", "under a minute",
+        "about 2.5 minutes", "about 10 seconds",
     ),
 }
 
-#: Where each runtime comes from.
+#: name -> (CPU s of the full run, wall s on the loaded machine, CPU s of --quick):
+#: full runs sampled from /proc/<pid>/stat every 10 s (the last sample, within
+#: 10 s of the end), --quick runs by benchmarks/bench_study_runtimes.py --quick.
 MEASURED = {
-    "mri": "the full run's findings (docs/_generated_studies/mri/mri_findings.inc)",
+    "ct": (106, 1787, 8.6),
+    "mri": (139, 554, 7.8),
+    "drr": (313, 2351, 6.8),
+    "multimodal": (132, 1989, 5.2),
 }
 
 
