@@ -48,6 +48,18 @@ _LAZY = {
     "make_lesion_images": ".datasets",
     "make_decoy_images": ".datasets",
     "plot_comparison": ".plotting",
+    "plot_orthogonal_slices": ".plotting",
+    # scans in, relevance out, public files
+    "Volume": ".volumes",
+    "read_nifti": ".volumes",
+    "read_dicom_series": ".volumes",
+    "ResampleToGrid": ".resampling",
+    "resample_to_grid": ".resampling",
+    "write_relevance_nifti": ".relevance_io",
+    "write_relevance_imzml": ".relevance_io",
+    "write_ion_images": ".relevance_io",
+    "get_data_home": ".fetchers",
+    "fetch_dataset": ".fetchers",
 }
 
 _SUBMODULES = [
@@ -64,6 +76,10 @@ _SUBMODULES = [
     "plotting",
     "penalties",
     "estimators",
+    "volumes",
+    "resampling",
+    "relevance_io",
+    "fetchers",
 ]
 
 _LAZY.update({name: f".{name}" for name in _SUBMODULES})

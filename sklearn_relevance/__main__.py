@@ -1,4 +1,9 @@
-"""Command line: ``python -m sklearn_relevance demo [options]``.
+"""Command line: ``sklearn-relevance demo | studies <name> | --version``.
+
+``python -m sklearn_relevance`` is the same command. ``studies <name>`` runs
+one of the reproducible studies (``ct``, ``mri``, ``drr``, ``multimodal``;
+each one's ``--help`` gives its description, expected runtime on a 2-core
+CPU and options) exactly as ``python -m sklearn_relevance.studies <name>``.
 
 ``demo`` runs the cross-lab tumour-typing workflow: simulated multi-lab MALDI
 spectra (or your imzML files with ``--imzml FILE... --labels CSV``), a
@@ -23,6 +28,8 @@ Examples
     python -m sklearn_relevance demo --output demo_out
     python -m sklearn_relevance demo --quick
     python -m sklearn_relevance demo --imzml a.imzML b.imzML c.imzML --labels labels.csv
+    sklearn-relevance studies mri --quick --out mri_smoke
+    sklearn-relevance --version
 """
 
 from __future__ import annotations
@@ -51,12 +58,15 @@ def build_parser(prog=None):
     prog : str, optional
         The name shown in usage and help; by default the command's own name.
     """
+    from . import __version__
     from .studies.demo import DEFAULT_PENALTIES
 
     parser = argparse.ArgumentParser(
         prog=prog if prog is not None else _prog(),
         description="sklearn-relevance: relevance-regularised neural networks.",
     )
+    parser.add_argument("--version", action="version",
+                        version=f"sklearn-relevance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
@@ -98,7 +108,40 @@ def build_parser(prog=None):
                       help="torch device for training and relevance, e.g. cuda (default: cpu)")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_studies(sub)
     return parser
+
+
+def _add_studies(sub):
+    """``studies <name>``: one sub-command per study, with its own help."""
+    from .studies import STUDIES
+    from .studies.catalog import STUDY_INFO, catalog_text, help_text
+
+    raw = argparse.RawDescriptionHelpFormatter
+    studies = sub.add_parser(
+        "studies", help="run one of the reproducible studies behind the docs' numbers",
+        description="Run one study and write its tables and figures (the same as "
+                    "python -m sklearn_relevance.studies).",
+        epilog=catalog_text(), formatter_class=raw)
+    which = studies.add_subparsers(dest="study", required=True, metavar="STUDY")
+    for name in STUDIES:
+        one = which.add_parser(name, help=STUDY_INFO[name][0], description=help_text(name),
+                               formatter_class=raw)
+        one.add_argument("--quick", action="store_true",
+                         help="a small, fast run (smoke test; numbers not for the docs)")
+        one.add_argument("--out", type=Path, default=None,
+                         help=f"output folder (default: studies_output/{name})")
+        one.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+def _run_study(args):
+    """The study through ``python -m sklearn_relevance.studies`` (one code path)."""
+    from .studies.__main__ import main as studies_main
+
+    argv = [args.study] + ["--quick"] * args.quick + ["--quiet"] * args.quiet
+    if args.out is not None:
+        argv += ["--out", str(args.out)]
+    return studies_main(argv)
 
 
 def _check(parser, args):
@@ -147,6 +190,8 @@ def main(argv=None):
     """Entry point of ``python -m sklearn_relevance`` (and ``sklearn-relevance``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "studies":
+        return _run_study(args)
     _check(parser, args)
     if args.command == "demo":
         import torch

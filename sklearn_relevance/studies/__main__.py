@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from . import STUDIES
+from .catalog import catalog_text
 
 
 def _out_problem(out):
@@ -57,7 +58,8 @@ def _data_problem(study):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m sklearn_relevance.studies",
-        description="Run one study and write its tables and figures.")
+        description="Run one study and write its tables and figures.",
+        epilog=catalog_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", choices=STUDIES)
     parser.add_argument("--quick", action="store_true",
                         help="a small, fast run (smoke test; numbers not for the docs)")
