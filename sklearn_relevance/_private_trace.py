@@ -217,6 +217,9 @@ class _PrivateTracer(fx.Tracer):
     def _run(self, node, k):
         def load(a):
             if isinstance(a, fx.Node):
+                if a not in self.values and a.op == "get_attr":  # made by create_arg
+                    value = self._attribute(a.target)
+                    self.values[a] = (value, value)
                 return self.values[a][k]
             if isinstance(a, _Batch):
                 return a.pair[k]
@@ -235,13 +238,20 @@ class _PrivateTracer(fx.Tracer):
                     mod = self.root.get_submodule(node.target)
                     return nn.Module.__call__(mod, *args, **kwargs)
                 if node.op == "get_attr":
-                    obj = self.root
-                    for part in node.target.split("."):
-                        obj = getattr(obj, part)
-                    return obj
+                    return self._attribute(node.target)
         finally:
             self.concrete = False
         return None
+
+    def _attribute(self, target):
+        self.concrete = True
+        try:
+            obj = self.root
+            for part in target.split("."):
+                obj = getattr(obj, part)
+            return obj
+        finally:
+            self.concrete = False
 
 def _shallow_module_copy(module):
     """A copy of ``module``'s module objects sharing its tensors (all of it
