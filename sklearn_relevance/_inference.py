@@ -126,7 +126,8 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     (:mod:`sklearn_relevance._copy_proof`); where no proof is possible the
     module is returned as it is:
 
-    * nothing is rewritten in a network with a hook on any submodule, with
+    * nothing is rewritten in a network with a submodule in training mode,
+      a hook on any submodule, with
       a global module hook registered, or whose forward does not trace
       (data-dependent control flow) or does otherwise than its graph says;
     * an eval-mode BatchNorm is folded into the Linear / Conv layer that
@@ -177,8 +178,9 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     >>> fast[0].weight.is_contiguous(memory_format=torch.channels_last)
     True
     """
-    if not isinstance(module, nn.Module) or hooks_anywhere(module):
-        return module
+    if (not isinstance(module, nn.Module) or hooks_anywhere(module)
+            or any(m.training for m in module.modules())):
+        return module  # a training-mode layer (dropout, batch statistics): as it is
     tensor = torch.is_tensor(X)
     # the copy is made (and cached) for inputs of X's sample shape, dtype
     # and device: the forward may check or adapt to them
@@ -353,11 +355,11 @@ def activation_bytes(module, X):
     about what a gradient pass keeps for its backward; ``largest`` is the
     largest of them. Measured once per module, sample shape, dtype and
     device (a forward of one row under ``no_grad``) and cached while the
-    module lives. Returns None for a module in training mode (a probe would
-    draw dropout masks and write BatchNorm statistics) or when the probe
+    module lives. Returns None for a module with a submodule in training
+    mode (a probe would draw dropout masks and write BatchNorm statistics) or when the probe
     fails (the explainer then reports the error itself).
     """
-    if not isinstance(module, torch.nn.Module) or module.training:
+    if not isinstance(module, torch.nn.Module) or any(m.training for m in module.modules()):
         return None
     key = _probe_key(X)
     with _PROBES_LOCK:

@@ -9,6 +9,7 @@ on the copy with the same explainers on the module as it is.
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import numpy as np
@@ -227,3 +228,45 @@ def test_building_copies_never_breaks_forwards_in_other_threads():
         for t in threads:
             t.join()
     assert errors == []
+
+
+# ---------------------------------------------------------------- threads
+def test_fit_predict_and_explain_in_threads_give_the_serial_results(monkeypatch):
+    # one thread fits while others predict and explain (on cached copies
+    # built meanwhile); each gets what it gets alone. (Several fits at once
+    # draw from torch's global generator in turn, which no seed orders.)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn_relevance.modules import ImageCNN
+
+    monkeypatch.setattr(_inference, "INFERENCE_COPY_MIN_BYTES", 0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 1, 12, 12)).astype(np.float32)
+    y = np.arange(12) % 2
+    torch.manual_seed(0)
+    modules = [ImageCNN((1, 12, 12), 2) for _ in range(3)]
+
+    def fit(i):
+        return RelevanceNetClassifier(copy.deepcopy(modules[i]), max_epochs=2, batch_size=6,
+                                      random_state=i).fit(X, y)
+
+    fitted = [fit(0), fit(1)]
+    jobs = [("fit", None)] + [(what, est) for est in fitted
+                              for what in ("proba", "ig", "smoothgrad", "gradient")]
+
+    def run(job):
+        what, est = job
+        if what == "fit":
+            return fit(2).predict_proba(X)
+        if what == "proba":
+            return est.predict_proba(X)
+        if what == "smoothgrad":
+            return est.explain(X, explainer=SmoothGrad(n_samples=8, random_state=0), target=1)
+        return est.explain(X, explainer=what, target=1)
+
+    serial = [run(j) for j in jobs]
+    _inference.clear_inference_copies()  # the threads build their copies afresh
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(run, jobs))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * np.abs(a).max())
