@@ -28,7 +28,8 @@ FLOORS = [
     # 1. data: synthetic data sets, imaging mass spectrometry I/O, plots
     {"datasets", "ims", "plotting"},
     # 2. explainers and the fast inference copy they run on (any torch module)
-    {"explainers", "_inference", "_input_stem", "_trunk_rewrites"},
+    {"explainers", "_inference", "_input_stem", "_trunk_rewrites", "_private_trace",
+     "_copy_proof", "_copy_key"},
     # 3. the model zoo (LRP learns about its sums through ``lrp_role``, so
     #    nothing below imports it)
     {"modules"},
