@@ -403,7 +403,8 @@ def run_case(case, args, device, out):
             best_t = min(best_t, b)
         t_def, t_best = t_default, best_t
         diff = rel_diff(result, reference() if reference else peer_result)
-        mem = memory_in_child(args, name, best_name, device)
+        mem = ((float("nan"),) * 3 if args.no_memory
+               else memory_in_child(args, name, best_name, device))
         out(f"| {name} ({what}) | {t_ours:.2f} | {t_def:.2f} | {best_name} | "
             f"{t_best:.2f} | {t_ours / t_best:.2f} | {t_ours / t_def:.2f} | {diff:.1e} | "
             f"{mem[0]:.0f} / {mem[1]:.0f} / {mem[2]:.0f} |")
@@ -619,6 +620,8 @@ def main(argv=None):
     parser.add_argument("--full", action="store_true",
                         help="4 images / volumes, breakdown, 512^2 and 128^3 memory")
     parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the peak-memory children (timings and values only)")
     parser.add_argument("--n", type=int, default=None,
                         help="images / volumes per batch (default 2; 1 with --quick, 4 with --full)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")

@@ -277,7 +277,7 @@ def trace_graph(module, X):
     those of ``torch.nn`` (except ``Sequential``), which appear as
     ``call_module`` nodes named by their path in ``module``; every other
     module is traced through. Each value is also computed on two example
-    batches (copies of the first two and three rows of ``X``), so that
+    batches (copies of the first row and the first two rows of ``X``), so that
     shapes, numbers of axes, dtypes and devices are known while tracing:
     a forward may check or adapt to them. A size that differs between the
     two batches (the batch size) may be computed with and passed on, but
@@ -299,9 +299,9 @@ def trace_graph(module, X):
     """
     try:
         if isinstance(X, dict):
-            examples = {k: (_rows(v, 2), _rows(v, 3)) for k, v in X.items()}
+            examples = {k: (_rows(v, 1), _rows(v, 2)) for k, v in X.items()}
         else:
-            examples = {0: (_rows(X, 2), _rows(X, 3))}
+            examples = {0: (_rows(X, 1), _rows(X, 2))}
         shadow = _shallow_module_copy(module)
         tracer = _PrivateTracer(examples)
         for m in shadow.modules():
