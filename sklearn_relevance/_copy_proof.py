@@ -280,7 +280,7 @@ class GraphFacts:
             if type(bn) not in BATCHNORMS or bn.training or bn.running_mean is None \
                     or bn.running_var is None:
                 continue
-            parent = self.modules.get(bn_name.rpartition(".")[0]) if "." in bn_name else None
+            parent = self.modules.get(bn_name.rpartition(".")[0])  # "": the root
             if not isinstance(parent, nn.Sequential):
                 continue
             node = self.once(bn_name)

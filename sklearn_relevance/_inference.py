@@ -92,7 +92,8 @@ def _fold_batchnorms(fast, pairs):
             layer.weight = nn.Parameter(weight.to(w.dtype).contiguous(), requires_grad=grad)
             layer.bias = nn.Parameter(bias.to(w.dtype), requires_grad=grad)
             parent_name, _, child = bn_name.rpartition(".")
-            setattr(fast.get_submodule(parent_name), child, nn.Identity())
+            # in the BatchNorm's mode: a module in training mode is never rewritten
+            setattr(fast.get_submodule(parent_name), child, nn.Identity().train(bn.training))
     return len(pairs)
 
 

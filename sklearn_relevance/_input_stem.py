@@ -168,7 +168,7 @@ def _replace(module, target):
     trunk = copy.deepcopy(module, shared)
     parent_name, _, child = places[0][0].rpartition(".")
     parent = trunk.get_submodule(parent_name) if parent_name else trunk
-    setattr(parent, child, _stand_in(parent, child))
+    setattr(parent, child, _stand_in(parent, child).train(target.training))
     return trunk
 
 
