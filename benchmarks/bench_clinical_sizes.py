@@ -403,7 +403,8 @@ def run_case(case, args, device, out):
             best_t = min(best_t, b)
         t_def, t_best = t_default, best_t
         diff = rel_diff(result, reference() if reference else peer_result)
-        mem = memory_in_child(args, name, best_name, device)
+        mem = ((float("nan"),) * 3 if args.no_memory
+               else memory_in_child(args, name, best_name, device))
         out(f"| {name} ({what}) | {t_ours:.2f} | {t_def:.2f} | {best_name} | "
             f"{t_best:.2f} | {t_ours / t_best:.2f} | {t_ours / t_def:.2f} | {diff:.1e} | "
             f"{mem[0]:.0f} / {mem[1]:.0f} / {mem[2]:.0f} |")
@@ -418,35 +419,51 @@ def run_case(case, args, device, out):
 
 
 def _accuracy(case, out):
-    """IG (10 steps, up to 2 samples) of ours and captum's, each against float64.
+    """IG (10 steps) and SmoothGrad (5 noise samples) of ours (``estimator.explain``,
+    float32) and captum's (float32), each against the float64 result, on up
+    to 4 samples: max |difference| / max |value| and mean |difference| /
+    max |value|.
 
-    Float32 passes through a deep network differ from the exact result by
-    about 1e-5 of the largest attribution on a 224 x 224 ResNet and by
-    about 1e-2 on a 64^3 3D CNN; the inference copy (BatchNorm folded:
-    fewer roundings) is not less exact than the network itself.
+    A max-pooling window whose two largest values lie within a rounding of
+    each other sends its gradient to one pixel or its neighbour depending on
+    the last bit, so any float32 computation is off the float64 one by more
+    than its rounding; the goal is ours no worse than 1.5x captum's own.
     """
     import copy
 
     from captum.attr import IntegratedGradients as CaptumIG
 
-    from sklearn_relevance.explainers import IntegratedGradients
+    from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
 
     _, est, module, X, t, _ = case
-    X2, t2 = X[:2], t[:2]
-    exact = IntegratedGradients(n_steps=10).explain(
-        copy.deepcopy(module).double(), X2.double(), t2)
+    X2, t2 = X[:4], t[:4]
+    m64 = copy.deepcopy(module).double()
+    X64 = X2.double()
+
+    def errors(got, exact):
+        got, exact = torch.as_tensor(got).double().cpu(), exact.double().cpu()
+        scale = float(exact.abs().max())
+        return (float((got - exact).abs().max()) / scale,
+                float((got - exact).abs().mean()) / scale)
+
+    exact = CaptumIG(m64).attribute(X64, target=t2, n_steps=10)
     ours = est.explain(X2.cpu().numpy(), explainer=IntegratedGradients(n_steps=10),
                        target=t2.cpu().numpy())
     theirs = CaptumIG(module).attribute(X2, target=t2, n_steps=10)
-    # float32's own noise floor here: captum's IG of inputs moved by 1e-6 of
-    # their values (seeded), against captum's IG of the inputs themselves
-    g = torch.Generator(device="cpu").manual_seed(0)
-    moved = X2 * (1 + 1e-6 * torch.randn(X2.shape, generator=g).to(X2))
-    floor = rel_diff(CaptumIG(module).attribute(moved, target=t2, n_steps=10), theirs)
-    out(f"IG accuracy ({len(X2)} sample(s), 10 steps), max |difference| / max |value| against "
-        f"float64: ours {rel_diff(ours, exact):.1e}, captum {rel_diff(theirs, exact):.1e}; "
-        f"ours against captum {rel_diff(ours, theirs):.1e}; captum against captum on inputs "
-        f"moved by 1e-6 of their values {floor:.1e}")
+    (om, oa), (cm, ca) = errors(ours, exact), errors(theirs, exact)
+    out(f"IG accuracy ({len(X2)} samples, 10 steps) against float64, max / mean |difference| "
+        f"/ max |value|: ours {om:.1e} / {oa:.1e}, captum float32 {cm:.1e} / {ca:.1e}; "
+        f"ratio {om / cm:.2f} / {oa / ca:.2f}")
+    samples, stdev = 5, noise_stdev(X2)
+    # the float64 reference on the very noisy inputs ours draws (in float32)
+    exact = saliency_on_our_noise(m64, X64, t2, samples, stdev, noise_like=X2)
+    ours = est.explain(X2.cpu().numpy(), explainer=SmoothGrad(
+        n_samples=samples, stdevs=stdev, random_state=0), target=t2.cpu().numpy())
+    theirs = saliency_on_our_noise(module, X2, t2, samples, stdev)
+    (om, oa), (cm, ca) = errors(ours, exact), errors(theirs, exact)
+    out(f"SmoothGrad accuracy ({len(X2)} samples, {samples} noise samples) against float64: "
+        f"ours {om:.1e} / {oa:.1e}, captum float32 {cm:.1e} / {ca:.1e}; "
+        f"ratio {om / cm:.2f} / {oa / ca:.2f}")
     ig64, sg64 = _float64_agreement(module, X2, t2)
     out(f"float64, the path explain takes (inference copy, split stem) against captum in "
         f"float64: IG {ig64:.1e}, SmoothGrad (5 noise samples) {sg64:.1e}\n")
@@ -474,9 +491,11 @@ def _float64_agreement(module, X, t):
     return ig, rel_diff(ours, saliency_on_our_noise(m64, X64, t, samples, stdev))
 
 
-def saliency_on_our_noise(module, X, t, samples, stdev):
+def saliency_on_our_noise(module, X, t, samples, stdev, noise_like=None):
     """captum's ``Saliency`` averaged over the very noisy inputs that our
-    ``SmoothGrad(random_state=0)`` draws (``NoiseTunnel`` draws its own)."""
+    ``SmoothGrad(random_state=0)`` draws (``NoiseTunnel`` draws its own);
+    the noise drawn as for ``noise_like`` (default ``X``: a float32 batch's
+    noise for a float64 reference)."""
     from captum.attr import Saliency
     from sklearn.utils import check_random_state
 
@@ -485,8 +504,8 @@ def saliency_on_our_noise(module, X, t, samples, stdev):
     seeds = check_random_state(0).randint(0, 2**31 - 1, size=samples)
     total = torch.zeros_like(X)
     for j in range(samples):
-        (eps,) = _standard_noise([X], seeds[j], j)
-        total += Saliency(module).attribute(X + stdev * eps, target=t, abs=False)
+        (eps,) = _standard_noise([X if noise_like is None else noise_like], seeds[j], j)
+        total += Saliency(module).attribute(X + stdev * eps.to(X), target=t, abs=False)
     return total / samples
 
 
@@ -601,6 +620,10 @@ def main(argv=None):
     parser.add_argument("--full", action="store_true",
                         help="4 images / volumes, breakdown, 512^2 and 128^3 memory")
     parser.add_argument("--repeat", type=int, default=None)
+    parser.add_argument("--no-memory", action="store_true",
+                        help="skip the peak-memory children (timings and values only)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="images / volumes per batch (default 2; 1 with --quick, 4 with --full)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--only", nargs="*", default=None,
                         help="method names to run (IG, SmoothGrad, Occlusion, ...)")
@@ -632,7 +655,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     _stub_torchvision()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    n = 1 if args.quick else (4 if args.full else 2)
+    n = args.n or (1 if args.quick else (4 if args.full else 2))
     args.steps = 10 if args.quick else 20
     args.samples = 10 if args.quick else 20
     if args.repeat is None:

@@ -1,14 +1,17 @@
 """Faster copies of a network for studies that run thousands of passes on it.
 
-Three rewrites, all exact up to float rounding, on a copy (the caller's
-module is never changed), and one split:
+Rewrites on a copy (the caller's module is never changed), each exact by
+construction for every input and made only where the forward's graph
+proves it so (:mod:`sklearn_relevance._copy_proof`; no hooks anywhere, a
+forward that traces with ``torch.fx`` without data-dependent control flow,
+and a real forward of a copy of two samples that agrees with the graph):
 
 * BatchNorm layers in eval mode are folded into the Conv / Linear layer
-  before them (the pairs of
-  :class:`~sklearn_relevance.explainers.lrp.MergeBatchNorm`) and replaced by
-  ``nn.Identity``, which removes their forward and backward passes;
-* ReLUs right after a Conv / Linear layer work in place (those layers keep
-  no output for the backward pass), one activation tensor less per block;
+  that alone feeds them and replaced by ``nn.Identity``, which removes
+  their forward and backward passes;
+* ReLUs that take the fresh output of a Conv / Linear layer (directly or
+  through a folded BatchNorm) work in place (those layers keep no output
+  for the backward pass), one activation tensor less per block;
 * on the CPU, convolution weights become channels-last, so the activations
   follow: PyTorch's max pooling on (N, C, H, W) tensors is an unvectorised
   loop, and oneDNN convolutions prefer channels-last data;
@@ -16,10 +19,13 @@ module is never changed), and one split:
   input) is split off (:mod:`sklearn_relevance._input_stem`), so that
   integrated gradients and SmoothGrad run it once per sample instead of
   once per step. The rest of the network (the trunk, which serves plain
-  input gradients only) pools before its ReLUs and works in place on
-  residual sums (:mod:`sklearn_relevance._trunk_rewrites`); the copy
-  itself keeps its layers as they were, for the explainers that act per
-  layer.
+  input gradients only) pools before its ReLUs
+  (:mod:`sklearn_relevance._trunk_rewrites`); the copy itself keeps its
+  layers as they were, for the explainers that act per layer.
+
+Where no proof is possible the module runs as it is. The cached copy
+(:func:`cached_inference_copy`) is keyed on everything that can change the
+forward (:mod:`sklearn_relevance._copy_key`).
 
 For the 64 x 64 ``ImageCNN`` of ``benchmarks/bench_compare_explainers.py``
 (one thread, 64-row passes) a forward pass ran 2.5x and a forward plus
@@ -39,10 +45,14 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ._batching import MEMORY_BUDGETS, batch_len, index_batch
+from ._copy_key import forward_state_key
+from ._copy_proof import GraphFacts, hooks_anywhere, observe_forward
 from ._input_stem import attach_input_stem, split_input_stem
+from ._private_trace import trace_graph
 from ._tensors import close_to_scale, forward
 
-__all__ = ["inference_copy", "cached_inference_copy", "module_for_explainer",
+__all__ = ["inference_copy", "cached_inference_copy", "clear_inference_copies",
+           "module_for_explainer",
            "activation_bytes", "is_channels_last", "cpu_pass_budget", "rows_per_sample",
            "CHANNELS_LAST_CPU_BUDGET", "INFERENCE_COPY_MIN_BYTES"]
 
@@ -58,67 +68,87 @@ _FORMATS = {4: (nn.Conv2d, torch.channels_last),
             5: (nn.Conv3d, torch.channels_last_3d)}
 
 
-def _fold_batchnorm(module):
-    """Fold eval-mode BatchNorms into the layer before them, in place.
+def _fold_batchnorms(fast, pairs):
+    """Fold the proved ``(layer, BatchNorm)`` pairs of ``fast`` in place.
 
-    Returns the number of BatchNorms folded.
+    The folded weights are computed in float64 and rounded once to the
+    layer's dtype (one rounding where the network's forward has two: the
+    layer's output, then the BatchNorm's). Each BatchNorm's place in its
+    Sequential takes an ``nn.Identity``.
     """
-    from .explainers.lrp.canonizers import MergeBatchNorm, is_foldable, merged_params
-
-    pairs = [(layer, bn) for layer, bn in MergeBatchNorm.find_pairs(module)
-             if is_foldable(bn)]
-    folded = {id(bn) for _, bn in pairs}
     with torch.no_grad():
-        for layer, bn in pairs:
-            weight, bias = merged_params(layer, bn)
-            layer.weight = nn.Parameter(weight.detach().clone(),
-                                        requires_grad=layer.weight.requires_grad)
-            layer.bias = nn.Parameter(bias.detach().clone(),
-                                      requires_grad=layer.weight.requires_grad)
-    for seq in module.modules():
-        if isinstance(seq, nn.Sequential):
-            for i, child in enumerate(list(seq)):
-                if id(child) in folded:
-                    seq[i] = nn.Identity()
+        for layer_name, bn_name in pairs:
+            layer, bn = fast.get_submodule(layer_name), fast.get_submodule(bn_name)
+            w = layer.weight
+            scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+            if bn.weight is not None:
+                scale = scale * bn.weight.double()
+            shift = -bn.running_mean.double() * scale
+            if bn.bias is not None:
+                shift = shift + bn.bias.double()
+            bias = shift if layer.bias is None else layer.bias.double() * scale + shift
+            weight = w.double() * scale.reshape(-1, *([1] * (w.ndim - 1)))
+            grad = w.requires_grad
+            layer.weight = nn.Parameter(weight.to(w.dtype).contiguous(), requires_grad=grad)
+            layer.bias = nn.Parameter(bias.to(w.dtype), requires_grad=grad)
+            parent_name, _, child = bn_name.rpartition(".")
+            # in the BatchNorm's mode: a module in training mode is never rewritten
+            setattr(fast.get_submodule(parent_name), child, nn.Identity().train(bn.training))
     return len(pairs)
 
 
-def _inplace_relus(module):
-    """Make ReLUs right after a Conv / Linear (or a folded BatchNorm) in-place.
+def _same_outputs(got, want, rtol):
+    """Outputs of one structure whose tensors agree to ``rtol`` of their scale."""
+    if isinstance(want, (tuple, list)):
+        return (type(got) is type(want) and len(got) == len(want)
+                and all(_same_outputs(g, w, rtol) for g, w in zip(got, want)))
+    if isinstance(want, Mapping):
+        return (isinstance(got, Mapping) and got.keys() == want.keys()
+                and all(_same_outputs(got[k], want[k], rtol) for k in want))
+    if torch.is_tensor(want):
+        return close_to_scale(got, want, rtol)
+    return got == want
 
-    Those layers do not keep their output for the backward pass, so the
-    in-place ReLU changes no gradient; it saves one activation tensor per
-    block, which on the CPU is mostly saved page faults.
-    Returns the number of ReLUs changed.
-    """
-    count = 0
-    for seq in module.modules():
-        if not isinstance(seq, nn.Sequential):
-            continue
-        children = list(seq)
-        for before, relu in zip(children, children[1:]):
-            if type(relu) is nn.ReLU and not relu.inplace and isinstance(
-                    before, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Identity)):
-                relu.inplace = True
-                count += 1
-    return count
+
+def _probe_rows(X):
+    """A copy of the first two samples: the copy's checks never run on (a
+    view of) the caller's arrays."""
+    rows = index_batch(X, slice(0, 2))
+    if isinstance(rows, Mapping):
+        return {k: v.detach().clone() for k, v in rows.items()}
+    return rows.detach().clone()
 
 
 def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True):
     """A faster copy of an eval-mode ``module`` for passes on ``X``, or ``module``.
 
-    The copy is returned only where a rewrite applies (a foldable BatchNorm,
-    ``X`` one 4D / 5D tensor on the CPU with a convolution of that
-    dimensionality in ``module``, or an affine input layer to split off:
-    :func:`~sklearn_relevance._input_stem.split_input_stem`, recorded on
-    the copy for :func:`~sklearn_relevance._input_stem.input_stem`) and
-    the copy's outputs on the first two samples equal the module's (to
-    ``rtol`` of their largest magnitude). A
-    module whose forward cannot take the rewrite (``tensor.view`` on
-    channels-last activations, say) fails that check and is returned as it
-    is. Layers keep their names, so explainers that address a layer by name
-    (Grad-CAM) find it; a folded BatchNorm's name then holds ``nn.Identity``,
-    whose output equals the BatchNorm's.
+    Every rewrite is exact by construction for every input, proved from the
+    forward's ``torch.fx`` graph and one forward of a copy of two samples
+    (:mod:`sklearn_relevance._copy_proof`); where no proof is possible the
+    module is returned as it is:
+
+    * nothing is rewritten in a network with a submodule in training mode,
+      a hook on any submodule, with
+      a global module hook registered, or whose forward does not trace
+      (data-dependent control flow) or does otherwise than its graph says;
+    * an eval-mode BatchNorm is folded into the Linear / Conv layer that
+      alone feeds it (both exact ``torch.nn`` types, registered and called
+      once, in a Sequential), in float64 rounded once;
+    * a ReLU that takes, through folded BatchNorms only, the fresh output of
+      a Linear / Conv layer that nothing else uses works in place (never on
+      the caller's input);
+    * on the CPU, with ``X`` one 4D / 5D tensor and a convolution of that
+      dimensionality, the weights become channels-last, unless the forward
+      reads strides or storage;
+    * the affine input layer is split off
+      (:func:`~sklearn_relevance._input_stem.split_input_stem`, recorded
+      on the copy for :func:`~sklearn_relevance._input_stem.input_stem`).
+
+    As a last guard (it can only refuse), the copy's outputs on the two
+    samples must equal the module's to ``rtol`` of their largest magnitude.
+    Layers keep their names, so explainers that address a layer by name
+    (Grad-CAM) find it; a folded BatchNorm's name then holds
+    ``nn.Identity``, whose output equals the BatchNorm's.
 
     Parameters
     ----------
@@ -128,7 +158,7 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     rtol : float, default=1e-4
     split_stem, trunk_rewrites : bool, default=True
         Whether to split off the input layer, and whether its trunk takes
-        the rewrites of :mod:`sklearn_relevance._trunk_rewrites` (both off
+        the rewrite of :mod:`sklearn_relevance._trunk_rewrites` (both off
         only to measure what they gain).
 
     Returns
@@ -149,25 +179,46 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     >>> fast[0].weight.is_contiguous(memory_format=torch.channels_last)
     True
     """
+    if (not isinstance(module, nn.Module) or hooks_anywhere(module)
+            or any(m.training for m in module.modules())):
+        return module  # a training-mode layer (dropout, batch statistics): as it is
     tensor = torch.is_tensor(X)
-    probe = index_batch(X, slice(0, 2))
+    # the copy is made (and cached) for inputs of X's sample shape, dtype
+    # and device: the forward may check or adapt to them
+    graph = trace_graph(module, X)
+    if graph is None:
+        return module
+    facts = GraphFacts(module, graph)
     try:
+        probe = _probe_rows(X)
         fast = copy.deepcopy(module)
-        changed = _fold_batchnorm(fast) > 0
-        changed = _inplace_relus(fast) > 0 or changed
-        if tensor and X.ndim in _FORMATS and X.device.type == "cpu":
+        seen = observe_forward(fast, probe)
+        if (seen is None or seen.recorder.value_reads
+                or seen.leaf_calls != facts.leaf_sequence()):
+            return module
+        pairs = facts.foldable_batchnorms()
+        changed = _fold_batchnorms(fast, pairs) > 0
+        for name in facts.inplace_relus({bn for _, bn in pairs}):
+            fast.get_submodule(name).inplace = True
+            changed = True
+        if (tensor and X.ndim in _FORMATS and X.device.type == "cpu"
+                and not facts.reads_layout() and not seen.recorder.layout_reads):
             conv, memory_format = _FORMATS[X.ndim]
             if any(isinstance(m, conv) for m in fast.modules()):
                 fast = fast.to(memory_format=memory_format)
                 changed = True
-        stem = split_input_stem(fast, X, rewrite=trunk_rewrites) if split_stem else None
+        stem = None
+        if split_stem:
+            stem = split_input_stem(fast, probe, rewrite=trunk_rewrites, facts=facts,
+                                    observation=seen)
         if not changed and stem is None:
             return module
         with torch.no_grad():
-            want, got = forward(module, probe), forward(fast, probe)
-        if not close_to_scale(got, want, rtol):
+            want = forward(module, _probe_rows(probe))
+            got = forward(fast, _probe_rows(probe))
+        if not _same_outputs(got, want, rtol):
             return module
-    except Exception:  # any failure of the copy: keep the caller's module
+    except Exception:  # noqa: BLE001 - any failure of the copy: keep the caller's module
         return module
     if stem is not None:
         attach_input_stem(fast, stem)
@@ -199,35 +250,44 @@ _COPIES_LOCK = threading.Lock()
 
 
 def _state_key(module, X):
-    """What a copy of ``module`` for ``X`` depends on: every parameter and
-    buffer (object, storage and version: an optimizer step, ``fit``,
-    ``load_state_dict`` or a new module all change it) and where and how
-    ``X`` is laid out."""
+    """What a copy of ``module`` for ``X`` depends on: everything that can
+    change the module's forward (:func:`~sklearn_relevance._copy_key.forward_state_key`:
+    every parameter and buffer with its version, the modules and their
+    types, their plain attributes, hooks) and how ``X`` is laid out (number
+    of axes, the shape of a sample, dtype, device)."""
     tensors = list(X.values()) if isinstance(X, Mapping) else [X]
-    layout = tuple((t.ndim, t.dtype, str(t.device)) for t in tensors)
-    state = tuple((id(t), t.data_ptr(), t._version)
-                  for t in module.state_dict(keep_vars=True).values()
-                  if torch.is_tensor(t))
-    return layout, state
+    layout = tuple((tuple(t.shape[1:]), t.dtype, str(t.device)) for t in tensors)
+    keys = tuple(X.keys()) if isinstance(X, Mapping) else None
+    return layout, keys, forward_state_key(module)
 
 
 def cached_inference_copy(module, X):
     """:func:`inference_copy` of ``module`` for ``X``, made once and reused.
 
-    The copy is kept (weakly keyed by ``module``) while ``module``'s
-    parameters and buffers are unchanged: refitting, ``partial_fit``,
-    ``set_params`` that rebuilds the module or ``load_params`` make a new one
-    at the next call. (Writes through ``tensor.data``, which bypass
-    PyTorch's version counters, are not seen.) The copy is shared by every
-    caller; callers must not change it. Safe to call from several threads.
+    The copy (or the verdict that none applies) is kept, weakly keyed by
+    ``module``, while nothing that can change ``module``'s forward has
+    changed (:func:`~sklearn_relevance._copy_key.forward_state_key`): every
+    parameter and buffer, persistent or not (object, storage, version:
+    an optimizer step, ``fit``, ``load_state_dict`` or any in-place change
+    through PyTorch raises it), the submodules and their types (a ReLU
+    swapped for a LeakyReLU), their plain attributes (a BatchNorm's
+    ``eps``, a flag the forward reads, tensors kept outside the
+    registered ones), their hooks and the global module hooks, and the
+    layout of ``X``. Writes through ``tensor.data``, which bypass
+    PyTorch's version counters, are not seen: call
+    :func:`clear_inference_copies` after them. The copy is shared by
+    every caller; callers must not change it. Safe to call from several
+    threads: the copy is built without patching anything outside it
+    (:mod:`sklearn_relevance._private_trace`), while other threads run
+    the module.
 
     Parameters
     ----------
     module : torch.nn.Module
         In eval mode.
     X : Tensor or dict of Tensors
-        Inputs as they will be passed (device, number of axes); only two
-        samples are used.
+        Inputs as they will be passed (device, shape of a sample); only two
+        samples are used (copied, never written).
 
     Returns
     -------
@@ -239,9 +299,20 @@ def cached_inference_copy(module, X):
         cached = _COPIES.get(module)
         if cached is not None and cached[0] == key:
             return module if cached[1] is None else cached[1]
-        fast = inference_copy(module, X)
+    fast = inference_copy(module, X)
+    with _COPIES_LOCK:
+        # the key again: the module may have changed while the copy was made
+        if _state_key(module, X) != key:
+            return module
         _COPIES[module] = (key, None if fast is module else fast)
     return fast
+
+
+def clear_inference_copies():
+    """Forget every cached inference copy (after a change the cache cannot
+    see, such as a write through ``tensor.data``)."""
+    with _COPIES_LOCK:
+        _COPIES.clear()
 
 
 # ----------------------------------------------------------------------------
@@ -285,18 +356,20 @@ def activation_bytes(module, X):
     about what a gradient pass keeps for its backward; ``largest`` is the
     largest of them. Measured once per module, sample shape, dtype and
     device (a forward of one row under ``no_grad``) and cached while the
-    module lives. Returns None for a module in training mode (a probe would
-    draw dropout masks and write BatchNorm statistics) or when the probe
+    module lives. Returns None for a module with a submodule in training
+    mode (a probe would draw dropout masks and write BatchNorm statistics) or when the probe
     fails (the explainer then reports the error itself).
     """
-    if not isinstance(module, torch.nn.Module) or module.training:
+    if not isinstance(module, torch.nn.Module) or any(m.training for m in module.modules()):
         return None
     key = _probe_key(X)
     with _PROBES_LOCK:
         known = _PROBES.get(module, {}).get(key)
     if known is not None:
         return known
-    row = index_batch(X, slice(0, 1))
+    row = index_batch(X, slice(0, 1))  # copied: a forward may write into its input
+    row = ({k: v.detach().clone() for k, v in row.items()} if isinstance(row, Mapping)
+           else row.detach().clone())
     inputs = {t.untyped_storage().data_ptr()
               for t in (row.values() if isinstance(row, Mapping) else [row])}
     recorder = _StorageRecorder()

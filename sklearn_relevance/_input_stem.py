@@ -20,9 +20,10 @@ convolution at 224 x 224 resolution vectorises poorly, its backward most of
 all), so this saves 10-15 % of an integrated-gradients call on a
 ResNet-18-like network; the results are equal up to float rounding.
 
-:func:`split_input_stem` finds the stem by one probe forward and proves the
-split on two samples (outputs and input gradients of the split network
-equal the whole network's); it is made once, with the inference copy
+:func:`split_input_stem` splits only where the split is proved exact for
+every input from the forward's graph (:mod:`sklearn_relevance._copy_proof`:
+no hooks, the input read once, by the stem, no data-dependent control
+flow); it is made once, with the inference copy
 (:func:`~sklearn_relevance._inference.inference_copy`), never on a caller's
 module. :func:`input_stem` returns it to the explainers.
 """
@@ -35,7 +36,8 @@ import itertools
 import torch
 from torch import nn
 
-from ._tensors import close_to_scale
+from ._copy_proof import GraphFacts, hooks_anywhere, observe_forward
+from ._private_trace import trace_graph
 from ._trunk_rewrites import rewrite_trunk
 
 __all__ = ["InputStem", "split_input_stem", "input_stem", "attach_input_stem",
@@ -121,21 +123,6 @@ class InputStem:
         return out
 
 
-def _leaf_calls(module, x):
-    """The leaf modules a forward of ``x`` calls, in order, with their inputs."""
-    calls = []
-    leaves = [m for m in module.modules() if next(m.children(), None) is None]
-    handles = [m.register_forward_pre_hook(lambda m, args: calls.append((m, args)))
-               for m in leaves]
-    try:
-        with torch.no_grad():
-            module(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return calls
-
-
 #: Layers that never write into their input: the stem's output may go to
 #: them as it is.
 _READ_ONLY = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Flatten,
@@ -181,32 +168,38 @@ def _replace(module, target):
     trunk = copy.deepcopy(module, shared)
     parent_name, _, child = places[0][0].rpartition(".")
     parent = trunk.get_submodule(parent_name) if parent_name else trunk
-    setattr(parent, child, _stand_in(parent, child))
+    setattr(parent, child, _stand_in(parent, child).train(target.training))
     return trunk
 
 
-def split_input_stem(module, X, *, rtol=1e-4, rewrite=True):
+def split_input_stem(module, X, *, rewrite=True, facts=None, observation=None):
     """Split an eval-mode ``module`` at its affine input layer, or None.
 
-    The split applies when ``X`` is one floating-point tensor, the first
-    layer the forward calls is a ``Linear`` or ``Conv1d/2d/3d`` (exactly
-    those types), that layer receives ``X`` itself, is called once and is
-    registered once. It is then checked on the first two samples: the split
-    network's outputs, and its input gradient of a random combination of the
-    outputs, must equal the whole network's to ``rtol`` of their largest
-    magnitude (a forward that also reads ``X`` elsewhere, or its shape,
-    fails here). The trunk takes the rewrites that plain gradients cannot
-    tell apart (:mod:`sklearn_relevance._trunk_rewrites`) where they pass
-    the same check, and goes without them otherwise. ``module`` is not
-    changed (hooks are removed).
+    The split is made only where it is exact by construction for every
+    input (:mod:`sklearn_relevance._copy_proof`): ``X`` is one
+    floating-point tensor; no submodule has a hook and no global module
+    hook is registered; the forward traces (``torch.fx``, so its control
+    flow depends on no tensor's values or shape) and its graph reads the
+    input once, as the only argument of a layer of exactly type
+    ``Linear`` or ``Conv1d/2d/3d`` registered and called once; and a real
+    forward of a copy of the first two samples agrees (the same layers,
+    the input handed to that layer only, no tensor turned into a Python
+    value). The trunk runs the same forward with the stem's place taken by
+    a pass-through: every value it computes from ``stem(x)`` is the one the
+    network computes from ``x``. With ``rewrite``, the trunk takes the
+    rewrites of :mod:`sklearn_relevance._trunk_rewrites` that the graph
+    proves exact. ``module`` is not changed.
 
     Parameters
     ----------
     module : torch.nn.Module
     X : Tensor or dict of Tensors
-    rtol : float, default=1e-4
     rewrite : bool, default=True
-        Whether to try the trunk rewrites.
+        Whether to make the trunk rewrites.
+    facts, observation : optional
+        :class:`~sklearn_relevance._copy_proof.GraphFacts` of ``module``'s
+        forward and :class:`~sklearn_relevance._copy_proof.Observation` of a
+        forward of a private copy, where the caller has them already.
 
     Returns
     -------
@@ -214,54 +207,44 @@ def split_input_stem(module, X, *, rtol=1e-4, rewrite=True):
     """
     if not (torch.is_tensor(X) and X.is_floating_point() and len(X) > 0) or module.training:
         return None
-    probe = X[:2].detach().clone()
+    if facts is None or observation is None:
+        if hooks_anywhere(module):
+            return None
+        graph = trace_graph(module, X)
+        if graph is None:
+            return None
+        facts = GraphFacts(module, graph)
+        observation = observe_forward(_private_copy(module), X[:2].detach().clone())
+    if not _split_proved(facts, observation):
+        return None
+    name = facts.stem()
     try:
-        calls = _leaf_calls(module, probe)
-        if not calls:
-            return None
-        stem, args = calls[0]
-        if (type(stem) not in _AFFINE or not args or args[0] is not probe
-                or sum(m is stem for m, _ in calls) != 1):
-            return None
-        gen = torch.Generator(device="cpu").manual_seed(0)
-        with torch.enable_grad():
-            x = probe.clone().requires_grad_(True)
-            out = module(x)
-            if not torch.is_tensor(out):
-                return None
-            weights = torch.rand(out.shape, generator=gen).to(out)
-            (want,) = torch.autograd.grad((out * weights).sum(), x)
+        stem = module.get_submodule(name)
         trunk = _replace(module, stem)
         if trunk is None:
             return None
-        # the trunk with the rewrites only plain gradients see where they
-        # apply and pass the check, else as it was
-        if rewrite and rewrite_trunk(trunk, stem(probe)):
-            split = InputStem(stem, trunk)
-            if _same_as_network(split, probe, out.detach(), want, weights, rtol):
-                return split
-            trunk = _replace(module, stem)
-        split = InputStem(stem, trunk)
-        if _same_as_network(split, probe, out.detach(), want, weights, rtol):
-            return split
-        return None
+        if rewrite:
+            rewrite_trunk(trunk, facts.pool_relu_swaps())
+        return InputStem(stem, trunk)
     except Exception:  # noqa: BLE001 - any doubt: explain the whole network
         return None
 
 
-def _same_as_network(split, probe, out, want, weights, rtol):
-    """Whether ``split`` gives the network's outputs ``out`` and input
-    gradient ``want`` (of ``(out * weights).sum()``) on ``probe``."""
-    try:
-        with torch.enable_grad():
-            h = split.stem(probe).detach().requires_grad_(True)
-            split_out = split.trunk(h)
-            if not close_to_scale(split_out.detach(), out, rtol):
-                return False
-            (gh,) = torch.autograd.grad((split_out * weights).sum(), h)
-        return close_to_scale(split.transpose(gh, probe), want, rtol)
-    except Exception:  # noqa: BLE001 - a rewrite the forward cannot take
+def _private_copy(module):
+    shared = {id(t): t for t in itertools.chain(module.parameters(), module.buffers())}
+    return copy.deepcopy(module, shared)
+
+
+def _split_proved(facts, observation):
+    """Whether the graph and a real forward show the input read once, by
+    the stem (see :func:`split_input_stem`)."""
+    name = facts.stem()
+    if name is None or observation is None:
         return False
+    rec = observation.recorder
+    return (observation.leaf_calls == facts.leaf_sequence()
+            and observation.leaf_calls[:1] == [name] and observation.first_takes_input
+            and not rec.other_reads and not rec.value_reads)
 
 
 def attach_input_stem(copy_of_module, split):

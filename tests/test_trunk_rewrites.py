@@ -1,9 +1,9 @@
-"""Rewrites of a split trunk that plain input gradients cannot tell apart.
+"""The rewrite of a split trunk that plain input gradients cannot tell apart.
 
-Each rewrite must leave outputs and input gradients bit for bit as they
-were (ties and all-negative pooling windows included), be refused where it
-would not be exact, and be made on the trunk only, never on the inference
-copy that other explainers share.
+The swap must leave outputs and input gradients bit for bit as they were
+(ties and all-negative pooling windows included), be refused where the
+forward's graph does not prove it exact, and be made on the trunk only,
+never on the inference copy that other explainers share.
 """
 
 import copy
@@ -14,7 +14,7 @@ from torch import nn
 
 from sklearn_relevance._inference import inference_copy
 from sklearn_relevance._input_stem import input_stem, split_input_stem
-from sklearn_relevance._trunk_rewrites import inplace_relu_after_sum, pool_before_relu
+from sklearn_relevance._trunk_rewrites import pool_before_relu
 from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
 
 _POOLS = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
@@ -47,7 +47,7 @@ def test_pool_before_relu_keeps_outputs_and_gradients_exactly(ndim, pool):
     net = nn.Sequential(nn.ReLU(), _POOLS[ndim](**pool), nn.Flatten()).double()
     X = _tied_inputs((3, 2) + (7,) * ndim)
     rewritten = copy.deepcopy(net)
-    assert pool_before_relu(rewritten) == 1
+    assert pool_before_relu(rewritten, X) == 1
     assert isinstance(rewritten[0], _POOLS[ndim]) and type(rewritten[1]) is nn.ReLU
     assert rewritten[1].inplace
     weights = torch.randn(net(X).shape, dtype=torch.float64)
@@ -71,91 +71,27 @@ def test_pool_before_relu_refuses_what_would_not_be_exact():
     subclass = nn.Sequential(nn.ReLU(), _Pool(2))
     hooked = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
     hooked[0].register_forward_hook(lambda m, args, out: out * 2)
+    X = torch.randn(2, 1, 6, 6)
     for net in (leaky, indices, average, pool_first, subclass, hooked):
         before = [type(m) for m in net]
-        assert pool_before_relu(net) == 0
+        assert pool_before_relu(net, X) == 0
         assert [type(m) for m in net] == before
-    # a ReLU registered twice is moved, but keeps working out of place
+    # a ReLU registered twice (one module used twice) is not moved
     relu = nn.ReLU()
     shared = nn.Sequential(nn.Conv2d(1, 2, 3), relu, nn.MaxPool2d(2), relu)
-    assert pool_before_relu(shared) == 1
-    assert shared[1] is not relu and shared[2] is relu and not relu.inplace
+    assert pool_before_relu(shared, X) == 0
+    assert shared[1] is relu and not relu.inplace
+    # a ReLU whose output something else reads is not moved either
 
+    class _ReluReadTwice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.seq = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
 
-class _Residual(nn.Module):
-    def __init__(self, add="+"):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(2, 2, 3, padding=1))
-        self.out = nn.ReLU()
-        self.add = add
+        def forward(self, x):
+            return self.seq(x).sum() + self.seq[0](x).sum()
 
-    def forward(self, x):
-        if self.add == "+":
-            s = self.body(x) + x
-        elif self.add == "torch.add":
-            s = torch.add(self.body(x), x)
-        elif self.add == "method":
-            s = self.body(x).add(x)
-        elif self.add == "used twice":
-            s = self.body(x) + x
-            return self.out(s) + s
-        else:  # in place: the sum is the body's output, which may be kept
-            s = self.body(x)
-            s += x
-        return self.out(s)
-
-
-class _SharedRelu(nn.Module):
-    """torchvision's BasicBlock pattern: one ReLU after a layer and after a sum."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(2, 2, 3, padding=1)
-        self.relu = nn.ReLU()
-
-    def forward(self, x):
-        return self.relu(self.relu(self.conv(x)) + x)
-
-
-class _Branching(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.relu = nn.ReLU()
-
-    def forward(self, x):
-        if x.sum() > 0:  # data-dependent: cannot be traced
-            return self.relu(x + 1)
-        return self.relu(x - 1)
-
-
-@pytest.mark.parametrize("add", ["+", "torch.add", "method"])
-def test_relu_after_a_fresh_sum_works_in_place(add):
-    torch.manual_seed(0)
-    net = _Residual(add).double().eval()
-    X = torch.randn(3, 2, 5, 5, dtype=torch.float64)
-    rewritten = copy.deepcopy(net)
-    assert inplace_relu_after_sum(rewritten, X) == 1
-    assert rewritten.out.inplace and not net.out.inplace
-    weights = torch.randn(3, 2, 5, 5, dtype=torch.float64)
-    want, want_grad = _value_and_grad(net, X, weights)
-    got, got_grad = _value_and_grad(rewritten, X, weights)
-    assert torch.equal(got, want) and torch.equal(got_grad, want_grad)
-
-
-def _hooked_residual():
-    net = _Residual("+")
-    net.out.register_forward_hook(lambda m, args, out: out + 1)
-    return net
-
-
-@pytest.mark.parametrize("net", [_Residual("used twice"), _Residual("in place"),
-                                 _SharedRelu(), _Branching(), _hooked_residual()])
-def test_relu_stays_out_of_place_where_its_input_may_be_read_again(net):
-    # "in place" (``s += x``) traces like ``s + x``: the tensors tell them apart
-    before = [m.inplace for m in net.modules() if type(m) is nn.ReLU]
-    assert inplace_relu_after_sum(net, torch.randn(2, 2, 5, 5)) == 0
-    assert [m.inplace for m in net.modules() if type(m) is nn.ReLU] == before
+    assert pool_before_relu(_ReluReadTwice(), X) == 0
 
 
 def _small_resnet(ndim=2):
@@ -195,7 +131,6 @@ def test_split_trunk_takes_the_rewrites_and_equals_the_network(ndim):
     # the trunk pools first and works in place; the shared copy is as it was
     assert isinstance(trunk[2], _POOLS[ndim])
     assert type(trunk[3]) is nn.ReLU and trunk[3].inplace
-    assert trunk[4].out.inplace and trunk[5].out.inplace
     assert type(fast[2]) is nn.ReLU and isinstance(fast[3], _POOLS[ndim])
     assert not fast[4].out.inplace
     target = torch.arange(5) % 3
@@ -234,14 +169,15 @@ class _ReadsTheReluByPosition(nn.Module):
         return self.head(pooled.flatten(1)) + a.mean((1, 2, 3)).unsqueeze(1)
 
 
-def test_a_rewrite_the_forward_cannot_take_leaves_the_trunk_as_it_was():
+def test_a_rewrite_the_graph_does_not_prove_leaves_the_trunk_as_it_was():
     torch.manual_seed(0)
     net = _ReadsTheReluByPosition().double().eval()
     X = torch.randn(3, 1, 8, 8, dtype=torch.float64)
     probe = copy.deepcopy(net)
-    assert pool_before_relu(probe) == 1  # the rewrite applies to the layers...
+    # the ReLU's output is read twice: the graph shows it, so no swap
+    assert pool_before_relu(probe, X) == 0
     split = split_input_stem(net, X)
-    assert split is not None  # ...but fails the check, so the trunk goes without it
+    assert split is not None
     assert type(split.trunk.seq[2]) is nn.ReLU
     ig = IntegratedGradients(n_steps=6)
     got = ig.explain(inference_copy(net, X), X, 1)
@@ -255,4 +191,3 @@ def test_the_split_and_the_rewrites_can_be_left_out_for_measurements():
     assert input_stem(inference_copy(net, X, split_stem=False)) is None
     trunk = input_stem(inference_copy(net, X, trunk_rewrites=False)).trunk
     assert type(trunk[2]) is nn.ReLU and isinstance(trunk[3], nn.MaxPool2d)
-    assert not trunk[4].out.inplace
