@@ -8,8 +8,6 @@ the mean of each metric and a bootstrap 95% interval.
 
 from __future__ import annotations
 
-import functools
-import numbers
 import time
 from collections.abc import Mapping
 
@@ -18,15 +16,24 @@ import torch
 from sklearn.utils import check_random_state
 
 from ._batching import chunk_size_for, sample_nbytes
+from ._evaluation_checks import (
+    _check_masks,
+    _resolve_explainers,
+    _resolve_metrics,
+    _target_indices,
+)
+from ._evaluation_scores import (
+    _compared,
+    _explain,
+    _explainer_params,
+    _scores_on_valid,
+    _summarise,
+)
 from ._inference import inference_copy
 from ._module_access import eval_mode, module_access
 from ._nets import final_input, module_and_device
-from ._request import ExplainRequest, resolve_explainer
-from ._target_policy import predicted_indices
-from ._targets import encode_labels
 from ._validation import check_input, check_int, check_real
 from .explainers import get_explainer
-from .metrics import registered_metrics
 from .metrics.sanity import check_sanity, sanity_columns
 
 __all__ = ["compare_explainers", "DEFAULT_EXPLAINERS", "available_metrics"]
@@ -43,44 +50,6 @@ DEFAULT_EXPLAINERS = (
 )
 
 
-_PREDICTED_ONLY = ("fidelity",)
-"""Metrics scored only where the explained class is the predicted one.
-
-Fidelity divides by the followed class's unperturbed response: where the
-explained class is not the predicted one (a misclassified sample under
-``target="true"``) that response can be near 0 and one sample dominates the
-mean; those samples are left out (NaN), so every denominator is at least
-``1 / n_classes``.
-"""
-
-
-def _registered(entry, params):
-    """``(relevance, ctx) -> scores`` for a metric of the registry."""
-
-    def metric(rel, ctx):
-        if ctx["absolute"] and "masks" in entry.needs:
-            rel = rel.abs()
-        target = ctx["target"]  # class indices as numpy, whatever the device
-        supplied = {"estimator": ctx["module"], "X": ctx["X"], "y": None,
-                    "relevance": rel, "masks": ctx["masks"],
-                    "explainer": ctx.get("explainer"),
-                    "target": None if target is None else target.detach().cpu().numpy()}
-        scores = entry.call(supplied, **params)
-        predicted = ctx.get("predicted")
-        if (entry.name in _PREDICTED_ONLY and predicted is not None
-                and torch.is_tensor(target) and target.ndim):
-            other = (target != predicted).detach().cpu().numpy()
-            scores = np.where(other, np.nan, _as_scores(scores, rel.shape[0]))
-        return scores
-
-    return metric
-
-
-def _compared():
-    """``{name: RegisteredMetric}`` of the registry's metrics compared here."""
-    return {m.name: m for m in registered_metrics() if m.compared}
-
-
 def available_metrics():
     """Names of the metrics :func:`compare_explainers` accepts as strings.
 
@@ -94,256 +63,6 @@ def available_metrics():
     True
     """
     return sorted(_compared())
-
-
-# --------------------------------------------------------------------------
-# validation
-# --------------------------------------------------------------------------
-def _resolve_explainers(explainers, n_spatial):
-    if isinstance(explainers, (str, bytes)) or not isinstance(explainers, (Mapping, list, tuple)):
-        explainers = [explainers]
-    items = explainers.items() if isinstance(explainers, Mapping) else [
-        (e if isinstance(e, str) else type(e).__name__, e) for e in explainers
-    ]
-    resolved = {}
-    for label, spec in items:
-        explainer = get_explainer(spec, param_name="explainers")
-        ndims = getattr(explainer, "input_ndims", None)
-        if ndims is not None and n_spatial not in ndims:
-            raise ValueError(
-                f"The explainer {label!r} ({type(explainer).__name__}) applies to inputs "
-                f"with {' or '.join(map(str, ndims))} spatial axes; X has {n_spatial}. "
-                "Remove it from 'explainers'."
-            )
-        if label in resolved:
-            raise ValueError(
-                f"The 'explainers' parameter of compare_explainers holds {label!r} "
-                "twice; pass a dict {label: explainer} to compare variants."
-            )
-        resolved[str(label)] = explainer
-    if not resolved:
-        raise ValueError("The 'explainers' parameter of compare_explainers must not be empty.")
-    return resolved
-
-
-def _resolve_metrics(metrics, has_masks, n_spatial, metric_params):
-    if metrics is None:
-        metrics = (["fidelity", "mask_roc_auc", "mask_dice", "sparseness"] if has_masks
-                   else ["fidelity", "sparseness"])
-    if isinstance(metrics, str) or callable(metrics):
-        metrics = [metrics]
-    items = metrics.items() if isinstance(metrics, Mapping) else [
-        (m if isinstance(m, str) else getattr(m, "__name__", type(m).__name__), m)
-        for m in metrics
-    ]
-    table = _compared()
-    metric_params = {} if metric_params is None else dict(metric_params)
-    labels = [str(label) for label, _ in items]
-    unknown = sorted(set(metric_params) - set(labels))
-    if unknown or not all(isinstance(v, Mapping) for v in metric_params.values()):
-        raise ValueError(
-            "The 'metric_params' parameter of compare_explainers must map metric "
-            f"labels among {sorted(set(labels))} to dicts of keyword arguments. Got "
-            f"{metric_params!r} instead."
-        )
-    resolved = {}
-    for label, spec in items:
-        params = dict(metric_params.get(str(label), {}))
-        if isinstance(spec, str):
-            if spec not in table:
-                raise ValueError(
-                    "The 'metrics' parameter of compare_explainers must hold names among "
-                    f"{available_metrics()} or callables. Got {spec!r} instead."
-                )
-            entry = table[spec]
-            if entry.input_ndims is not None and n_spatial not in entry.input_ndims:
-                raise ValueError(
-                    f"The metric {spec!r} applies to inputs with "
-                    f"{' or '.join(map(str, entry.input_ndims))} spatial axes; X has "
-                    f"{n_spatial}. Remove it from 'metrics'."
-                )
-            fn, needs_masks = _registered(entry, params), "masks" in entry.needs
-        elif callable(spec):
-            fn, needs_masks = functools.partial(_custom_metric(spec), **params), False
-        else:
-            raise ValueError(
-                "The 'metrics' parameter of compare_explainers must hold names among "
-                f"{available_metrics()} or callables. Got {type(spec).__name__} instead."
-            )
-        if needs_masks and not has_masks:
-            raise ValueError(
-                f"The metric {label!r} compares relevance with masks: pass "
-                "'masks' to compare_explainers, or drop the metric."
-            )
-        resolved[str(label)] = (fn, needs_masks)
-    if not resolved:
-        raise ValueError("The 'metrics' parameter of compare_explainers must not be empty.")
-    return resolved
-
-
-def _custom_metric(fn):
-    def metric(rel, ctx, **params):
-        return fn(rel, module=ctx["module"], X=ctx["X"], target=ctx["target"],
-                  masks=ctx["masks"], **params)
-
-    return metric
-
-
-def _check_masks(masks, X):
-    if masks is None:
-        return None
-    masks = np.asarray(masks.detach().cpu() if torch.is_tensor(masks) else masks)
-    if masks.dtype != bool:
-        if not np.isin(masks, (0, 1)).all():
-            raise ValueError(
-                "The 'masks' parameter of compare_explainers must be binary (bool or "
-                "0/1). Got other values instead."
-            )
-        masks = masks.astype(bool)
-    if masks.shape == X.shape[:1] + X.shape[2:]:  # (n, *spatial): add the channel axis
-        masks = masks[:, None]
-    if masks.ndim != X.ndim or masks.shape[0] != X.shape[0] or any(
-        m not in (1, x) for m, x in zip(masks.shape[1:], X.shape[1:])
-    ) or masks.shape[2:] != X.shape[2:]:
-        raise ValueError(
-            "The 'masks' parameter of compare_explainers must have X's shape "
-            f"{X.shape} (or {X.shape[:1] + X.shape[2:]}). Got {masks.shape} instead."
-        )
-    return np.broadcast_to(masks, X.shape)
-
-
-def _target_indices(final, target, y, n, n_outputs, X, Xt):
-    """The explained output of each sample: None (single output) or int64
-    class indices of shape (n,), by the library's one target policy
-    (:mod:`sklearn_relevance._target_policy`): ``None`` is the class
-    ``predict`` returns, whether or not ``y`` is given."""
-    if isinstance(target, str) and target not in ("true", "predicted"):
-        raise ValueError(
-            "The 'target' parameter of compare_explainers must be None, 'true', "
-            f"'predicted' or an int class index. Got {target!r} instead."
-        )
-    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
-        if not 0 <= target < n_outputs:
-            raise ValueError(
-                "The 'target' parameter of compare_explainers must be a class index "
-                f"in [0, {n_outputs}). Got {target} instead."
-            )
-        return np.full(n, int(target), dtype=np.int64)
-    if target == "true":
-        if y is None:
-            raise ValueError("target='true' needs 'y'; pass y or target='predicted'.")
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != n:
-            raise ValueError(
-                f"The 'y' parameter of compare_explainers must hold one label per "
-                f"sample ({n}). Got shape {y.shape} instead."
-            )
-        if n_outputs == 1:
-            return None
-        classes = getattr(final, "classes_", None)
-        classes = np.arange(n_outputs) if classes is None else np.asarray(classes)
-        try:
-            return encode_labels(classes, y, n)
-        except ValueError:
-            raise ValueError(
-                "The 'y' parameter of compare_explainers holds labels that are not "
-                f"among the model's classes {list(classes)}."
-            ) from None
-    if y is not None:  # y is checked whenever it is given, even if not followed
-        _target_indices(final, "true", y, n, n_outputs, X, Xt)
-    if target is not None and target != "predicted":
-        raise ValueError(
-            "The 'target' parameter of compare_explainers must be None, 'true', "
-            f"'predicted' or an int class index. Got {target!r} instead."
-        )
-    if n_outputs == 1:
-        return None
-    # the class predict returns: the estimator's own predict path, or the
-    # module's arg-max
-    model = final if callable(getattr(final, "_predicted_indices", None)) else None
-    return predicted_indices(model, X) if model is not None else \
-        predicted_indices(module_and_device(final)[0], Xt)
-
-
-def _explainer_params(explainer, seed):
-    """``{"random_state": seed}`` for a stochastic explainer without a seed."""
-    params = explainer.get_params(deep=False) if hasattr(explainer, "get_params") else {}
-    if "random_state" in params and params["random_state"] is None:
-        return {"random_state": int(seed)}
-    return {}
-
-
-def _explain(final, module, explainer, X, Xt, target, chunk, params):
-    """The maps of ``explainer`` for every sample, as a tensor on Xt's device.
-
-    One explanation request per explainer: an estimator explains ``X`` as
-    given (a DataFrame keeps its column names for the estimator's checks)
-    through its own ``explain``; a plain torch module is explained on
-    ``Xt`` by an :class:`~sklearn_relevance._request.ExplainRequest` (eval
-    mode and the module's lock for the call, the network decided once:
-    the module or its inference copy). The target indices are resolved once
-    by the caller and shared with the metrics.
-    """
-    if not isinstance(final, torch.nn.Module):
-        rel = final.explain(X, explainer=explainer, target=target, batch_size=chunk,
-                            **params)
-        return torch.as_tensor(rel, device=Xt.device)
-    exp = resolve_explainer(explainer, params)
-    request = ExplainRequest(module, Xt, target, exp, chunk, device=Xt.device)
-    return request.run(as_numpy=False)
-
-
-def _scores_on_valid(fn, rel, ctx, valid):
-    """Per-sample scores, NaN where the mask is empty or full (undefined)."""
-    out = np.full(rel.shape[0], np.nan)
-    if valid is None:
-        out[:] = _as_scores(fn(rel, ctx), rel.shape[0])
-        return out
-    if not valid.any():
-        return out
-    idx = torch.as_tensor(np.flatnonzero(valid), device=rel.device)
-    sub = dict(ctx, masks=ctx["masks"][idx], X=ctx["X"][idx])
-    sub["target"] = ctx["target"][idx] if torch.is_tensor(ctx["target"]) else ctx["target"]
-    out[valid] = _as_scores(fn(rel[idx], sub), int(valid.sum()))
-    return out
-
-
-def _as_scores(values, n):
-    if torch.is_tensor(values):
-        values = values.detach().cpu().numpy()
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    if values.shape[0] != n:
-        raise ValueError(
-            f"A metric returned {values.shape[0]} scores for {n} samples; metrics "
-            "must return one score per sample."
-        )
-    return values
-
-
-def _summarise(scores, n_bootstrap, confidence, rs):
-    """Mean and interval per column of ``scores`` (n, k), NaNs ignored."""
-    n = scores.shape[0]
-    mean = np.array([np.nanmean(c) if np.isfinite(c).any() else np.nan for c in scores.T])
-    alpha = (1.0 - confidence) / 2
-    if n_bootstrap:
-        idx = rs.randint(0, n, size=(n_bootstrap, n))
-        finite = np.isfinite(scores)
-        vals = np.where(finite, scores, 0.0)[idx]  # (B, n, k)
-        counts = finite[idx].sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            boot = vals.sum(1) / counts  # (B, k)
-        low = np.array([np.nanquantile(b, alpha) if np.isfinite(b).any() else np.nan
-                        for b in boot.T])
-        high = np.array([np.nanquantile(b, 1 - alpha) if np.isfinite(b).any() else np.nan
-                         for b in boot.T])
-        return mean, low, high
-    from scipy.stats import norm
-
-    count = np.isfinite(scores).sum(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sem = np.nanstd(scores, axis=0, ddof=1) / np.sqrt(count)
-    half = norm.ppf(1 - alpha) * sem
-    return mean, mean - half, mean + half
 
 
 def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_EXPLAINERS,

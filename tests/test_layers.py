@@ -41,12 +41,14 @@ FLOORS = [
     {"_request", "_target_policy"},
     # 4. what uses explainers: training penalties and metrics
     {"penalties", "metrics", "_penalty_config", "_penalty_scale"},
-    # 5. the shared estimator base and its random stream per fit
-    {"_base_net", "_fit_random"},
+    # 5. the shared estimator base (with its mixins: set-up, training
+    #    steps, predictions, batches) and its random stream per fit
+    {"_base_net", "_net_setup", "_net_steps", "_net_predict", "_net_batches",
+     "_fit_random"},
     # 6. estimators and what wraps them
     {"estimators", "transformers", "model_selection", "callbacks", "_explain"},
-    # 7. studies
-    {"evaluation", "multimodal"},
+    # 7. studies (compare_explainers' checks and scoring beside it)
+    {"evaluation", "_evaluation_checks", "_evaluation_scores", "multimodal"},
     # 8. entry points: the lazy top-level namespace and the command line
     {"", "__main__", "studies"},
 ]
