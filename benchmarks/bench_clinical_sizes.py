@@ -499,7 +499,7 @@ def saliency_on_our_noise(module, X, t, samples, stdev, noise_like=None):
     from captum.attr import Saliency
     from sklearn.utils import check_random_state
 
-    from sklearn_relevance.explainers.gradient import _standard_noise
+    from sklearn_relevance.explainers._smoothgrad import _standard_noise
 
     seeds = check_random_state(0).randint(0, 2**31 - 1, size=samples)
     total = torch.zeros_like(X)

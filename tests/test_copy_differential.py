@@ -175,7 +175,7 @@ def _captum_references(net, X, target):
     from captum.attr import Saliency
     from sklearn.utils import check_random_state
 
-    from sklearn_relevance.explainers.gradient import _standard_noise
+    from sklearn_relevance.explainers._smoothgrad import _standard_noise
 
     wrapped = _First(net)
     refs = {"ig": CaptumIG(wrapped).attribute(X, target=target, n_steps=6),

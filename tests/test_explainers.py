@@ -19,7 +19,7 @@ from sklearn_relevance.explainers import (
     SmoothGrad,
     get_explainer,
 )
-from sklearn_relevance.explainers import gradient as gradient_module
+from sklearn_relevance.explainers import _smoothgrad as smoothgrad_module
 from sklearn_relevance.explainers.gradient import integration_steps
 from sklearn_relevance.modules import ImageCNN
 
@@ -137,7 +137,7 @@ def _shared_noise(monkeypatch, X, n_samples):
         out[0].copy_(eps[copy])
         return out
 
-    monkeypatch.setattr(gradient_module, "_standard_noise", standard_noise)
+    monkeypatch.setattr(smoothgrad_module, "_standard_noise", standard_noise)
 
     def captum_noise(inp, stdev, n):
         noise = eps[:n].transpose(0, 1).reshape(-1, *inp.shape[1:])

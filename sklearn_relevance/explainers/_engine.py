@@ -11,6 +11,9 @@
   bound by the one sizing rule (``_batching.pass_rows``).
 * :func:`slice_target` (with ``_targets.repeat_target``) index per-sample targets the
   same way the rows are laid out.
+* :func:`_accumulate` and :func:`_sum_over_samples` add up the chunks' results
+  per block of samples and join the blocks in sample order (integrated
+  gradients, SmoothGrad).
 """
 
 from __future__ import annotations
@@ -183,3 +186,15 @@ def unstack_rows(rows, copies: int):
     if isinstance(rows, Mapping):
         return {k: v.reshape(copies, -1, *v.shape[1:]) for k, v in rows.items()}
     return rows.reshape(copies, -1, *rows.shape[1:])
+
+
+def _sum_over_samples(parts):
+    """Concatenate per-sample-slice accumulators in sample order."""
+    keys = sorted(parts)
+    n_leaves = len(parts[keys[0]])
+    return [torch.cat([parts[k][i] for k in keys]) for i in range(n_leaves)]
+
+
+def _accumulate(parts, key, values):
+    old = parts.get(key)
+    parts[key] = values if old is None else [a + b for a, b in zip(old, values)]

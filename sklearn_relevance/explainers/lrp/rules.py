@@ -18,13 +18,18 @@ apply to layers that receive the explained input only.
 
 from __future__ import annotations
 
-import numbers
-
-import torch
-from sklearn.base import BaseEstimator
 from torch import nn
 
 from ..._validation import check_real
+from ._input_rules import Flat, WSquare, ZBox
+from ._rule_base import (
+    Rule,
+    _BiasOption,
+    _check_bool,
+    _clamped,
+    _split,
+    _Stabilized,
+)
 
 __all__ = [
     "Rule",
@@ -48,104 +53,6 @@ HOMOGENEOUS = (
     nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
     nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
 )
-
-
-class Rule(BaseEstimator):
-    """Base class of LRP rules.
-
-    Subclasses implement :meth:`terms`. Class attributes:
-
-    ``needs_weight``
-        The rule modifies weights, so it applies to Linear, Conv and
-        BatchNorm layers only.
-    ``input_layer_only``
-        The rule's relevance does not scale with the layer's input
-        (Flat, WSquare, ZBox), so it applies to layers that receive the
-        explained input ``X`` (or a view of it).
-    """
-
-    needs_weight = True
-    input_layer_only = False
-
-    def _validate(self):
-        """Raise ``ValueError`` for invalid parameters."""
-
-    def terms(self, layer, session):
-        """Modified forwards of ``layer`` as ``[(coef, z, stabilizer), ...]``.
-
-        Parameters
-        ----------
-        layer : LayerView
-            The call being explained: ``layer.x`` (input), ``layer.output``,
-            ``layer.weight`` / ``layer.bias`` (effective parameters) and
-            ``layer.forward(x, weight, bias)``.
-        session : object
-            Gives ``session.input_leaf(x, fill)``: a constant tensor of
-            ``x``'s shape whose relevance is added to that of ``X``.
-
-        Returns
-        -------
-        list of tuple, or None
-            ``None`` keeps the layer's ordinary gradient.
-        """
-        raise NotImplementedError
-
-
-class _Stabilized(Rule):
-    """A rule whose only common parameter is the denominator's stabiliser."""
-
-    def __init__(self, stabilizer=1e-9):
-        self.stabilizer = stabilizer
-
-    def _validate(self):
-        check_real(self.stabilizer, "stabilizer", type(self).__name__, low=0,
-                   closed="neither")
-
-
-def _check_bool(owner, name, value):
-    if not isinstance(value, bool):
-        raise ValueError(
-            f"The '{name}' parameter of {owner} must be a bool. "
-            f"Got {value!r} instead."
-        )
-
-
-def _split(layer, x, w_for_pos, w_for_neg, bias=None):
-    """``f(x+, w_for_pos, bias) + f(x-, w_for_neg)``: the bias (if any) joins
-    the positive inputs' term once.
-
-    Inputs without negative entries (after ReLU, most layers) skip the
-    second term, which is then a layer applied to zeros without bias: zero,
-    and ``x`` equals ``x+`` with the same gradient (clamp passes it at 0)."""
-    if not bool((x < 0).any()):
-        return layer.forward(x, w_for_pos, bias)
-    return layer.forward(x.clamp(min=0), w_for_pos, bias) + layer.forward(
-        x.clamp(max=0), w_for_neg, None
-    )
-
-
-def _clamped(p, positive):
-    """``p+`` (positive) or ``p-``; None stays None."""
-    if p is None:
-        return None
-    return p.clamp(min=0) if positive else p.clamp(max=0)
-
-
-class _BiasOption(_Stabilized):
-    """A weight-modifying rule that may count the layer's bias (``bias=True``)."""
-
-    def __init__(self, stabilizer=1e-9, *, bias=False):
-        self.stabilizer = stabilizer
-        self.bias = bias
-
-    def _validate(self):
-        super()._validate()
-        _check_bool(type(self).__name__, "bias", self.bias)
-
-    def _bias(self, layer, transform):
-        if not self.bias or layer.bias is None:
-            return None
-        return transform(layer.bias)
 
 
 class Epsilon(Rule):
@@ -371,137 +278,6 @@ class Gamma(_Stabilized):
             ((out > 0).to(out.dtype), z_pos, self.stabilizer),
             ((out < 0).to(out.dtype), z_neg, self.stabilizer),
         ]
-
-
-class Flat(_Stabilized):
-    r"""Flat rule: relevance spread uniformly over the receptive field,
-    :math:`R_i = \sum_j \frac{1}{\sum_{i'} 1} R_j` (sums over the inputs
-    connected to ``j``). For the input layer only.
-
-    Parameters
-    ----------
-    stabilizer : float, default=1e-9
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_relevance.explainers.lrp import LRP, Flat
-    >>> layer = torch.nn.Linear(4, 1, bias=False)
-    >>> LRP(composite={torch.nn.Linear: Flat()}).explain(layer, torch.ones(1, 4)).shape
-    torch.Size([1, 4])
-    """
-
-    input_layer_only = True
-
-    def terms(self, layer, session):
-        ones = session.input_leaf(layer.x, 1.0)
-        z = layer.forward(ones, torch.ones_like(layer.weight), None)
-        return [(1.0, z, self.stabilizer)]
-
-
-class WSquare(_BiasOption):
-    r"""w^2 rule (Montavon et al. 2017): :math:`R_i = \sum_j
-    \frac{w_{ij}^2}{\sum_{i'} w_{i'j}^2 [+ b_j^2]} R_j`, independent of
-    the input. For the input layer only.
-
-    ``bias=True`` adds the squared bias to the denominator (zennit's default
-    ``WSquare``).
-
-    Parameters
-    ----------
-    stabilizer : float, default=1e-9
-    bias : bool, default=False
-        Count the squared bias in the denominator.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_relevance.explainers.lrp import LRP, WSquare
-    >>> layer = torch.nn.Linear(2, 1, bias=False)
-    >>> with torch.no_grad():
-    ...     _ = layer.weight.copy_(torch.tensor([[1.0, 2.0]]))
-    >>> LRP(composite={torch.nn.Linear: WSquare()}).explain(layer, torch.ones(1, 2))
-    tensor([[0.6000, 2.4000]])
-    """
-
-    input_layer_only = True
-
-    def terms(self, layer, session):
-        ones = session.input_leaf(layer.x, 1.0)
-        bias = self._bias(layer, torch.square)
-        z = layer.forward(ones, layer.weight.square(), bias)
-        return [(1.0, z, self.stabilizer)]
-
-
-class ZBox(_Stabilized):
-    r"""z^B rule for bounded inputs :math:`l_i \le x_i \le h_i` (Montavon
-    et al. 2017), for the input layer:
-
-    .. math:: R_i = \sum_j \frac{x_i w_{ij} - l_i w_{ij}^+ - h_i w_{ij}^-}
-              {\sum_{i'} (x_{i'} w_{i'j} - l_{i'} w_{i'j}^+ - h_{i'} w_{i'j}^-)} R_j
-
-    Parameters
-    ----------
-    low, high : float, array-like or None, default=None
-        Bounds of the input, scalars or broadcastable to one sample's shape
-        (or ``X``'s). ``None`` takes each sample's minimum / maximum.
-    stabilizer : float, default=1e-9
-
-    Examples
-    --------
-    >>> import torch
-    >>> from sklearn_relevance.explainers.lrp import LRP, ZBox
-    >>> layer = torch.nn.Linear(2, 1, bias=False)
-    >>> with torch.no_grad():
-    ...     _ = layer.weight.copy_(torch.tensor([[1.0, -1.0]]))
-    >>> lrp = LRP(composite={torch.nn.Linear: ZBox(low=-1.0, high=1.0)})
-    >>> lrp.explain(layer, torch.tensor([[0.5, 0.0]]))
-    tensor([[0.3000, 0.2000]])
-    """
-
-    input_layer_only = True
-
-    def __init__(self, low=None, high=None, *, stabilizer=1e-9):
-        self.low = low
-        self.high = high
-        self.stabilizer = stabilizer
-
-    def _validate(self):
-        super()._validate()
-        for name in ("low", "high"):
-            value = getattr(self, name)
-            if value is None or isinstance(value, numbers.Real) and not isinstance(
-                value, bool
-            ):
-                continue
-            try:
-                arr = torch.as_tensor(value)
-            except Exception:
-                arr = None
-            if arr is None or not (torch.is_floating_point(arr) or arr.dtype in (
-                torch.int32, torch.int64
-            )):
-                raise ValueError(
-                    f"The '{name}' parameter of ZBox must be None, a real number or "
-                    f"an array of bounds. Got {type(value).__name__} instead."
-                )
-        if isinstance(self.low, numbers.Real) and isinstance(self.high, numbers.Real):
-            if not self.low < self.high:
-                raise ValueError(
-                    "The 'low' parameter of ZBox must be smaller than 'high'. Got "
-                    f"low={self.low!r}, high={self.high!r} instead."
-                )
-
-    def terms(self, layer, session):
-        w, x = layer.weight, layer.x
-        low = session.input_leaf(x, "min" if self.low is None else self.low)
-        high = session.input_leaf(x, "max" if self.high is None else self.high)
-        z = (
-            layer.forward(x, w, None)
-            - layer.forward(low, w.clamp(min=0), None)
-            - layer.forward(high, w.clamp(max=0), None)
-        )
-        return [(1.0, z, self.stabilizer)]
 
 
 class Pass(_Stabilized):
