@@ -102,7 +102,7 @@ def write_relevance_nifti(path, relevance, source, *, description="relevance"):
     ----------
     path : str or path-like
         Target ``.nii`` or ``.nii.gz``.
-    relevance : array-like of shape source.shape, (1, 1, *source.shape) or (n_maps, [1,] *source.shape)
+    relevance : array-like of shape ``source.shape``, ``(1, 1, *source.shape)`` or ``(n_maps, [1,] *source.shape)``
         One map (leading singleton axes are dropped: ``explain`` returns
         ``(1, 1, I, J, K)``) or several maps, written as a 4D file with the
         maps along the fourth axis. Finite values only.

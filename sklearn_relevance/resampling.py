@@ -151,7 +151,7 @@ def resample_to_grid(image, source_affine, target_affine, target_shape, *,
 
     Parameters
     ----------
-    image : array-like of shape (..., *source_shape)
+    image : array-like of shape ``(..., *source_shape)``
         Values on the source grid; the last ``len(target_shape)`` axes are
         spatial, leading axes (samples, channels) are resampled alike.
     source_affine, target_affine : array-like of shape (k + 1, k + 1)
@@ -167,7 +167,7 @@ def resample_to_grid(image, source_affine, target_affine, target_shape, *,
 
     Returns
     -------
-    ndarray of shape (..., *target_shape)
+    ndarray of shape ``(..., *target_shape)``
         A new array (never a view of ``image``): ``image``'s values exactly
         when the grids are the same (voxel mappings within 1e-6 voxel of
         the identity), float32 for linear resampling of integers.
