@@ -119,7 +119,8 @@ def _probe_rows(X):
     return rows.detach().clone()
 
 
-def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True):
+def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True,
+                   channels_last=True):
     """A faster copy of an eval-mode ``module`` for passes on ``X``, or ``module``.
 
     Every rewrite is exact by construction for every input, proved from the
@@ -160,6 +161,9 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
         Whether to split off the input layer, and whether its trunk takes
         the rewrite of :mod:`sklearn_relevance._trunk_rewrites` (both off
         only to measure what they gain).
+    channels_last : bool, default=True
+        Whether CPU convolution weights may become channels-last (off only
+        to measure its time and rounding: ``benchmarks/bench_channels_last.py``).
 
     Returns
     -------
@@ -201,7 +205,7 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
         for name in facts.inplace_relus({bn for _, bn in pairs}):
             fast.get_submodule(name).inplace = True
             changed = True
-        if (tensor and X.ndim in _FORMATS and X.device.type == "cpu"
+        if (channels_last and tensor and X.ndim in _FORMATS and X.device.type == "cpu"
                 and not facts.reads_layout() and not seen.recorder.layout_reads):
             conv, memory_format = _FORMATS[X.ndim]
             if any(isinstance(m, conv) for m in fast.modules()):

@@ -31,6 +31,9 @@ def check_array_nd(X, *, name="X", min_ndim=2, allow_nan=False, dtype=np.float32
         if X.dtype in (torch.bfloat16, torch.float16):
             X = X.float()  # numpy has no bfloat16: cast as float64 is cast
         X = X.numpy()
+    arr = _plain_float_array(X, min_ndim=min_ndim, dtype=dtype)
+    if arr is not None:
+        return arr
     arr = check_array(
         X, accept_sparse=False, dtype=dtype, allow_nd=True, ensure_2d=min_ndim >= 2,
         ensure_all_finite="allow-nan" if allow_nan else True, input_name=name,
@@ -40,6 +43,35 @@ def check_array_nd(X, *, name="X", min_ndim=2, allow_nan=False, dtype=np.float32
             f"Expected a {min_ndim}D array or more for '{name}' (n_samples, ...), "
             f"got a {arr.ndim}D array of shape {arr.shape} instead."
         )
+    return arr
+
+
+_PLAIN_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _plain_float_array(X, *, min_ndim, dtype):
+    """``check_array``'s result for the common case, or None to ask it.
+
+    A C-contiguous ``numpy.ndarray`` (the exact type) of native float32 /
+    float64 with no empty axis and ``min_ndim`` axes or more (at least one)
+    is cast to ``dtype`` as ``check_array`` casts it (``np.asarray``: the
+    array itself when it has ``dtype`` already) and is returned when its
+    values are all finite. The finiteness test is one reduction: a sum is
+    finite only if every term is (a NaN or an infinity makes every partial
+    sum NaN or infinite); a sum that overflows on finite values, and every
+    other input, falls back to ``check_array`` (None), so its messages and
+    results stay scikit-learn's exactly.
+    """
+    if (type(X) is not np.ndarray or X.dtype not in _PLAIN_FLOATS
+            or dtype is None or np.dtype(dtype) not in _PLAIN_FLOATS
+            or X.ndim < max(min_ndim, 1) or X.size == 0
+            or not X.flags.c_contiguous):
+        return None
+    with np.errstate(all="ignore"):  # an overflow is check_array's to report
+        arr = np.asarray(X, dtype=dtype)
+        total = arr.sum()
+    if not np.isfinite(total):
+        return None  # NaN, infinity or an overflowing sum: check_array decides
     return arr
 
 
