@@ -221,8 +221,8 @@ def make_maldi_multilab_spectra(n_samples=600, n_labs=4, *, n_mz=1000,
         h = h[:, None] * np.exp(rng.normal(0, 0.25, (rows.size, n_preparation_peaks)))
         c = centres(prep_mz[f"lab{lab}"], rows)
         signal[rows] += _peaks(mz, c, h, widths(c, rows))
-    base = base_amp[:, None] * np.exp(-(mz[None, :] - lo) / base_decay[:, None])
-    X, labs = _measured(signal + base, noise_lab, scale, labs_idx, n_labs, rng)
+    X, labs = _measured(signal, mz, base_amp, base_decay, noise_lab, scale, labs_idx,
+                        n_labs, rng)
     if not return_info:
         return X, y, labs
 

@@ -61,9 +61,11 @@ def _peaks(mz, centres, heights, widths):
     return out
 
 
-def _measured(clean, noise_lab, scale, labs_idx, n_labs, rng):
-    """Spectra as measured: intensity-dependent noise of each lab, the
-    spectrum's scale, clipped at 0, as float32; and the lab names of the rows."""
+def _measured(signal, mz, base_amp, base_decay, noise_lab, scale, labs_idx, n_labs, rng):
+    """Spectra as measured: ``signal`` plus each spectrum's exponential baseline,
+    intensity-dependent noise of each lab, the spectrum's scale, clipped at 0, as
+    float32; and the lab names of the rows."""
+    clean = signal + base_amp[:, None] * np.exp(-(mz[None, :] - mz[0]) / base_decay[:, None])
     noisy = clean + rng.normal(size=clean.shape) * noise_lab[:, None] * np.sqrt(
         clean / clean.max(axis=1, keepdims=True) + 0.05)
     X = np.clip(noisy * scale[:, None], 0.0, None).astype(np.float32)

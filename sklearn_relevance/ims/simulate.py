@@ -213,8 +213,8 @@ def make_multilab_spectra(n_samples=600, n_labs=4, *, n_mz=1000, mz_range=(2000.
             c = np.broadcast_to(cm, (rest.sum(), len(cm))) * (1 + shift[rest, None])
             signal[rest] += _peaks(mz, c, h, widths(c) * 1.5)
 
-    baseline = base_amp[:, None] * np.exp(-(mz[None, :] - lo) / base_decay[:, None])
-    X, labs = _measured(signal + baseline, noise_lab, scale, labs_idx, n_labs, rng)
+    X, labs = _measured(signal, mz, base_amp, base_decay, noise_lab, scale, labs_idx,
+                        n_labs, rng)
     if not return_info:
         return X, y, labs
 
