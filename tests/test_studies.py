@@ -85,9 +85,43 @@ def test_ct_study_quick(tmp_path):
     assert len(full["data_seeds"]) >= 3 and len(full["seeds"]) >= 5
     conclusions = pd.read_csv(tmp_path / "ct_findings_conclusions.csv")
     assert {"fidelity vs mask_roc_auc", "fidelity vs mask_dice"} <= set(conclusions["key"])
+    # sanity columns for every explainer (pass rates within [0, 1]), with findings
+    sanity = _table(tmp_path, "ct_sanity")
+    assert list(sanity["explainer"]) == ct.EXPLAINERS
+    assert set(full["sanity"]) == set(cfg["sanity"]) == {"mprt", "random_logit",
+                                                          "data_randomisation"}
+    for t in cfg["sanity"]:
+        rates = res["sanity"][t]
+        assert rates.shape == (n, len(ct.EXPLAINERS))
+        assert np.nanmin(rates) >= 0 and np.nanmax(rates) <= 1
+    assert {"sanity mprt", "sanity guided_backprop mprt"} <= set(conclusions["key"])
+    assert "ct_sanity" in res["figures"]
     for name, fig in res["figures"].items():
         _figure(tmp_path, name)
         assert figure_problems(fig) == [], name
+
+
+def test_ct_lead_rule_picks_and_tests_one_statistic():
+    # the subject is the highest mean; a near tie reads "not shown" whichever of the
+    # two is on top, so the verdict cannot flip with the subject between machines
+    from sklearn_relevance.studies import ct
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c"]
+    base = rng.normal(size=(15, 1))
+    tie = np.hstack([base + 1.0, base + 1.0 + rng.normal(0, 1e-3, (15, 1)), base])
+    for flip in (tie, tie[:, [1, 0, 2]]):
+        f = ct._leader("lead m", "m", {"m": flip}, names, over="15 networks")
+        assert f.verdict == "not shown"
+    clear = np.hstack([base + 1.0, base, base - 1.0]) + rng.normal(0, 0.01, (15, 3))
+    f = ct._leader("lead m", "m", {"m": clear}, names, over="15 networks")
+    assert f.verdict == "above" and "highest mean a minus the runner-up b" in f.text
+    # ranks do not choose the subject: b wins most networks by a little, a wins
+    # the rest by a lot and has the higher mean
+    s = np.tile([0.0, 0.1, -5.0], (15, 1))
+    s[:5, 0] = 3.0
+    f = ct._leader("lead m", "m", {"m": s}, names, over="15 networks")
+    assert "highest mean a" in f.text and f.verdict != "below"
 
 
 def test_mri_study_quick(tmp_path, shared_data):
