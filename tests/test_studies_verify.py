@@ -86,6 +86,13 @@ def test_verify_report_numbers_and_conclusions(tmp_path):
     lines = []
     assert report(old, flipped, lines.append) == 1
     assert any("CHANGED" in ln and "'above' -> 'not shown'" in ln for ln in lines)
+    # a change the committed run flagged machine-sensitive is reported, not a failure
+    close = tmp_path / "close"
+    _fake_run(close, [(0.5, 0.02, 0.98), (0.1, 0.0, 0.2)])  # 0.02 < 0.1 * 0.96: flagged
+    lines = []
+    assert report(close, flipped, lines.append) == 0
+    assert any("CHANGED" in ln and "flagged machine-sensitive" in ln for ln in lines)
+    assert "1 of them flagged" in "".join(lines)
     # a committed folder without conclusions cannot be verified: its own status
     (old / "t_findings_conclusions.csv").unlink()
     assert report(old, same, lambda s: None) == 2
@@ -103,7 +110,7 @@ def test_verify_command_quick_against_a_quick_run(tmp_path, monkeypatch, capsys)
     assert main(["multimodal", "--quick", "--quiet", "--verify", "--against",
                  str(committed)]) == 0
     out = capsys.readouterr().out
-    assert "read the same, 0 changed, 0 missing" in out
+    assert "read the same, 0 changed (0 of them flagged machine-sensitive in the committed run), 0 missing" in out
     # a changed conclusion gives a non-zero status
     path = committed / "multimodal_findings_conclusions.csv"
     frame = pd.read_csv(path, keep_default_na=False, dtype=str)

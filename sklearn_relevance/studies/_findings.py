@@ -70,6 +70,8 @@ def interval_verdict(low, high, threshold=0.0):
 #: A verdict is flagged as close when its interval ends within this fraction of
 #: the interval's width from the threshold.
 CLOSE = 0.1
+#: The word a flagged sentence carries (``--verify`` looks for it).
+SENSITIVE = "machine-sensitive"
 
 
 def close_call(verdict, low, high, threshold):
@@ -83,7 +85,7 @@ def close_call(verdict, low, high, threshold):
 
 
 def _close_note(verdict, low, high, threshold):
-    return ("; machine-sensitive: the interval ends close to the threshold, so a re-run "
+    return (f"; {SENSITIVE}: the interval ends close to the threshold, so a re-run "
             "may read 'not shown'" if close_call(verdict, low, high, threshold) else "")
 
 
