@@ -80,6 +80,7 @@ _SUBMODULES = [
     "resampling",
     "relevance_io",
     "fetchers",
+    "inference",
 ]
 
 _LAZY.update({name: f".{name}" for name in _SUBMODULES})

@@ -32,7 +32,7 @@ FLOORS = [
     {"datasets", "ims", "plotting", "volumes", "resampling", "relevance_io", "fetchers"},
     # 2. explainers and the fast inference copy they run on (any torch module)
     {"explainers", "_inference", "_input_stem", "_trunk_rewrites", "_which_network",
-     "_private_trace", "_copy_proof", "_copy_key"},
+     "_private_trace", "_copy_proof", "_copy_key", "inference"},
     # 3. the model zoo (LRP learns about its sums through ``lrp_role``, so
     #    nothing below imports it)
     {"modules"},
