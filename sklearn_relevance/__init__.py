@@ -81,6 +81,7 @@ _SUBMODULES = [
     "relevance_io",
     "fetchers",
     "inference",
+    "checks",
 ]
 
 _LAZY.update({name: f".{name}" for name in _SUBMODULES})

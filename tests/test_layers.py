@@ -26,7 +26,7 @@ FLOORS = [
     {"_lazy", "_optional", "_batching", "_validation", "_targets", "_tensors",
      "_module_access", "_nets", "_baselines", "_masks", "_stream", "_module_calls",
      "_pickle_guard", "_paths", "_fit_checks", "_mask_alignment",
-     "_dicom", "_png", "_data_registry"},
+     "_dicom", "_png", "_data_registry", "checks"},
     # 1. data: synthetic data sets, imaging mass spectrometry I/O, plots;
     #    scans in, relevance files out, resampling, fetchers
     {"datasets", "ims", "plotting", "volumes", "resampling", "relevance_io", "fetchers"},
