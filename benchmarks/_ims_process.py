@@ -110,8 +110,8 @@ sys.path.insert(0, {here!r})
 from bench_ims_scale import _peak_during
 which, path = {which!r}, {path!r}
 if which == "ours":
-    from sklearn_relevance.ims._layout import parse
-    run = lambda: parse(path)  # the XML, the UUID and every number checked
+    from sklearn_relevance.ims import parse_imzml_metadata
+    run = lambda: parse_imzml_metadata(path)  # the XML, the UUID and every number checked
 else:
     import warnings
     from pyimzml.ImzMLParser import ImzMLParser

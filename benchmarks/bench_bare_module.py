@@ -3,7 +3,7 @@
 ``get_explainer("integrated_gradients", n_steps=20).explain(module, X, target)``
 (a captum user's own path) now decides the network once, like
 ``estimator.explain``: the cached inference copy where it applies
-(``sklearn_relevance._which_network``). This times, interleaved, on the
+(``sklearn_relevance.inference``). This times, interleaved, on the
 networks of ``bench_clinical_sizes.py`` (ResNet-18-like at 3 x S x S,
 BatchNorm statistics set away from the identity; a 3D CNN at 1 x S^3):
 

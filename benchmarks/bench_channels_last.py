@@ -1,6 +1,6 @@
 """Channels-last in the inference copy: time and error, both settings in one run.
 
-On the CPU the inference copy (``sklearn_relevance._inference.inference_copy``)
+On the CPU the inference copy (``sklearn_relevance.inference.inference_copy``)
 may turn 2D / 3D convolution weights channels-last. This times integrated
 gradients (``--steps``, default 20) and SmoothGrad (``--samples``, default
 20) on two copies of the networks of ``bench_clinical_sizes.py`` (ResNet-18-
@@ -50,9 +50,9 @@ def main(argv=None):
     from captum.attr import IntegratedGradients as CaptumIG
     from captum.attr import NoiseTunnel, Saliency
 
-    from sklearn_relevance._inference import inference_copy, is_channels_last
-    from sklearn_relevance._which_network import network_decided
     from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
+    from sklearn_relevance.inference import inference_copy, is_channels_last
+    from sklearn_relevance.inference import no_inference_copy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=["resnet224", "cnn3d64"])
@@ -84,7 +84,7 @@ def main(argv=None):
         stdev = noise_stdev(X2)
         exact_sg = saliency_on_our_noise(m64, X64, t2, 5, stdev, noise_like=X2)
         rows = {"IG": [], "SmoothGrad": []}
-        with network_decided():
+        with no_inference_copy():
             for key, net in copies.items():
                 ig = IntegratedGradients(n_steps=10).explain(net, X2, t2)
                 sg = SmoothGrad(n_samples=5, stdevs=stdev, random_state=0).explain(net, X2, t2)
@@ -109,7 +109,7 @@ def main(argv=None):
 
         def ours(explainer, net):
             def run():
-                with network_decided():
+                with no_inference_copy():
                     return explainer.explain(net, X, t)
             return run
 

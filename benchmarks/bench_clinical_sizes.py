@@ -29,12 +29,12 @@ alike: about 1.6x at 224 x 224.)
 ``--cases mlp20000 --only IG SmoothGrad`` times a spectrum MLP (20,000
 features, hidden layers of 512 and 64, 200 spectra), whose wide first layer
 integrated gradients and SmoothGrad run once per spectrum through the split
-input layer (``sklearn_relevance._input_stem``).
+input layer (see ``sklearn_relevance.inference``).
 
 ``--profile`` splits one call of ours and of the peer's best setting into
 time in convolutions and the rest; ``--ablation`` times IG and SmoothGrad
 on the inference copy without the input-layer split, with it, and with the
-split trunk's rewrites (``sklearn_relevance._trunk_rewrites``).
+split trunk's rewrites (``inference_copy(split_stem=..., trunk_rewrites=...)``).
 
 Run ``python benchmarks/bench_clinical_sizes.py`` (about 5 minutes on 2 CPU
 cores; ``--quick`` about 2, ``--full`` adds 4 images / volumes per batch,
@@ -366,14 +366,14 @@ def _memory_child(request):
 
 
 def run_case(case, args, device, out):
-    from sklearn_relevance._inference import module_for_explainer
-    from sklearn_relevance.explainers import IntegratedGradients
+    from sklearn_relevance.inference import cached_inference_copy
 
     label = case[0]
     X = case[3]
     out(f"\n## {label}\n")
     start = time.perf_counter()
-    fast = module_for_explainer(case[2], X, IntegratedGradients())
+    # the copy explain reuses at these sizes (made here, so not in the times)
+    fast = cached_inference_copy(case[2], X)
     out(f"inference copy: {'made' if fast is not case[2] else 'not made'} in "
         f"{time.perf_counter() - start:.2f} s (once per fitted network)\n")
     _accuracy(case, out)
@@ -478,16 +478,18 @@ def _float64_agreement(module, X, t):
 
     from captum.attr import IntegratedGradients as CaptumIG
 
-    from sklearn_relevance._inference import inference_copy
     from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
+    from sklearn_relevance.inference import inference_copy, no_inference_copy
 
     m64 = copy.deepcopy(module).double().eval()
     X64 = X.double()
     fast = inference_copy(m64, X64)
-    ig = rel_diff(IntegratedGradients(n_steps=10).explain(fast, X64, t),
-                  CaptumIG(m64).attribute(X64, target=t, n_steps=10))
-    samples, stdev = 5, noise_stdev(X)
-    ours = SmoothGrad(n_samples=samples, stdevs=stdev, random_state=0).explain(fast, X64, t)
+    with no_inference_copy():  # the copy as made (no copy of the copy)
+        ig = rel_diff(IntegratedGradients(n_steps=10).explain(fast, X64, t),
+                      CaptumIG(m64).attribute(X64, target=t, n_steps=10))
+        samples, stdev = 5, noise_stdev(X)
+        ours = SmoothGrad(n_samples=samples, stdevs=stdev, random_state=0).explain(
+            fast, X64, t)
     return ig, rel_diff(ours, saliency_on_our_noise(m64, X64, t, samples, stdev))
 
 
@@ -497,14 +499,13 @@ def saliency_on_our_noise(module, X, t, samples, stdev, noise_like=None):
     the noise drawn as for ``noise_like`` (default ``X``: a float32 batch's
     noise for a float64 reference)."""
     from captum.attr import Saliency
-    from sklearn.utils import check_random_state
 
-    from sklearn_relevance.explainers._smoothgrad import _standard_noise
+    from sklearn_relevance.explainers import SmoothGrad
 
-    seeds = check_random_state(0).randint(0, 2**31 - 1, size=samples)
+    ours = SmoothGrad(n_samples=samples, stdevs=stdev, random_state=0)
     total = torch.zeros_like(X)
     for j in range(samples):
-        (eps,) = _standard_noise([X if noise_like is None else noise_like], seeds[j], j)
+        eps = ours.standard_noise(X if noise_like is None else noise_like, j)
         total += Saliency(module).attribute(X + stdev * eps.to(X), target=t, abs=False)
     return total / samples
 
@@ -533,10 +534,10 @@ def _convolution_share(name, ours_fn, best_name, best_fn, out):
 
 
 def _breakdown(case, args, device, out):
-    """IG on the module itself and on the copy, with the old and new pass sizes."""
-    from sklearn_relevance._inference import cached_inference_copy
+    """IG on the module itself and on the copy, in 1-row passes and in the
+    explainer's own (default) pass sizes (``internal_batch_size=None``)."""
     from sklearn_relevance.explainers import IntegratedGradients
-    from sklearn_relevance.explainers._engine import max_rows_for
+    from sklearn_relevance.inference import cached_inference_copy, no_inference_copy
 
     _, _, module, X, t, _ = case
     fast = cached_inference_copy(module, X)
@@ -544,20 +545,21 @@ def _breakdown(case, args, device, out):
     out("| network | rows per pass | seconds |")
     out("|---|---:|---:|")
     for label, net in (("module", module), ("inference copy", fast)):
-        rows = max_rows_for(X, None, module=net)
-        for r in sorted({1, rows}):
-            fn = timed(lambda: IntegratedGradients(n_steps=args.steps, internal_batch_size=r)
-                       .explain(net, X, t), device)
-            s, _ = best_of(fn, args.repeat)
-            out(f"| {label} | {r}{' (default)' if r == rows else ''} | {s:.2f} |")
+        for r in (1, None):
+            def run(net=net, r=r):
+                with no_inference_copy():  # each network as given
+                    return IntegratedGradients(n_steps=args.steps, internal_batch_size=r
+                                               ).explain(net, X, t)
+            s, _ = best_of(timed(run, device), args.repeat)
+            out(f"| {label} | {'default' if r is None else r} | {s:.2f} |")
 
 
 def _ablation(case, args, device, out):
     """IG and SmoothGrad (default settings) on three inference copies:
     without the input-layer split, with it, and with the trunk rewrites too
     (the default), timed interleaved."""
-    from sklearn_relevance._inference import inference_copy
     from sklearn_relevance.explainers import IntegratedGradients, SmoothGrad
+    from sklearn_relevance.inference import inference_copy, no_inference_copy
 
     _, _, module, X, t, _ = case
     variants = [
@@ -573,8 +575,11 @@ def _ablation(case, args, device, out):
             (f"IG ({args.steps} steps)", IntegratedGradients(n_steps=args.steps)),
             (f"SmoothGrad ({args.samples} samples)",
              SmoothGrad(n_samples=args.samples, stdevs=stdev, random_state=0))):
-        fns = [timed(lambda net=net: explainer.explain(net, X, t), device)
-               for _, net in variants]
+        def run(net):
+            with no_inference_copy():  # each variant as made
+                return explainer.explain(net, X, t)
+
+        fns = [timed(lambda net=net: run(net), device) for _, net in variants]
         for fn in fns:
             fn()  # warm-up
         best = [float("inf")] * len(fns)
@@ -660,10 +665,10 @@ def main(argv=None):
     args.samples = 10 if args.quick else 20
     if args.repeat is None:
         args.repeat = 1 if args.quick else 2
-    from sklearn_relevance._batching import MEMORY_BUDGETS
+    from sklearn_relevance.inference import memory_budgets
 
-    budget = MEMORY_BUDGETS["pass_activations_cpu" if device == "cpu"
-                            else "pass_activations_accelerator"] / 2**20
+    budget = memory_budgets()["pass_activations_cpu" if device == "cpu"
+                              else "pass_activations_accelerator"] / 2**20
     import captum
 
     print(f"torch {torch.__version__}, captum {captum.__version__}, device {device}, "

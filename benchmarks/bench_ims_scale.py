@@ -7,8 +7,9 @@ Prints four tables, each measured in one run against its peer:
    on continuous files of 2,000 x 20,000 and 100,000 x 200 spectra (equal
    results asserted), with the peak anonymous memory (``RssAnon`` of
    ``/proc/self/status``, sampled every millisecond in a fresh subprocess,
-   above the subprocess's baseline after imports); then our parse of the
-   larger file with its worker threads against the same parse serial;
+   above the subprocess's baseline after imports). Ours is
+   ``parse_imzml_metadata``: the XML, then the layout checked against the
+   .ibd file (its UUID header, its size for every offset);
 2. whole continuous read, parse included: ``read_imzml`` against a pyimzML
    ``getspectrum`` loop ("loop") on the same two files, results asserted equal;
 3. out-of-core fit: ``RelevanceNetClassifier.fit`` on ``read_imzml(lazy=True).X``
@@ -98,12 +99,11 @@ def _child(task, args):
 
     torch.set_num_threads(1)
     from sklearn_relevance import RelevanceNetClassifier
-    from sklearn_relevance.ims import iter_imzml, read_imzml
-    from sklearn_relevance.ims._parser import parse_imzml
+    from sklearn_relevance.ims import iter_imzml, parse_imzml_metadata, read_imzml
 
     path = args["path"]
     if task == "parse_ours":
-        _, sec, peak = _peak_during(lambda: parse_imzml(path))
+        _, sec, peak = _peak_during(lambda: parse_imzml_metadata(path))
     elif task == "parse_pyimzml":
         _, sec, peak = _peak_during(lambda: _pyimzml_parser(path).m.close())
     elif task in ("fit_lazy", "fit_memory"):
@@ -167,27 +167,19 @@ def _write_continuous(path, n, L, rng, chunk=20_000):
 
 
 def _check_parse_equal(path):
-    from sklearn_relevance.ims._parser import parse_imzml
+    from sklearn_relevance.ims import parse_imzml_metadata
 
-    ours = parse_imzml(path, engine="scan")
+    ours = parse_imzml_metadata(path)
     ref = _pyimzml_parser(path)
     ref.m.close()
-    for name in ("mzOffsets", "mzLengths", "intensityOffsets", "intensityLengths",
-                 "coordinates"):
-        assert np.array_equal(getattr(ours, name), np.asarray(getattr(ref, name))), name
-    assert ours.metadata.pretty() == ref.metadata.pretty()
-    assert ours.imzmldict == ref.imzmldict
-
-
-def _serial_parse(path):
-    """Our parse with every block scanned on the calling thread."""
-    from sklearn_relevance.ims import _parser
-
-    serial, _parser.SERIAL_BLOCKS = _parser.SERIAL_BLOCKS, 2**62
-    try:
-        return _parser.parse_imzml(path)
-    finally:
-        _parser.SERIAL_BLOCKS = serial
+    for name, theirs in (("mz_offsets", "mzOffsets"), ("mz_lengths", "mzLengths"),
+                         ("intensity_offsets", "intensityOffsets"),
+                         ("intensity_lengths", "intensityLengths"),
+                         ("coords", "coordinates")):
+        assert np.array_equal(getattr(ours, name), np.asarray(getattr(ref, theirs))), name
+    pretty = ref.metadata.pretty()
+    assert {k: ours.metadata[k] for k in pretty} == pretty
+    assert ours.metadata["imzml"] == ref.imzmldict
 
 
 def _mib(b):
@@ -251,8 +243,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.child:
         return _child(args.child[0], json.loads(args.child[1]))
-    from sklearn_relevance.ims import read_imzml
-    from sklearn_relevance.ims._parser import parse_imzml
+    from sklearn_relevance.ims import parse_imzml_metadata, read_imzml
 
     parts = set(args.parts.split(","))
     if args.small:
@@ -273,21 +264,13 @@ def main(argv=None):
             _check_parse_equal(path)
             if "parse" not in parts:
                 continue
-            warm, cold, _ = _timed(lambda p=path: parse_imzml(p),
+            warm, cold, _ = _timed(lambda p=path: parse_imzml_metadata(p),
                                    lambda p=path: _pyimzml_parser(p).m.close(), args.repeat)
             m_ours = _measure("parse_ours", path=path)["peak"]
             m_peer = _measure("parse_pyimzml", path=path)["peak"]
             xml = os.path.getsize(path) / 2**20
             print(_row(f"{n:,} x {L:,} (XML {xml:.0f} MiB)", warm, cold)
                   + f"  {_mib(m_ours):>6.1f} MiB {_mib(m_peer):>9.1f} MiB")
-        if "parse" in parts:  # the worker threads' share, on the largest file
-            n, L, path = files[-1]
-            print(f"\n{'our parse, threaded vs serial (s)':<34} {'threaded':>10} {'serial':>9} "
-                  f"{'ratio':>7}  {'threaded':>10} {'serial':>9} {'ratio':>7}")
-            print("-" * 89)
-            warm, cold, _ = _timed(lambda p=path: parse_imzml(p),
-                                   lambda p=path: _serial_parse(p), args.repeat)
-            print(_row(f"{n:,} x {L:,}", warm, cold))
 
         print("\n" + _header("whole continuous read (s)", "loop"))
         print("-" * 89)

@@ -38,7 +38,6 @@ import torch
 
 from sklearn_relevance import RelevanceNetClassifier
 from sklearn_relevance.explainers import LRP
-from sklearn_relevance.explainers.lrp._conservation import LayerProbe
 from sklearn_relevance.modules import SelectOutput
 
 
@@ -126,14 +125,11 @@ def main(argv=None):
                 warnings.simplefilter("ignore")
                 R = lrp.explain(module, Xe, target)
                 t = timed(lambda: lrp.explain(module, Xe, target), args.repeats)
-            probe = LayerProbe(module, lambda: True)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                lrp._run(module, Xe, target, create_graph=False, probe=probe)
+                sums = lrp.layer_relevance(module, Xe, target)
             leaves = {n for n, m in module.named_modules() if not list(m.children())}
-            absorbed = sum(r_out - r_in for n, (r_in, r_out) in probe.record.items()
-                           if n in leaves and torch.is_tensor(r_in)
-                           and torch.is_tensor(r_out))
+            absorbed = sum(r_out - r_in for n, (r_in, r_out) in sums.items() if n in leaves)
             f = logit.double()
             total = R.reshape(len(Xe), -1).double().sum(1)
             cols = [total / f, absorbed / f, (f - total - absorbed) / f]

@@ -80,6 +80,8 @@ _SUBMODULES = [
     "resampling",
     "relevance_io",
     "fetchers",
+    "inference",
+    "checks",
 ]
 
 _LAZY.update({name: f".{name}" for name in _SUBMODULES})

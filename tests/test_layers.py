@@ -26,13 +26,13 @@ FLOORS = [
     {"_lazy", "_optional", "_batching", "_validation", "_targets", "_tensors",
      "_module_access", "_nets", "_baselines", "_masks", "_stream", "_module_calls",
      "_pickle_guard", "_paths", "_fit_checks", "_mask_alignment",
-     "_dicom", "_png", "_data_registry"},
+     "_dicom", "_png", "_data_registry", "checks"},
     # 1. data: synthetic data sets, imaging mass spectrometry I/O, plots;
     #    scans in, relevance files out, resampling, fetchers
     {"datasets", "ims", "plotting", "volumes", "resampling", "relevance_io", "fetchers"},
     # 2. explainers and the fast inference copy they run on (any torch module)
     {"explainers", "_inference", "_input_stem", "_trunk_rewrites", "_which_network",
-     "_private_trace", "_copy_proof", "_copy_key"},
+     "_private_trace", "_copy_proof", "_copy_key", "inference"},
     # 3. the model zoo (LRP learns about its sums through ``lrp_role``, so
     #    nothing below imports it)
     {"modules"},

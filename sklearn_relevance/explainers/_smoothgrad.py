@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from .._batching import batch_len
 from .._input_stem import RowLayout, input_stem
 from .._targets import repeat_target
-from .._tensors import flatten_inputs, input_gradient
+from .._tensors import check_inputs, flatten_inputs, input_gradient
 from ._base import (
     BaseExplainer,
     get_explainer,
@@ -182,6 +182,67 @@ class SmoothGrad(BaseExplainer):
     def supports_dict(self):
         """Whether the base explainer takes dict inputs."""
         return bool(getattr(self._base(), "supports_dict", True))
+
+    def standard_noise(self, X, sample):
+        """The standard normal noise of noise sample ``sample`` for the batch ``X``.
+
+        ``explain(module, X, ...)`` explains, for noise sample ``j``, the
+        input ``X + std * standard_noise(X, j)``, with ``std`` the
+        ``stdevs`` parameter or ``noise_level`` times each sample's value
+        range (``max - min``). The noise is drawn as ``explain`` draws it:
+        from ``random_state`` (which must therefore be an int), for the whole
+        batch, in ``X``'s dtype and on its device, whatever
+        ``internal_batch_size``. A reference computation (another library's
+        gradients, or float64) can so average over the very inputs
+        SmoothGrad explains; noise drawn for a float32 ``X`` can be cast to
+        float64.
+
+        Parameters
+        ----------
+        X : Tensor or dict of Tensors
+            The batch as it will be explained (only its shapes, dtypes and
+            devices are used).
+        sample : int
+            The noise sample, from 0 to ``n_samples - 1``.
+
+        Returns
+        -------
+        Tensor or dict of Tensors
+            Noise of ``X``'s shape and structure.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_relevance.explainers import SmoothGrad
+        >>> from sklearn_relevance.explainers import Gradient
+        >>> module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(),
+        ...                              torch.nn.Linear(4, 2)).double()
+        >>> X = torch.randn(5, 3, dtype=torch.float64)
+        >>> sg = SmoothGrad(n_samples=4, stdevs=0.2, random_state=0)
+        >>> grads = [Gradient().explain(module, X + 0.2 * sg.standard_noise(X, j), target=1)
+        ...          for j in range(4)]
+        >>> torch.allclose(sg.explain(module, X, target=1), sum(grads) / 4)
+        True
+        """
+        self._validate_params()
+        if isinstance(self.random_state, bool) or not isinstance(self.random_state, Integral):
+            raise ValueError(
+                "The 'random_state' parameter of SmoothGrad must be an int for "
+                "standard_noise (only a seed reproduces the noise of explain). Got "
+                f"{self.random_state!r} instead."
+            )
+        if (isinstance(sample, bool) or not isinstance(sample, Integral)
+                or not 0 <= sample < self.n_samples):
+            raise ValueError(
+                "The 'sample' parameter of standard_noise must be an int in the range "
+                f"[0, {self.n_samples - 1}] (n_samples={self.n_samples}). Got "
+                f"{sample!r} instead."
+            )
+        check_inputs(X)
+        xs, rebuild = flatten_inputs(X)
+        seeds = check_random_state(self.random_state).randint(0, 2**31 - 1,
+                                                              size=self.n_samples)
+        return rebuild(_standard_noise(xs, seeds[sample], sample))
 
     def _explain(self, module, X, target, *, create_graph):
         if self.squared and self.var:

@@ -24,6 +24,8 @@ _LAZY = {
     "make_multilab_spectra": ".simulate",
     "scan_imzml": ".scan",
     "ImzMLScan": ".scan",
+    "parse_imzml_metadata": ".scan",
+    "ImzMLMetadata": ".scan",
 }
 
 __getattr__, _dir = attach(__name__, _LAZY)

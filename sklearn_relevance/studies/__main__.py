@@ -38,7 +38,7 @@ def _data_problem(study):
     """Why the data ``study`` needs is missing (a sentence), or None."""
     if study != "mri":
         return None
-    from sklearn_relevance._paths import file_problem
+    from sklearn_relevance.checks import file_problem
     from sklearn_relevance.datasets import load_atlas
 
     from ._common import data_dir

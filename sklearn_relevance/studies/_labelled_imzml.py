@@ -89,7 +89,7 @@ def load_labelled_imzml(files, labels_csv, n_bins=None):
     if not files:
         raise ValueError("Pass at least one imzML file with --imzml.")
     labels_csv = Path(labels_csv)
-    from sklearn_relevance._paths import file_problem
+    from sklearn_relevance.checks import file_problem
 
     why = file_problem(labels_csv)
     if why == "does not exist":

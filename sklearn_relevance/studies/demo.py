@@ -66,7 +66,7 @@ def check_config(cfg):
         Naming the option (and its command-line flag), what was expected and
         what was got.
     """
-    from sklearn_relevance._validation import device_problem
+    from sklearn_relevance.checks import device_problem
 
     penalties = np.asarray(cfg.penalties, dtype=np.float64)
     if penalties.size == 0 or not np.isfinite(penalties).all() or (penalties < 0).any():

@@ -16,7 +16,7 @@ import warnings
 import torch
 
 __all__ = ["ConservationWarning", "relevance_sums", "violations", "LayerProbe",
-           "conservation_message"]
+           "conservation_message", "layer_relevance"]
 
 
 class ConservationWarning(UserWarning):
@@ -143,3 +143,26 @@ def report(action, message):
     if action == "raise":
         raise ValueError(message)
     warnings.warn(message, ConservationWarning, stacklevel=4)
+
+
+def layer_relevance(lrp, module, X, target):
+    """What :meth:`LRP.layer_relevance` returns (see there): ``lrp``'s
+    explanation of ``module`` (as given, no inference copy) with a
+    :class:`LayerProbe` attached, after the checks ``explain`` makes."""
+    from ..._batching import batch_len
+    from ..._module_access import hook_acts, hook_owner, module_access, shares_module
+    from ..._module_calls import check_not_empty
+    from ..._targets import check_target
+    from ..._tensors import check_module_input, module_errors
+
+    lrp._validate_params()
+    lrp._check_conservation_params()
+    check_not_empty(X)
+    lrp._check_explain(X)
+    check_module_input(module, X)
+    target = check_target(target, batch_len(X))
+    probe = LayerProbe(module, lambda: hook_acts(hook_owner(module)))
+    with module_access(module, shared=shares_module(lrp)), module_errors(X):
+        lrp._run(module, X, target, create_graph=False, probe=probe)
+    return {name: (r_in, r_out) for name, (r_in, r_out) in probe.record.items()
+            if torch.is_tensor(r_in) and torch.is_tensor(r_out)}

@@ -14,6 +14,7 @@ from .._base import BaseExplainer
 from ._conservation import (
     LayerProbe,
     conservation_message,
+    layer_relevance,
     relevance_sums,
     report,
     violations,
@@ -341,6 +342,45 @@ class LRP(BaseExplainer):
         if action != "off":
             report(action, message)
         return relevance
+
+    def layer_relevance(self, module, X, target=None):
+        """Relevance into and out of every layer, per sample: a conservation audit.
+
+        Runs the explanation of ``explain(module, X, target)`` once on
+        ``module`` as given and measures, for every submodule call, the
+        relevance of its output (``out * dscore/dout``, what the layers
+        above hand down) and of its inputs (what it hands on). A layer's
+        ``out - in`` is what it absorbed (biases, epsilon, stabilisers); a
+        layer whose ``in`` exceeds its ``out`` created relevance.
+
+        Parameters
+        ----------
+        module, X, target
+            As for :meth:`explain`.
+
+        Returns
+        -------
+        dict of str to (Tensor, Tensor)
+            For each submodule name (as in ``module.named_modules()``) whose
+            input and output relevance were both seen: the per-sample
+            float64 sums ``(relevance_in, relevance_out)``, each of shape
+            ``(n,)`` (summed over the calls of a module called several times).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn_relevance.explainers import LRP
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.ReLU(),
+        ...                           torch.nn.Linear(3, 2, bias=False)).double()
+        >>> X = torch.rand(5, 4, dtype=torch.float64)
+        >>> sums = LRP(composite="epsilon", epsilon=1e-12).layer_relevance(net, X, target=0)
+        >>> sorted(sums)
+        ['0', '1', '2']
+        >>> r_in, r_out = sums["2"]
+        >>> torch.allclose(r_out, net(X)[:, 0]), torch.allclose(r_in, r_out)
+        (True, True)
+        """
+        return layer_relevance(self, module, X, target)
 
     def _check_conservation_params(self):
         if self.conservation not in ("warn", "raise", "off"):
