@@ -370,7 +370,7 @@ class LRP(BaseExplainer):
             session = _Session(plan, sources, handles, hook_owner(module))
             session.attach(module, stack)
             if probe is not None:
-                probe.attach(stack, sources[0].shape[0])
+                probe.attach(stack, sources[0].shape[0], sources)
             with torch.enable_grad():
                 if create_graph:
                     # first pass: shares on the ordinary graph (same dropout masks)
