@@ -109,6 +109,9 @@ def _reference(block, x, target, attention):
             Rh = (_lin(h, W["q"], Rq) + _lin(h, W["k"], RkT.transpose(-1, -2))
                   + _lin(h, W["v"], Rv))
             absorbed = (Rs.sum((1, 2)) - Rz.sum((1, 2)))
+            # the bias term as docs/lrp.rst writes it
+            closed = Rs * (1 - z + (s * z).sum(-1, keepdim=True))
+            torch.testing.assert_close(closed.sum((1, 2)), absorbed)
         Rx = Rx + _layer_norm(x, block.ln1, Rh)
     return Rx, absorbed
 
@@ -155,14 +158,32 @@ class _Encoder(nn.Module):
         return self.head(self.encoder(x.reshape(x.shape[0], 8, 8)).mean(1))
 
 
+class _Sdpa(nn.Module):
+    """Fused attention (``F.scaled_dot_product_attention``), two heads."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.qkv, self.out = nn.Linear(8, 24), nn.Linear(8, 8)
+        self.norm, self.head = nn.LayerNorm(8), nn.Linear(8, 2)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], 8, 8)
+        q, k, v = self.qkv(self.norm(x)).reshape(x.shape[0], 8, 3, 2, 4).permute(
+            2, 0, 3, 1, 4)
+        a = nn.functional.scaled_dot_product_attention(q, k, v)
+        x = x + self.out(a.transpose(1, 2).reshape(x.shape))
+        return self.head(x.mean(1))
+
+
 def _net(case):
-    if case == "encoder":
+    if case in ("encoder", "sdpa"):
         X = torch.randn(3, 64, generator=torch.Generator().manual_seed(2))
-        return _Encoder().double().eval(), X.double()
+        return (_Encoder() if case == "encoder" else _Sdpa()).double().eval(), X.double()
     return _vit(3 if case == "vit3d" else 2)
 
 
-CASES = ["vit2d", "vit3d", "encoder"]
+CASES = ["vit2d", "vit3d", "encoder", "sdpa"]
 
 
 def _zero_constants(net):

@@ -231,10 +231,13 @@ class LRP(BaseExplainer):
     attention : {"attnlrp", "cp"}, default="attnlrp"
         Softmax attention: ``"attnlrp"`` (Achtibat et al. 2024) keeps the
         softmax's gradient and splits the products of two activations
-        uniformly; ``"cp"`` (conservative propagation, Ali et al. 2022)
-        treats the attention weights as constants, so relevance reaches the
-        values only and is conserved through attention (not differentiated
-        through the weights with ``create_graph=True``).
+        uniformly; the softmax rule's bias term absorbs relevance of either
+        sign, possibly more than the output (see "Where the relevance of a
+        transformer goes" in the LRP guide). ``"cp"`` (conservative
+        propagation, Ali et al. 2022) treats the attention weights as
+        constants, so relevance reaches the values only and is conserved
+        through attention (not differentiated through the weights with
+        ``create_graph=True``).
 
     Notes
     -----
