@@ -260,3 +260,18 @@ def test_relevance_budget_validates_its_input():
         relevance_budget(LRP(), net, [[1.0, 2.0, 3.0]], 0)
     with pytest.raises(ValueError, match="'target' parameter of relevance_budget"):
         relevance_budget(LRP(), net, torch.rand(2, 3), torch.tensor([0, 1, 1]))
+
+
+def test_conservation_message_says_where_the_relevance_went():
+    net, X = _net("vit2d")
+    with pytest.raises(ValueError, match="bias term of AttnLRP's softmax rule") as err:
+        LRP(composite="epsilon", conservation="raise", conservation_rtol=0.05).explain(
+            net, X, torch.tensor([0, 1, 1]))
+    assert "is not accounted for by any rule" in str(err.value)
+    # MONAI stacks queries, keys and values as (3, n, ...): with n = 3 a
+    # whole-batch probe took that axis for the samples and blamed a Rearrange
+    assert "Rearrange" not in str(err.value)
+    with pytest.raises(ValueError, match="biases and epsilon of ruled layers") as err:
+        LRP(composite="epsilon", attention="cp", conservation="raise",
+            conservation_rtol=0.05).explain(net, X, 1)
+    assert "softmax" not in str(err.value)

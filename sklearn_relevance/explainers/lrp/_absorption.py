@@ -25,6 +25,7 @@ its output's relevance minus its inputs'.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -34,7 +35,7 @@ from ..._module_access import hook_acts, hook_owner
 from ._conservation import ConservationWarning, LayerProbe
 from ._functional import FunctionRules, _name
 
-__all__ = ["AbsorptionProbe", "relevance_budget", "BUDGET_KEYS"]
+__all__ = ["AbsorptionProbe", "relevance_budget", "diagnose", "BUDGET_KEYS"]
 
 #: The shares of :func:`relevance_budget`, in the order of its equation.
 BUDGET_KEYS = ("output", "sum", "layers", "constants", "softmax", "residual")
@@ -208,3 +209,34 @@ def relevance_budget(lrp, module, X, target):
             rows[key].append(shares[key])
         rows["residual"].append(output - total - sum(shares.values()))
     return {key: torch.stack(v) for key, v in rows.items()}
+
+
+
+def diagnose(lrp, module, X, target, i):
+    """``(worst, note)`` for the conservation message, from one LRP pass on
+    sample ``i`` alone (whole-tensor sums: no axis is mistaken for the batch
+    axis, as a ``(3, n, ...)`` query-key-value stack would be when ``n`` is
+    3): the innermost layer creating relevance (see ``LayerProbe.worst``)
+    and a sentence saying where the sample's relevance went."""
+    t = target[i:i + 1] if torch.is_tensor(target) and target.ndim else target
+    probe = AbsorptionProbe(module, lambda: hook_acts(hook_owner(module)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConservationWarning)
+        R, scores = lrp._run(module, X[i:i + 1], t, create_graph=False, probe=probe)
+    shares = {k: float(v) for k, v in probe.shares().items()}
+    total, output = float(R.detach().double().sum()), float(scores.double().sum())
+    residual = output - total - sum(shares.values())
+    probe.record = {name: [torch.as_tensor(v, dtype=torch.float64).reshape(1)
+                           for v in entry] for name, entry in probe.record.items()}
+    worst = probe.worst([0])
+    if not all(math.isfinite(v) for v in (total, residual)):
+        return worst, ""
+    parts = [f"biases and epsilon of ruled layers absorbed {shares['layers']:.4g}"]
+    if shares["constants"]:
+        parts.append("constants added in the network's code (class token, position "
+                     f"embeddings, functional biases) {shares['constants']:.4g}")
+    if shares["softmax"]:
+        parts.append(f"the bias term of AttnLRP's softmax rule {shares['softmax']:.4g} "
+                     "(attention='cp' conserves through attention)")
+    parts.append(f"{residual:.4g} is not accounted for by any rule")
+    return worst, f" Where sample {i}'s relevance went: " + "; ".join(parts) + "."

@@ -18,6 +18,7 @@ from ._conservation import (
     report,
     violations,
 )
+from ._absorption import diagnose
 from ._functional import FunctionRules
 from ._layers import LayerView
 from ._relay import relay, shares
@@ -253,7 +254,10 @@ class LRP(BaseExplainer):
     as in DenseNet) takes the identity rule of element-wise layers.
 
     The conservation check costs one sum per sample; a failed check runs a
-    second, diagnostic pass that measures each layer's relevance in and out.
+    second, diagnostic pass that measures each layer's relevance in and out
+    (on the first failing sample alone when no layer is in training mode)
+    and says where that sample's relevance went: biases and epsilon, constants
+    added in the network's code, AttnLRP's softmax rule, or no rule at all.
 
     Examples
     --------
@@ -334,10 +338,15 @@ class LRP(BaseExplainer):
         bad = violations(sums, scores, rtol)
         if not bad:
             return relevance
-        probe = LayerProbe(module, lambda: hook_acts(hook_owner(module)))
-        self._run(module, X, target, create_graph=False, probe=probe)
-        message = conservation_message(bad, sums, scores,
-                                       probe.worst(bad), rtol, module)
+        note = ""
+        if torch.is_tensor(X) and not any(m.training for m in module.modules()):
+            # one sample alone: exact sums, and where its relevance went
+            worst, note = diagnose(self, module, X, target, bad[0])
+        else:  # batch statistics or several inputs: the whole batch
+            probe = LayerProbe(module, lambda: hook_acts(hook_owner(module)))
+            self._run(module, X, target, create_graph=False, probe=probe)
+            worst = probe.worst(bad)
+        message = conservation_message(bad, sums, scores, worst, rtol, module) + note
         if not bool(finite.all()):
             raise ValueError(message.replace("does not sum", "is not finite and "
                                              "does not sum"))
