@@ -254,6 +254,16 @@ def test_the_budget_shows_relevance_a_missing_rule_creates():
     torch.testing.assert_close(b["residual"], -b["output"])
 
 
+def test_a_single_biased_layer_absorbs_the_whole_difference():
+    torch.manual_seed(0)
+    net = nn.Linear(3, 2).double()
+    X = torch.rand(4, 3, dtype=torch.float64)
+    b = relevance_budget(LRP(composite="epsilon", epsilon=EPS), net, X, 1)
+    # LRP-epsilon's input relevance sums to w.x: the bias absorbs the rest
+    torch.testing.assert_close(b["layers"], net.bias[1].detach().expand(4))
+    assert torch.all(b["residual"] == 0)
+
+
 def test_relevance_budget_validates_its_input():
     net = nn.Linear(3, 2)
     with pytest.raises(ValueError, match="'X' parameter of relevance_budget"):

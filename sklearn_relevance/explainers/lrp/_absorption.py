@@ -60,7 +60,12 @@ class AbsorptionProbe(LayerProbe):
 
     def __init__(self, module, owner_acts):
         super().__init__(module, owner_acts)
-        self.leaves = {m for m in self.names if not list(m.children())}
+        # the root is no leaf here: its relevance in and out are the sum and
+        # the output (a root without children: see ``shares``)
+        self.leaves = {m for m, name in self.names.items()
+                       if name and not list(m.children())}
+        self.root_is_leaf = not list(module.children())
+        self.root = module
         self.inside = 0  # leaf modules running now
         self.functions = {"constants": torch.zeros((), dtype=torch.float64),
                           "softmax": torch.zeros((), dtype=torch.float64)}
@@ -84,7 +89,7 @@ class AbsorptionProbe(LayerProbe):
             raise ValueError("The AbsorptionProbe needs the explained input's leaves "
                              "('sources').")
         super().attach(stack, None)  # totals: no per-sample split
-        for m in self.leaves:
+        for m in self.leaves | ({self.root} if self.root_is_leaf else set()):
             def enter(*_):
                 if self.acts():
                     self.inside += 1
@@ -99,8 +104,13 @@ class AbsorptionProbe(LayerProbe):
         # operations those rules hand on (attention decomposed into softmax)
         stack.enter_context(_FunctionProbe(self, FunctionRules(sources, lambda: "")))
 
-    def shares(self):
-        """``{"layers", "constants", "softmax"}``: absorbed relevance (float64)."""
+    def shares(self, total, output):
+        """``{"layers", "constants", "softmax"}``: absorbed relevance (float64)
+        of a sample whose relevance sums to ``total`` for ``output``."""
+        if self.root_is_leaf:  # one layer: it absorbed the whole difference
+            return {"layers": torch.as_tensor(output - total, dtype=torch.float64),
+                    "constants": self.functions["constants"],
+                    "softmax": self.functions["softmax"]}
         layers = torch.zeros((), dtype=torch.float64)
         softmax = self.functions["softmax"]
         for m in self.leaves:
@@ -200,9 +210,9 @@ def relevance_budget(lrp, module, X, target):
             warnings.simplefilter("ignore", ConservationWarning)
             R, scores = lrp._run(module, X[i:i + 1], t, create_graph=False,
                                  probe=probe)
-        shares = probe.shares()
         total = R.detach().double().sum()
         output = scores.double().reshape(())
+        shares = probe.shares(total, output)
         rows["output"].append(output)
         rows["sum"].append(total)
         for key in ("layers", "constants", "softmax"):
@@ -223,8 +233,8 @@ def diagnose(lrp, module, X, target, i):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConservationWarning)
         R, scores = lrp._run(module, X[i:i + 1], t, create_graph=False, probe=probe)
-    shares = {k: float(v) for k, v in probe.shares().items()}
     total, output = float(R.detach().double().sum()), float(scores.double().sum())
+    shares = {k: float(v) for k, v in probe.shares(total, output).items()}
     residual = output - total - sum(shares.values())
     probe.record = {name: [torch.as_tensor(v, dtype=torch.float64).reshape(1)
                            for v in entry] for name, entry in probe.record.items()}
