@@ -6,6 +6,7 @@ implemented as modified gradients so that relevance is batched, runs on the
 module's device and can be differentiated (``create_graph=True``).
 """
 
+from ._absorption import BUDGET_KEYS, relevance_budget
 from ._conservation import ConservationWarning
 from ._functional import UnsupportedOperationError
 from ._lrp import LRP
@@ -44,4 +45,6 @@ __all__ = [
     "Canonizer",
     "CanonizerHandle",
     "MergeBatchNorm",
+    "relevance_budget",
+    "BUDGET_KEYS",
 ]

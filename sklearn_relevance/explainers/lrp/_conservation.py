@@ -69,7 +69,10 @@ class LayerProbe:
             entry[slot] = entry[slot] + s
         t.register_hook(grad_hook)
 
-    def attach(self, stack, n=None):
+    def attach(self, stack, n=None, sources=None):
+        """Hook every named submodule (removed when ``stack`` closes); ``n``:
+        the number of samples; ``sources``: the explained input's leaves
+        (unused here, for probes that follow functional operations)."""
         self.n = n
         for m, name in self.names.items():
             if not name:

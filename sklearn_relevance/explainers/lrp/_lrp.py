@@ -19,6 +19,7 @@ from ._conservation import (
     report,
     violations,
 )
+from ._absorption import diagnose
 from ._functional import FunctionRules
 from ._layers import LayerView
 from ._relay import relay, shares
@@ -232,10 +233,13 @@ class LRP(BaseExplainer):
     attention : {"attnlrp", "cp"}, default="attnlrp"
         Softmax attention: ``"attnlrp"`` (Achtibat et al. 2024) keeps the
         softmax's gradient and splits the products of two activations
-        uniformly; ``"cp"`` (conservative propagation, Ali et al. 2022)
-        treats the attention weights as constants, so relevance reaches the
-        values only and is conserved through attention (not differentiated
-        through the weights with ``create_graph=True``).
+        uniformly; the softmax rule's bias term absorbs relevance of either
+        sign, possibly more than the output (see "Where the relevance of a
+        transformer goes" in the LRP guide). ``"cp"`` (conservative
+        propagation, Ali et al. 2022) treats the attention weights as
+        constants, so relevance reaches the values only and is conserved
+        through attention (not differentiated through the weights with
+        ``create_graph=True``).
 
     Notes
     -----
@@ -251,7 +255,10 @@ class LRP(BaseExplainer):
     as in DenseNet) takes the identity rule of element-wise layers.
 
     The conservation check costs one sum per sample; a failed check runs a
-    second, diagnostic pass that measures each layer's relevance in and out.
+    second, diagnostic pass that measures each layer's relevance in and out
+    (on the first failing sample alone when no layer is in training mode)
+    and says where that sample's relevance went: biases and epsilon, constants
+    added in the network's code, AttnLRP's softmax rule, or no rule at all.
 
     Examples
     --------
@@ -332,10 +339,15 @@ class LRP(BaseExplainer):
         bad = violations(sums, scores, rtol)
         if not bad:
             return relevance
-        probe = LayerProbe(module, lambda: hook_acts(hook_owner(module)))
-        self._run(module, X, target, create_graph=False, probe=probe)
-        message = conservation_message(bad, sums, scores,
-                                       probe.worst(bad), rtol, module)
+        note = ""
+        if torch.is_tensor(X) and not any(m.training for m in module.modules()):
+            # one sample alone: exact sums, and where its relevance went
+            worst, note = diagnose(self, module, X, target, bad[0])
+        else:  # batch statistics or several inputs: the whole batch
+            probe = LayerProbe(module, lambda: hook_acts(hook_owner(module)))
+            self._run(module, X, target, create_graph=False, probe=probe)
+            worst = probe.worst(bad)
+        message = conservation_message(bad, sums, scores, worst, rtol, module) + note
         if not bool(finite.all()):
             raise ValueError(message.replace("does not sum", "is not finite and "
                                              "does not sum"))
@@ -410,7 +422,7 @@ class LRP(BaseExplainer):
             session = _Session(plan, sources, handles, hook_owner(module))
             session.attach(module, stack)
             if probe is not None:
-                probe.attach(stack, sources[0].shape[0])
+                probe.attach(stack, sources[0].shape[0], sources)
             with torch.enable_grad():
                 if create_graph:
                     # first pass: shares on the ordinary graph (same dropout masks)
