@@ -120,7 +120,7 @@ def _probe_rows(X):
 
 
 def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True,
-                   channels_last=True):
+                   channels_last=True, fold_batchnorms=True):
     """A faster copy of an eval-mode ``module`` for passes on ``X``, or ``module``.
 
     Every rewrite is exact by construction for every input, proved from the
@@ -200,7 +200,7 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
         if (seen is None or seen.recorder.value_reads
                 or seen.leaf_calls != facts.leaf_sequence()):
             return module
-        pairs = facts.foldable_batchnorms()
+        pairs = facts.foldable_batchnorms() if fold_batchnorms else []
         changed = _fold_batchnorms(fast, pairs) > 0
         for name in facts.inplace_relus({bn for _, bn in pairs}):
             fast.get_submodule(name).inplace = True
