@@ -62,7 +62,7 @@ def _check_flag(value, name, owner):
 
 
 def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True,
-                   channels_last=True):
+                   channels_last=True, fold_batchnorms=True):
     """A faster copy of an eval-mode network for passes on inputs like ``X``.
 
     Each rewrite is exact by construction for every input and is made only
@@ -100,6 +100,10 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     channels_last : bool, default=True
         Whether CPU convolution weights may become channels-last (off only
         to measure its time and rounding).
+    fold_batchnorms : bool, default=True
+        Whether eval-mode BatchNorm layers may be folded into the layer
+        before them (off only to measure its time and rounding:
+        ``benchmarks/bench_float32_precision.py``).
 
     Returns
     -------
@@ -139,11 +143,13 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     _check_X(X)
     rtol = check_real(rtol, "rtol", owner, low=0, closed="neither")
     for name, value in (("split_stem", split_stem), ("trunk_rewrites", trunk_rewrites),
-                        ("channels_last", channels_last)):
+                        ("channels_last", channels_last),
+                        ("fold_batchnorms", fold_batchnorms)):
         _check_flag(value, name, owner)
     return _inference.inference_copy(module, X, rtol=rtol, split_stem=split_stem,
                                      trunk_rewrites=trunk_rewrites,
-                                     channels_last=channels_last)
+                                     channels_last=channels_last,
+                                     fold_batchnorms=fold_batchnorms)
 
 
 def cached_inference_copy(module, X):

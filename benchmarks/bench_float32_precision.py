@@ -1,0 +1,132 @@
+"""Float32 precision of the fast paths: flip rate and error against captum float32.
+
+Issue 22's goal: the error against a float64 reference at most 1.5x captum
+float32's own, max and mean. On ReLU / max-pooling networks a float32
+explanation differs from float64 by rounding (tiny) and, where a
+pre-activation or two pooled values lie within rounding of each other, by a
+*flip*: a gate or pooling winner that moves a whole gradient value. Which
+samples flip is redrawn by any change of rounding order (BatchNorm folding,
+the split input layer, channels-last convolutions, captum's own batch size),
+so the largest error of a few samples is a lottery; the flip *rate* and the
+mean error over many samples are what a speed-up can make worse.
+
+This prints, per network and path, over ``--n`` samples (integrated
+gradients, ``--steps`` steps; the reference is captum in float64 on the
+float64 network): the number of samples with a flip (max relative error
+above 1e-4), the mean relative error, the largest, and their ratios to
+captum float32's. Paths: ``estimator.explain`` (the inference copy with every
+rewrite), and copies without one rewrite each (``sklearn_relevance.inference``).
+
+Run ``python benchmarks/bench_float32_precision.py`` (about 5 minutes on 2
+CPU cores); ``--cases generated resnet32``, ``--n``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+FLIP = 1e-4
+
+
+def _generated(n, seed=0):
+    """A small BatchNorm / max-pooling CNN with drawn statistics, 3 x 32 x 32."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+
+    def bn(c):
+        b = nn.BatchNorm2d(c)
+        with torch.no_grad():
+            b.running_mean.uniform_(-0.5, 0.5, generator=gen)
+            b.running_var.uniform_(0.5, 2.0, generator=gen)
+            b.weight.uniform_(0.5, 1.5, generator=gen)
+            b.bias.uniform_(-0.3, 0.3, generator=gen)
+        return b
+
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 5, padding=2), bn(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), bn(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 3, padding=1), bn(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 2)).eval()
+    X = torch.rand(n, 3, 32, 32, generator=gen)
+    return "generated BatchNorm / max-pooling CNN, 3 x 32 x 32", net, X, torch.arange(n) % 2
+
+
+def _case(name, n):
+    if name == "generated":
+        return _generated(n)
+    from bench_clinical_sizes import make_case
+
+    label, _, module, X, t, _ = make_case(name, n, "cpu")
+    return label, module.eval(), X, t
+
+
+def _estimator_explain(module, X, t, steps):
+    from sklearn_relevance import RelevanceNetClassifier
+
+    est = RelevanceNetClassifier(copy.deepcopy(module), max_epochs=0, random_state=0)
+    est.fit(X[:2].numpy(), np.array([0, 1]))
+    est.module_.load_state_dict(module.state_dict())
+    est.module_.eval()
+    return torch.as_tensor(est.explain(X.numpy(), target=t.numpy(),
+                                       explainer="integrated_gradients", n_steps=steps))
+
+
+def main(argv=None):
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    from sklearn_relevance.explainers import IntegratedGradients
+    from sklearn_relevance.inference import inference_copy, no_inference_copy
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="*", default=["generated", "resnet32"])
+    parser.add_argument("--n", type=int, nargs="*", default=[2000, 600],
+                        help="samples per case (one value for all, or one per case)")
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args(argv)
+    sizes = args.n * len(args.cases) if len(args.n) == 1 else args.n
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); command: python "
+          f"benchmarks/bench_float32_precision.py {' '.join(argv or sys.argv[1:])}")
+    for name, n in zip(args.cases, sizes):
+        label, module, X, t = _case(name, n)
+        exact = CaptumIG(copy.deepcopy(module).double()).attribute(
+            X.double(), target=t, n_steps=args.steps)
+        scale = exact.abs().amax(dim=tuple(range(1, X.ndim)), keepdim=True)
+
+        def stats(got):
+            d = ((got.detach().double() - exact).abs() / scale).flatten(1)
+            return int((d.amax(1) > FLIP).sum()), float(d.mean()), float(d.max())
+
+        rows = {"captum float32": stats(CaptumIG(module).attribute(X, target=t,
+                                                                   n_steps=args.steps)),
+                "estimator.explain (every rewrite)": stats(
+                    _estimator_explain(module, X, t, args.steps))}
+        variants = {"copy without BatchNorm folding": dict(fold_batchnorms=False),
+                    "copy without the split input layer": dict(split_stem=False),
+                    "copy without channels-last": dict(channels_last=False)}
+        with no_inference_copy():
+            for key, options in variants.items():
+                fast = inference_copy(module, X, **options)
+                rows[key] = stats(IntegratedGradients(n_steps=args.steps).explain(fast, X, t))
+            rows["module as it is (no copy)"] = stats(
+                IntegratedGradients(n_steps=args.steps).explain(module, X, t))
+        pf, pm, px = rows["captum float32"]
+        print(f"\n## {label}, {n} samples, integrated gradients ({args.steps} steps)\n")
+        print("| path | samples with a flip | mean error | max error |")
+        print("|---|---:|---:|---:|")
+        for key, (f, m, x) in rows.items():
+            print(f"| {key} | {f} ({f / max(pf, 1):.2f}x) | {m:.2e} ({m / pm:.2f}x) | "
+                  f"{x:.1e} ({x / px:.2f}x) |")
+
+
+if __name__ == "__main__":
+    main()
