@@ -104,6 +104,43 @@ def calls(path, n=10):
     return json.loads(out.splitlines()[-1])
 
 
+_CALLS_ALONE = """
+import json, time, warnings
+import numpy as np
+if {which!r} == "ours":
+    from sklearn_relevance.ims import read_imzml
+    def run():
+        return read_imzml({path!r}).X
+else:
+    from pyimzml.ImzMLParser import ImzMLParser
+    warnings.simplefilter("ignore")
+    def run():
+        p = ImzMLParser({path!r})
+        Y = np.stack([p.getspectrum(i)[1] for i in range(len(p.coordinates))])
+        p.m.close()
+        return Y
+out = []
+for _ in range({n}):
+    t, c = time.perf_counter(), time.process_time()
+    X = run()
+    out.append((time.perf_counter() - t, time.process_time() - c))
+    del X
+print(json.dumps(out))
+"""
+
+
+def calls_alone(path, n=10, rounds=3):
+    """(wall, CPU) seconds of ``n`` consecutive calls, each side alone in its own
+    fresh process (``rounds`` processes per side, the side that starts a round
+    alternating): arrays of shape (rounds, n, 2) for ours and the peer."""
+    got = {"ours": [], "peer": []}
+    for r in range(rounds):
+        for which in (("ours", "peer") if r % 2 == 0 else ("peer", "ours")):
+            *_, out = _run(_CALLS_ALONE.format(which=which, path=path, n=n))
+            got[which].append(json.loads(out.splitlines()[-1]))
+    return np.array(got["ours"]), np.array(got["peer"])
+
+
 _PARSE = """
 import json, sys, threading, time
 sys.path.insert(0, {here!r})

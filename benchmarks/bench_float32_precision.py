@@ -17,6 +17,9 @@ above 1e-4), the mean relative error, the largest, and their ratios to
 captum float32's. Paths: ``estimator.explain`` (the inference copy with every
 rewrite), and copies without one rewrite each (``sklearn_relevance.inference``).
 
+It ends with the rounding of single convolutions in both memory layouts
+(``--convs-only`` prints that table alone, in seconds).
+
 Run ``python benchmarks/bench_float32_precision.py`` (about 5 minutes on 2
 CPU cores); ``--cases generated resnet32``, ``--n``.
 """
@@ -81,6 +84,30 @@ def _estimator_explain(module, X, t, steps):
                                        explainer="integrated_gradients", n_steps=steps))
 
 
+def conv_rounding():
+    """Mean |error| / max |value| of one float32 convolution against float64,
+    in (N, C, H, W) and channels-last layouts (ResNet-18's shapes, 4 images)."""
+    torch.manual_seed(0)
+    print("\n## one convolution, float32 against float64 (mean |error| / max |value|)\n")
+    print("| convolution | input | contiguous | channels-last | ratio |")
+    print("|---|---|---:|---:|---:|")
+    for cin, cout, k, side in [(3, 64, 7, 112), (64, 64, 3, 56), (128, 128, 3, 28),
+                               (256, 256, 3, 14), (512, 512, 3, 7), (64, 128, 1, 56)]:
+        conv = nn.Conv2d(cin, cout, k, padding=k // 2).eval()
+        x = torch.randn(4, cin, side, side)
+        with torch.no_grad():
+            exact = nn.functional.conv2d(x.double(), conv.weight.double(),
+                                         conv.bias.double(), padding=k // 2)
+            scale = exact.abs().max()
+            plain = conv(x)
+            conv = conv.to(memory_format=torch.channels_last)
+            last = conv(x.contiguous(memory_format=torch.channels_last))
+        a = float((plain.double() - exact).abs().mean() / scale)
+        b = float((last.double() - exact).abs().mean() / scale)
+        print(f"| {cin} -> {cout}, {k} x {k} | 4 x {cin} x {side} x {side} | {a:.2e} | "
+              f"{b:.2e} | {b / a:.2f}x |")
+
+
 def main(argv=None):
     from captum.attr import IntegratedGradients as CaptumIG
 
@@ -92,7 +119,11 @@ def main(argv=None):
     parser.add_argument("--n", type=int, nargs="*", default=[2000, 600],
                         help="samples per case (one value for all, or one per case)")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--convs-only", action="store_true",
+                        help="only the one-convolution rounding table")
     args = parser.parse_args(argv)
+    if args.convs_only:
+        return conv_rounding()
     sizes = args.n * len(args.cases) if len(args.n) == 1 else args.n
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); command: python "
           f"benchmarks/bench_float32_precision.py {' '.join(argv or sys.argv[1:])}")
@@ -126,6 +157,7 @@ def main(argv=None):
         for key, (f, m, x) in rows.items():
             print(f"| {key} | {f} ({f / max(pf, 1):.2f}x) | {m:.2e} ({m / pm:.2f}x) | "
                   f"{x:.1e} ({x / px:.2f}x) |")
+    conv_rounding()
 
 
 if __name__ == "__main__":

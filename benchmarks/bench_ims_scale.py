@@ -393,6 +393,20 @@ def _process_level(shape, path, parts, args):
             print(f"{kind}: every call at least {ratio.min():.1f}x, median "
                   f"{np.median(ratio):.1f}x (slowest of ours against fastest of pyimzML: "
                   f"{peer[:, k].min() / ours[:, k].max():.1f}x)")
+        # each side alone in its own process: call i against call i, so that
+        # neither side's first call pays for the other's (the first large
+        # allocation of a process is the slowest: transparent huge pages)
+        ours, peer = _ims_process.calls_alone(path, 10, rounds=max(args.repeat, 2))
+        print(f"\n10 consecutive calls, each side alone in a fresh process ({max(args.repeat, 2)} "
+              "processes per side, median per call)")
+        for k, kind in enumerate(("wall", "CPU")):
+            o, q = np.median(ours[:, :, k], 0), np.median(peer[:, :, k], 0)
+            ratio = q / o
+            print(f"ours {kind} (s):    " + " ".join(f"{t:6.3f}" for t in o))
+            print(f"pyimzML {kind} (s): " + " ".join(f"{t:6.3f}" for t in q))
+            print(f"ratio {kind}:       " + " ".join(f"{r:5.1f}x" for r in ratio))
+            print(f"{kind}: every call at least {ratio.min():.1f}x, median "
+                  f"{np.median(ratio):.1f}x")
 
 
 if __name__ == "__main__":
