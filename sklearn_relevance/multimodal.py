@@ -70,7 +70,8 @@ def modality_importance(estimator, X, *, method="gradient", target=None, normali
         One array per modality, with the keys the network was built for.
     method : {"gradient", "permutation", "integrated_gradients"}, default="gradient"
     target : None, int or array-like of shape (n_samples,), default=None
-        Class explained per sample: ``None`` explains the predicted class.
+        Class explained per sample: ``None`` explains the predicted class
+        (for a fitted estimator, the class its ``predict`` returns).
         For a single-output network the output itself is explained.
     normalize : bool, default=True
         Divide by the total so that the importances sum to one.
@@ -124,6 +125,10 @@ def modality_importance(estimator, X, *, method="gradient", target=None, normali
             f"Got {type(X).__name__} instead."
         )
     X = _check_modalities(X)
+    if target is None and callable(getattr(estimator, "_predicted_indices", None)):
+        # a fitted estimator: the class its predict returns (the library's one
+        # target policy), not an arg-max of this function's own forward
+        target = estimator._predicted_indices(X)
     expected = getattr(module, "input_shape", None)
     if isinstance(expected, Mapping):
         check_sample_shape(X, expected, name="X", owner=type(module).__name__)

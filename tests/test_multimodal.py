@@ -386,3 +386,20 @@ def test_evaluate_importance_progress_bar_is_off_by_default(capsys):
     assert "evaluate_importance" in capsys.readouterr().err
     with pytest.raises(ValueError, match="'verbose'"):
         evaluate_importance(object(), verbose=-1)
+
+
+def test_modality_importance_explains_the_class_predict_returns(monkeypatch):
+    # target=None on a fitted estimator is the class predict returns (the one
+    # target policy), not an arg-max of the function's own fuse / head forward
+    from sklearn_relevance import RelevanceNetClassifier
+
+    X = {k: v.numpy() for k, v in _batch(60, seed=3).items()}
+    y = np.arange(60) % 3
+    est = RelevanceNetClassifier(FusionNet, module__head_hidden=(), max_epochs=1,
+                                 random_state=0).fit(X, y)
+    forced = np.full(60, 2, dtype=np.int64)  # what "predict" says, here forced
+    monkeypatch.setattr(est, "_predicted_indices", lambda X_, **kw: forced)
+    got = modality_importance(est, X)
+    want = modality_importance(est, X, target=forced)
+    _assert_dict_close(got, want, rtol=0, atol=0)
+    assert got != modality_importance(est, X, target=np.zeros(60, dtype=np.int64))
