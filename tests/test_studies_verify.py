@@ -73,7 +73,7 @@ def test_verify_report_numbers_and_conclusions(tmp_path):
     from sklearn_relevance.studies._verify import report
 
     old, same, moved, flipped = (tmp_path / n for n in ("old", "same", "moved", "flipped"))
-    _fake_run(old, [(0.5, 0.2, 0.8), (0.1, 0.0, 0.2)])
+    _fake_run(old, [(0.5, 0.4, 0.6), (0.1, 0.0, 0.2)])  # "above", far from 0
     _fake_run(same, [(0.45, 0.25, 0.65), (0.12, 0.05, 0.19)])
     _fake_run(moved, [(0.9, 0.7, 1.0), (0.12, 0.05, 0.19)])  # a's mean outside, same verdict
     _fake_run(flipped, [(0.1, -0.2, 0.4), (0.12, 0.05, 0.19)])
@@ -114,7 +114,9 @@ def test_verify_command_quick_against_a_quick_run(tmp_path, monkeypatch, capsys)
     # a changed conclusion gives a non-zero status
     path = committed / "multimodal_findings_conclusions.csv"
     frame = pd.read_csv(path, keep_default_na=False, dtype=str)
-    frame.loc[frame.verdict != "fact", "verdict"] = "below"
+    changed = frame.verdict != "fact"
+    frame.loc[changed, "verdict"] = "below"
+    frame.loc[changed, "sentence"] = "a committed sentence without a flag"
     frame.to_csv(path, index=False)
     assert main(["multimodal", "--quick", "--quiet", "--verify", "--against",
                  str(committed)]) == 1
@@ -194,7 +196,15 @@ def test_a_verdict_near_its_threshold_is_flagged_machine_sensitive():
     # the committed CT number: 0.42 [0.04, 0.69] "agree" read "not shown" elsewhere
     assert "machine-sensitive" in _finding(0.04, 0.69).text
     assert "machine-sensitive" not in _finding(0.30, 0.69).text
-    assert "machine-sensitive" not in _finding(-0.1, 0.69).text  # not shown: no flag
+    # not shown: a re-run shows a verdict with probability >= 0.17 (the most at the centre)
+    from sklearn_relevance.studies._findings import NOT_SHOWN, same_probability
+
+    assert same_probability(NOT_SHOWN, -0.5, 0.5, 0.0) == pytest.approx(0.834, abs=1e-3)
+    assert same_probability(NOT_SHOWN, -0.1, 0.69, 0.0) < same_probability(
+        NOT_SHOWN, -0.5, 0.5, 0.0)
+    assert "probability about 0.83" in _finding(-0.5, 0.5).text
+    # a shown verdict far from its threshold reads the same almost surely
+    assert same_probability(ABOVE, 0.5, 0.7, 0.0) > 0.999
     assert "machine-sensitive" in rank_finding("k", "r", 50.0, 40.0, 57.0, 58.5, above="a",
                                                below="b", not_shown="c").text
 

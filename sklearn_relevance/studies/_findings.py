@@ -23,10 +23,14 @@ The rules:
 * :func:`fact`: a number or a description without a claim (verdict
   ``"fact"``, never a conclusion that could flip).
 
-A shown verdict whose interval ends within :data:`CLOSE` (a tenth) of its
-width from the threshold says so in its sentence ("machine-sensitive"):
-such a conclusion may read "not shown" on a re-run, as the CT study's
-"agree" did on another CPU.
+A verdict that a re-run would read the same with probability below
+:data:`SAME` (0.9; :func:`same_probability`: the re-run varies like
+another draw of the seeds) says so in its sentence ("machine-sensitive"),
+with that probability. The CT study's "agree" once read "not shown" on
+another CPU; under this model every "not shown" is flagged (a re-run shows
+a verdict with probability at least 0.17, the most when the threshold lies
+at the interval's centre), and a shown verdict is flagged when its interval
+ends within about 0.46 of its width from the threshold.
 """
 
 from __future__ import annotations
@@ -67,26 +71,53 @@ def interval_verdict(low, high, threshold=0.0):
     return NOT_SHOWN
 
 
-#: A verdict is flagged as close when its interval ends within this fraction of
-#: the interval's width from the threshold.
-CLOSE = 0.1
+#: A verdict is flagged machine-sensitive when a re-run would read the same
+#: with a probability below this (see :func:`same_probability`).
+SAME = 0.9
 #: The word a flagged sentence carries (``--verify`` looks for it).
 SENSITIVE = "machine-sensitive"
 
 
-def close_call(verdict, low, high, threshold):
-    """Whether a shown verdict rests on an interval that ends near the threshold
-    (within :data:`CLOSE` of its width): a re-run, on another CPU say, may read
-    "not shown"."""
-    if verdict == NOT_SHOWN or not (np.isfinite(low) and np.isfinite(high)):
-        return False
-    gap = (low - threshold) if verdict == ABOVE else (threshold - high)
-    return gap < CLOSE * (high - low)
+def same_probability(verdict, low, high, threshold):
+    """Probability that a re-run reads ``verdict`` again.
+
+    A re-run on another CPU (another maths library, so other trained
+    weights) varies like another draw of the seeds: its interval is modelled
+    with the same width, centred on a point drawn from a normal distribution
+    around this interval's centre with sqrt(2) times its standard error
+    (half-width / 1.96; the difference of two independent estimates). The
+    verdict of that interval against ``threshold`` is the same as this one
+    with the returned probability. "not shown" verdicts are included: an
+    interval that barely contains the threshold may exclude it next time.
+    """
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return 1.0 if verdict == NOT_SHOWN else float("nan")
+    centre, half = (low + high) / 2, (high - low) / 2
+    if half <= 0:
+        return 1.0
+    sd = np.sqrt(2.0) * half / 1.96
+    p_above = float(_normal_cdf((centre - half - threshold) / sd))
+    p_below = float(_normal_cdf((threshold - centre - half) / sd))
+    return {ABOVE: p_above, BELOW: p_below, NOT_SHOWN: 1.0 - p_above - p_below}[verdict]
+
+
+def _normal_cdf(z):
+    from math import erf, sqrt
+
+    return 0.5 * (1.0 + erf(z / sqrt(2.0)))
+
+
+def sensitive(verdict, low, high, threshold):
+    """Whether a verdict reads the same on a re-run with probability below :data:`SAME`."""
+    return same_probability(verdict, low, high, threshold) < SAME
 
 
 def _close_note(verdict, low, high, threshold):
-    return (f"; {SENSITIVE}: the interval ends close to the threshold, so a re-run "
-            "may read 'not shown'" if close_call(verdict, low, high, threshold) else "")
+    if not sensitive(verdict, low, high, threshold):
+        return ""
+    p = same_probability(verdict, low, high, threshold)
+    return (f"; {SENSITIVE}: a re-run reads the same with probability about {p:.2f}, "
+            "the interval lying near the threshold")
 
 
 def interval_finding(key, subject, mean, low, high, *, above, below, not_shown,
@@ -116,8 +147,9 @@ def interval_finding(key, subject, mean, low, high, *, above, below, not_shown,
     text = (f"{subject} {interval_text(mean, low, high, digits)} (95% interval over "
             f"{over}): {words} ({where}{_close_note(verdict, low, high, threshold)}).")
     rule = (f"'{above}' if the 95% interval lies above {threshold:g}; '{below}' if it "
-            f"lies below; '{not_shown}' otherwise; flagged machine-sensitive when it ends "
-            f"within {CLOSE:g} of its width from {threshold:g}")
+            f"lies below; '{not_shown}' otherwise; flagged {SENSITIVE} when a re-run "
+            f"(another draw with the same spread) reads the same with probability below "
+            f"{SAME:g}")
     return Finding(key, verdict, text, rule)
 
 
