@@ -238,3 +238,12 @@ def test_figure_problems_finds_what_a_figure_lacks():
     assert figure_problems(fig) == []
     clim = [row[0].images[0].get_clim() for row in np.reshape(fig.axes[:6], (3, 2))[1:]]
     assert clim[0][0] == 0 and clim[1][0] == -clim[1][1]
+
+
+def test_a_count_names_the_members_a_rerun_may_move():
+    from sklearn_relevance.studies._findings import count_note, sensitive_members
+
+    spans = {"near": (0.45, 0.9), "far": (0.8, 0.9), "below": (0.1, 0.2)}
+    assert sensitive_members(spans, 0.5) == ["near"]
+    assert "machine-sensitive: near" in count_note(["near"])
+    assert count_note([]) == ""

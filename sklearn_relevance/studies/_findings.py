@@ -112,6 +112,20 @@ def sensitive(verdict, low, high, threshold):
     return same_probability(verdict, low, high, threshold) < SAME
 
 
+def sensitive_members(intervals, threshold):
+    """The names whose interval verdict a re-run may change (:func:`sensitive`),
+    for findings that count verdicts: ``intervals`` maps a name to its
+    ``(low, high)``."""
+    return [name for name, (low, high) in intervals.items()
+            if sensitive(interval_verdict(low, high, threshold), low, high, threshold)]
+
+
+def count_note(names):
+    """The sentence ending of a count whose members :func:`sensitive_members` found."""
+    return (f" ({SENSITIVE}: {', '.join(names)} may change side on a re-run)"
+            if names else "")
+
+
 def _close_note(verdict, low, high, threshold):
     if not sensitive(verdict, low, high, threshold):
         return ""

@@ -51,7 +51,17 @@ from ._common import (
     write_table,
 )
 from ._figures import interval_panels, map_grid
-from ._findings import ABOVE, BELOW, Finding, fact, interval_finding, interval_verdict, write_findings
+from ._findings import (
+    ABOVE,
+    BELOW,
+    Finding,
+    count_note,
+    fact,
+    interval_finding,
+    interval_verdict,
+    sensitive_members,
+    write_findings,
+)
 
 EXPLAINERS = ["gradient", "gradient_x_input", "integrated_gradients", "smoothgrad",
               "smoothgrad_squared", "vargrad", "guided_backprop", "gradcam", "occlusion",
@@ -357,11 +367,13 @@ def ct_findings(names, metrics, scores, ranks, stab, dis, accuracy, chance, n_ce
                          seed_claim="IG and SmoothGrad on top by XRAI Dice"))
     for m in MASK_METRICS:
         if m in metrics and np.isfinite(chance.get(m, np.nan)):
-            above = [e for j, e in enumerate(names)
-                     if interval_verdict(*t_interval(scores[m][:, j] - chance[m])[1:]) == ABOVE]
+            spans = {e: t_interval(scores[m][:, j] - chance[m])[1:]
+                     for j, e in enumerate(names)}
+            above = [e for e, (lo, hi) in spans.items() if interval_verdict(lo, hi) == ABOVE]
             f = fact(f"above chance {m}", f"{m}: {len(above)} of {len(names)} explainers "
                                           f"above chance ({chance[m]:.3f}; 95% interval over "
-                                          f"{over} above it).")
+                                          f"{over} above it)"
+                                          f"{count_note(sensitive_members(spans, 0.0))}.")
             out.append(Finding(f.key, f"{len(above)}/{len(names)}", f.text,
                                "the count of explainers whose interval lies above chance"))
     out.append(fact("chance", f"Chance levels (uniform random maps on the same test images, "
@@ -385,14 +397,15 @@ def sanity_findings(names, sane, n_cells):
     over = f"{n_cells} networks"
     out = []
     for t, rates in sane.items():
-        verdicts = {e: interval_verdict(*t_interval(rates[:, j])[1:], threshold=0.5)
-                    for j, e in enumerate(names)}
+        spans = {e: t_interval(rates[:, j])[1:] for j, e in enumerate(names)}
+        verdicts = {e: interval_verdict(lo, hi, threshold=0.5) for e, (lo, hi) in spans.items()}
         passed = [e for e, v in verdicts.items() if v == ABOVE]
         failed = [e for e, v in verdicts.items() if v == BELOW]
         f = fact(f"sanity {t}", f"{SANITY_LABELS[t]}: {len(passed)} of {len(names)} "
                                 f"explainers pass on most images (interval over {over} above "
                                 f"0.5): {', '.join(passed) or 'none'}; fail (below 0.5): "
-                                f"{', '.join(failed) or 'none'}.")
+                                f"{', '.join(failed) or 'none'}"
+                                f"{count_note(sensitive_members(spans, 0.5))}.")
         out.append(Finding(f.key, f"{len(passed)}/{len(failed)}", f.text,
                            "explainers whose pass-rate interval lies above / below 0.5"))
     if "mprt" in sane and "guided_backprop" in names:
