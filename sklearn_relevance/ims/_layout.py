@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._parser import parse_imzml  # at import: a first read pays no import
 from ._fileio import FileIdentity, first_nonfinite, gather
 from ._integrity import CHECKSUMS, UUID_ACCESSION, check_uuid
 from ._integrity import verify_checksum as check_checksum
@@ -124,8 +125,6 @@ def parse(path, *, verify_checksum=False) -> Layout:
         file is shorter than the offsets say, or a continuous file holds
         spectra of different lengths.
     """
-    from ._parser import parse_imzml
-
     imzml = Path(path)
     imzml_identity = FileIdentity.of(check_regular(imzml, "imzML file"))
     ibd = find_ibd(imzml)

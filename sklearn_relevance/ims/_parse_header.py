@@ -10,6 +10,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from pyimzml.ImzMLParser import _get_cv_param
+from pyimzml.metadata import SpectrumData
 
 _NS = "{http://psi.hupo.org/ms/mzml}"
 _PRECISIONS = {"32-bit float": "f", "64-bit float": "d", "32-bit integer": "i",
@@ -18,8 +20,6 @@ _PRECISIONS = {"32-bit float": "f", "64-bit float": "d", "32-bit integer": "i",
 
 def _imzmldict(root):
     """pyimzML's ``imzmldict`` (``ImzMLParser.__readimzmlmeta``) from the header."""
-    from pyimzml.ImzMLParser import _get_cv_param
-
     d = {}
     sections = (
         ("scanSettingsList", (
@@ -63,8 +63,6 @@ def _groups(metadata):
 
 
 def _mode_and_polarity(metadata, spectrum):
-    from pyimzml.metadata import SpectrumData
-
     groups = metadata.referenceable_param_groups
     first = SpectrumData(spectrum, groups)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from pyimzml.ImzMLParser import _get_cv_param
 
 from ._parse_bytes import Irregular, _integers
 from ._parse_header import _NS
@@ -90,8 +91,6 @@ def _parse_tags(spec):
 
 def _pyimzml_numbers(spectrum, mz_id, int_id):
     """pyimzML's ``__process_spectrum`` on one parsed ``<spectrum>`` element."""
-    from pyimzml.ImzMLParser import _get_cv_param
-
     mz_group = int_group = None
     for e in spectrum.find(f"{_NS}binaryDataArrayList"):
         ref = e.find(f"{_NS}referenceableParamGroupRef").attrib["ref"]

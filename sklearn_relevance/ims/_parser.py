@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from xml.etree.ElementTree import XMLPullParser
 
 import numpy as np
+from pyimzml.metadata import Metadata  # at import: a first read pays no import
 
 from ._parse_block import scan_block
 from ._parse_bytes import Irregular, _integers
@@ -292,7 +293,6 @@ def _fast(path):
             raise Irregular
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyimzml warns on misnamed accessions
-            from pyimzml.metadata import Metadata
 
             metadata = Metadata(root)
             imzmldict = _imzmldict(root)
