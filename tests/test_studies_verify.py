@@ -247,3 +247,16 @@ def test_a_count_names_the_members_a_rerun_may_move():
     assert sensitive_members(spans, 0.5) == ["near"]
     assert "machine-sensitive: near" in count_note(["near"])
     assert count_note([]) == ""
+
+
+def test_a_finding_with_bars_is_a_valid_rst_list_item():
+    # "|relevance|" would be read by Sphinx as an undefined substitution: every
+    # bar of the sentence is escaped in the reStructuredText line
+    import re
+
+    from sklearn_relevance.studies._findings import fact
+
+    finding = fact("k", "0.07 of its |relevance| on the peaks")
+    line = finding.line()
+    assert re.search(r"(?<!\\)\|", line) is None
+    assert line.replace("\\|", "|") == "* " + finding.text

@@ -58,7 +58,9 @@ class Finding:
     rule: str
 
     def line(self):
-        return f"* {self.text}"
+        """The sentence as a reStructuredText list item (``|`` escaped, so that
+        ``|relevance|`` is not read as a substitution)."""
+        return "* " + self.text.replace("|", "\\|")
 
 
 def interval_verdict(low, high, threshold=0.0):
