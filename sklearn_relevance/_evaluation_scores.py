@@ -36,6 +36,8 @@ def _registered(entry, params):
                     "relevance": rel, "masks": ctx["masks"],
                     "explainer": ctx.get("explainer"),
                     "target": None if target is None else target.detach().cpu().numpy()}
+        if "random_state" not in params:  # one seed for every explainer: paired draws
+            supplied["random_state"] = ctx.get("metric_seed")
         scores = entry.call(supplied, **params)
         predicted = ctx.get("predicted")
         if (entry.name in _PREDICTED_ONLY and predicted is not None

@@ -32,6 +32,7 @@ from ._evaluation_scores import (
 from ._inference import inference_copy
 from ._module_access import eval_mode, module_access
 from ._nets import final_input, module_and_device
+from ._request import resolve_explainer
 from ._validation import check_input, check_int, check_real
 from .explainers import get_explainer
 from .metrics.sanity import check_sanity, sanity_columns
@@ -135,8 +136,11 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     return_scores : bool, default=False
         Also return the per-sample scores (long format).
     random_state : int, RandomState instance or None, default=None
-        Seeds the bootstrap and stochastic explainers without their own seed
-        (SmoothGrad); the same seed gives the same table.
+        Seeds the bootstrap, stochastic explainers without their own seed
+        (SmoothGrad; also where a metric or a sanity test explains again)
+        and metrics with random draws that are not given a ``random_state``
+        in ``metric_params`` (one seed for every explainer, so their draws
+        are paired); the same seed gives the same table.
     verbose : int, default=0
         ``1`` shows a progress bar over the explainers (tqdm, on stderr).
     sanity : None, True or list of str, default=None
@@ -254,8 +258,11 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
     if masks is not None:
         flat = masks.reshape(n, -1)
         valid = flat.any(1) & ~flat.all(1)
+    # metrics with random draws (perturbations, noise) get one seed derived
+    # from random_state without drawing from it again (earlier draws unchanged)
     ctx = {"module": work, "X": Xt, "target": target_t, "masks": masks_t,
-           "absolute": bool(absolute), "batch_size": batch_size, "predicted": predicted}
+           "absolute": bool(absolute), "batch_size": batch_size, "predicted": predicted,
+           "metric_seed": (explainer_seed + 1) % np.iinfo(np.int32).max}
 
     # ---- explain and score ---------------------------------------------------
     names = list(metric_fns)
@@ -267,8 +274,12 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         start = time.perf_counter()
         # one request per explainer: the network it runs on (the module or
         # its inference copy) is decided once, inside
-        rel = _explain(final, module, explainer, X, Xt, target_idx, chunk,
-                       _explainer_params(explainer, explainer_seed))
+        params = _explainer_params(explainer, explainer_seed)
+        rel = _explain(final, module, explainer, X, Xt, target_idx, chunk, params)
+        # metrics and sanity tests that explain again use the same seeded
+        # explainer (a clone: the caller's object is never changed), so that a
+        # stochastic explainer's columns are reproducible too
+        explainer = resolve_explainer(explainer, params) if params else explainer
         ctx["explainer"] = explainer  # for metrics that explain again
         with module_access(work, eval_mode=True):  # the metrics' passes
             cols = [_scores_on_valid(fn, rel, ctx, valid if needs else None)

@@ -386,3 +386,20 @@ def test_progress_bar_is_off_by_default(module, lesions, capsys):
     _quiet(compare_explainers, module, X[:4], y[:4], explainers=["gradient"],
            metrics=["sparseness"], n_bootstrap=0, verbose=1)
     assert "compare_explainers" in capsys.readouterr().err
+
+
+def test_same_random_state_same_table_with_random_metrics_and_sanity(module, lesions):
+    # a stochastic explainer without a seed, a metric with random draws and a
+    # randomisation test that explains again: one random_state, one table
+    from sklearn_relevance.explainers import SmoothGrad
+
+    X, y, masks = lesions
+    sg = SmoothGrad(n_samples=3)
+    runs = [_quiet(compare_explainers, module, X, y, masks=masks, explainers={"sg": sg},
+                   metrics=["mask_roc_auc", "max_sensitivity"], n_bootstrap=10,
+                   random_state=0, sanity=["mprt"]) for _ in range(2)]
+    assert runs[0].equals(runs[1])
+    assert sg.random_state is None  # the caller's explainer is not changed
+    other = _quiet(compare_explainers, module, X, y, masks=masks, explainers={"sg": sg},
+                   metrics=["max_sensitivity"], n_bootstrap=10, random_state=1)
+    assert other["max_sensitivity"].iloc[0] != runs[0]["max_sensitivity"].iloc[0]
