@@ -274,12 +274,12 @@ def compare_explainers(estimator, X, y=None, *, masks=None, explainers=DEFAULT_E
         start = time.perf_counter()
         # one request per explainer: the network it runs on (the module or
         # its inference copy) is decided once, inside
+        # a stochastic explainer without a seed is seeded once (a clone: the
+        # caller's object is never changed); the maps, the metrics and the
+        # sanity tests that explain again all use that one explainer
         params = _explainer_params(explainer, explainer_seed)
-        rel = _explain(final, module, explainer, X, Xt, target_idx, chunk, params)
-        # metrics and sanity tests that explain again use the same seeded
-        # explainer (a clone: the caller's object is never changed), so that a
-        # stochastic explainer's columns are reproducible too
         explainer = resolve_explainer(explainer, params) if params else explainer
+        rel = _explain(final, module, explainer, X, Xt, target_idx, chunk, {})
         ctx["explainer"] = explainer  # for metrics that explain again
         with module_access(work, eval_mode=True):  # the metrics' passes
             cols = [_scores_on_valid(fn, rel, ctx, valid if needs else None)
