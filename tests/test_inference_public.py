@@ -76,6 +76,11 @@ def test_the_copy_equals_the_network_and_leaves_it_unchanged():
     assert torch.equal(X, X0)
     assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
     assert not is_channels_last(inference_copy(net, X, channels_last=False))
+    # BatchNorm folding can be switched off (to measure its time and rounding)
+    kinds = {type(m) for m in inference_copy(net, X, fold_batchnorms=False).modules()}
+    assert any(issubclass(k, nn.modules.batchnorm._BatchNorm) for k in kinds)
+    kinds = {type(m) for m in inference_copy(net, X).modules()}
+    assert not any(issubclass(k, nn.modules.batchnorm._BatchNorm) for k in kinds)
 
 
 def test_cached_copy_is_reused_until_the_network_changes():
@@ -102,6 +107,8 @@ def test_a_training_mode_network_is_returned_as_it_is():
     (lambda: is_channels_last(3), "'module' parameter of is_channels_last"),
     (lambda: inference_copy(nn.Linear(3, 2), torch.zeros(2, 3), channels_last=1),
      "'channels_last' parameter of inference_copy"),
+    (lambda: inference_copy(nn.Linear(3, 2), torch.zeros(2, 3), fold_batchnorms="no"),
+     "'fold_batchnorms' parameter of inference_copy"),
 ])
 def test_bad_arguments_raise_type_errors(call, match):
     with pytest.raises(TypeError, match=match):
