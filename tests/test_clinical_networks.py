@@ -342,3 +342,58 @@ def test_select_output_errors():
         SelectOutput(vit.module, output=5)(X)
     with pytest.raises(ValueError, match="'output' parameter of SelectOutput"):
         SelectOutput(vit.module, output=1.5)
+
+
+def _trained_looking(case, seed=1):
+    module, X = _bare(case)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=gen))
+    return module, X
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_lrp_zero_equals_gradient_times_input_on_densenet(seed):
+    # DenseNet121 has only linear maps, BatchNorm (merged or pre-activation),
+    # ReLU, pooling and concatenation: LRP-0 (epsilon -> 0, biases taking
+    # their share) is then gradient x input exactly, a theorem. A pre-
+    # activation BatchNorm passed through unchanged breaks it (the layer below
+    # divides gamma * z + beta's relevance by z).
+    module, X = _trained_looking("densenet121", seed)
+    X = X.requires_grad_(True)
+    out = module(X)
+    target = out.argmax(1)
+    (grad,) = torch.autograd.grad(out[torch.arange(len(X)), target].sum(), X)
+    R = LRP(composite="epsilon", epsilon=1e-12, conservation="off").explain(
+        module, X.detach(), target)
+    torch.testing.assert_close(R, (X * grad).detach(), rtol=1e-6,
+                               atol=1e-7 * float((X * grad).abs().max()))
+
+
+@pytest.mark.parametrize("case", ["seresnet50", "densenet121"])
+def test_lrp_epsilon_of_the_module_as_it_is_equals_the_copy_and_is_accounted_for(case):
+    # BatchNorms with trained-looking statistics and shifts (MONAI opens each
+    # ADN with its BatchNorm, one Sequential below the convolution): LRP on
+    # the module as it is must merge them like the inference copy does, and
+    # every bit of relevance the sum misses must be absorbed by a layer
+    from sklearn_relevance.inference import no_inference_copy
+
+    module, X = _trained_looking(case)
+    out = module(X)
+    target = out.argmax(1)
+    logit = out[torch.arange(len(X)), target].detach()
+    # (LRP-epsilon's biases may absorb more than a small logit: no sum check)
+    lrp = LRP(composite="epsilon", conservation="off")
+    R_copy = lrp.explain(module, X, target)
+    with no_inference_copy():
+        R = lrp.explain(module, X, target)
+    torch.testing.assert_close(R, R_copy, rtol=1e-7, atol=1e-9 * float(R_copy.abs().max()))
+    sums = lrp.layer_relevance(module, X, target)
+    leaves = {n for n, m in module.named_modules() if not list(m.children())}
+    absorbed = sum(r_out - r_in for n, (r_in, r_out) in sums.items() if n in leaves)
+    residual = logit - R.reshape(len(X), -1).sum(1) - absorbed
+    assert (residual.abs() <= 1e-6 * logit.abs()).all(), residual / logit

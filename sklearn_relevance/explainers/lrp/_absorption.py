@@ -71,17 +71,21 @@ class AbsorptionProbe(LayerProbe):
                           "softmax": torch.zeros((), dtype=torch.float64)}
 
     def _add(self, name, slot, t):
+        value = t.detach().clone()  # before any later in-place change (LayerProbe)
+
         def grad_hook(g):
             if g is None:
                 return
             entry = self.record.setdefault(name, [0.0, 0.0])
-            entry[slot] = entry[slot] + _relevance(t, g)
+            entry[slot] = entry[slot] + _relevance(value, g)
         t.register_hook(grad_hook)
 
     def _credit(self, key, sign, t):
+        value = t.detach().clone()
+
         def grad_hook(g):
             if g is not None:
-                self.functions[key] = self.functions[key] + sign * _relevance(t, g)
+                self.functions[key] = self.functions[key] + sign * _relevance(value, g)
         t.register_hook(grad_hook)
 
     def attach(self, stack, n=None, sources=None):

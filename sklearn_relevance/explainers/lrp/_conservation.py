@@ -61,10 +61,14 @@ class LayerProbe:
         if self.n is not None and t.shape[0] != self.n:
             return
 
+        # the values now: the forward may change ``t`` in place later (MONAI's
+        # ``out += residual``), while the hook gets the gradient of this version
+        value = t.detach().clone()
+
         def grad_hook(g):
             if g is None:
                 return
-            s = (t.detach() * g.detach()).reshape(t.shape[0], -1).double().sum(1)
+            s = (value * g.detach()).reshape(value.shape[0], -1).double().sum(1)
             entry = self.record.setdefault(name, [0.0, 0.0])
             entry[slot] = entry[slot] + s
         t.register_hook(grad_hook)

@@ -7,9 +7,10 @@ operations, so :class:`FunctionRules`, a ``TorchFunctionMode`` active during
 the LRP forward pass (thread-local, like every torch function mode), rewrites
 them when *both* operands depend on the explained input:
 
-* products with a broadcast operand (squeeze-and-excitation, attention
-  gates): the smaller operand is a gate, a constant for relevance (gated
-  LRP / AttnLRP); all relevance goes to the gated signal;
+* products with a gate, a sigmoid's output (through reshapes) or a broadcast
+  operand (squeeze-and-excitation, attention gates): the gate is a constant
+  (gated LRP / AttnLRP), all relevance goes to the gated signal, whatever the
+  spatial size (an SE gate on a 1 x 1 x 1 map is still a gate);
 * element-wise products of same-shape activations and matrix products
   (``matmul``, ``bmm``, ``einsum``): the uniform rule of AttnLRP (each
   operand gets ``1/k`` of the relevance);
@@ -128,6 +129,11 @@ logsigmoid tanhshrink softsign exp erf sqrt rsqrt pow square
 _ZERO_GRAD = frozenset("sign sgn floor ceil round trunc frac heaviside".split())
 
 _MUL = frozenset({"mul", "multiply", "imul"})
+#: Sigmoid outputs are gates; reshapes of a gate stay one.
+_GATES = frozenset({"sigmoid", "hardsigmoid"})
+GATE_MODULES = (torch.nn.Sigmoid, torch.nn.Hardsigmoid)
+_RESHAPES = frozenset("""view view_as reshape reshape_as flatten unflatten squeeze
+unsqueeze expand expand_as contiguous clone to float double type_as""".split())
 _DIV = frozenset({"div", "truediv", "true_divide", "divide", "itruediv", "idiv"})
 _MATMUL = frozenset({"matmul", "bmm", "mm", "einsum"})
 _NORM = frozenset({"layer_norm", "group_norm", "instance_norm", "rms_norm"})
@@ -165,7 +171,6 @@ class FunctionRules(TorchFunctionMode):
         self.epsilon = epsilon
         self._memo = {}
 
-    # -- which tensors depend on the explained input --------------------
     def depends(self, t):
         if not (torch.is_tensor(t) and t.requires_grad):
             return False
@@ -192,10 +197,16 @@ class FunctionRules(TorchFunctionMode):
             stack.extend((c, False) for c in children if c not in memo)
         return memo[root]
 
-    # -- dispatch -------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = _name(func)
+        out = self._dispatch(func, name, args, kwargs)
+        if name in _GATES or (
+                name in _RESHAPES and args and getattr(args[0], "_lrp_gate", False)):
+            mark_gate(out)
+        return out
+
+    def _dispatch(self, func, name, args, kwargs):
         if name in _PLAIN or (self.plain is not None and self.plain()):
             out = func(*args, **kwargs)
             if name == "softmax" or (
@@ -261,7 +272,6 @@ class FunctionRules(TorchFunctionMode):
             "({layer name: rule}), or use a gradient explainer."
         )
 
-    # -- rules ----------------------------------------------------------
     def _identity(self, func, args, kwargs, x):
         y = func(*args, **kwargs)
         if not torch.is_tensor(y) or y.shape != x.shape:
@@ -271,6 +281,9 @@ class FunctionRules(TorchFunctionMode):
     def _product(self, a, b):
         if not (torch.is_tensor(a) and torch.is_tensor(b)):
             return a * b
+        gate_a, gate_b = (getattr(t, "_lrp_gate", False) for t in (a, b))
+        if gate_a != gate_b:
+            return _Gated.apply(a, b) if gate_b else _Gated.apply(b, a)
         shape = torch.broadcast_shapes(a.shape, b.shape)
         if a.shape == b.shape:
             return _Scaled.apply(a * b, 0.5)
@@ -415,9 +428,13 @@ class FunctionRules(TorchFunctionMode):
         return out, weights
 
 
-def _mark(t):
+def _mark(t, attr="_lrp_softmax"):
     if torch.is_tensor(t):
-        t._lrp_softmax = True
+        setattr(t, attr, True)
+
+
+def mark_gate(t):
+    _mark(t, "_lrp_gate")
 
 
 def _constant_weights(t):

@@ -100,10 +100,23 @@ def merged_params(layer, bn):
     return weight, bias
 
 
+def _plain_sequential(module):
+    """A Sequential whose forward is ``nn.Sequential``'s: child ``i``'s output
+    is child ``i + 1``'s input and nothing else's."""
+    return isinstance(module, nn.Sequential) and type(module).forward is nn.Sequential.forward
+
+
 def _last_layer(module):
-    """The layer whose output a (nested) Sequential returns."""
-    while isinstance(module, nn.Sequential) and len(module):
+    """The layer whose output a (nested) plain Sequential returns."""
+    while _plain_sequential(module) and len(module):
         module = module[-1]
+    return module
+
+
+def _first_layer(module):
+    """The layer that receives a (nested) plain Sequential's input."""
+    while _plain_sequential(module) and len(module):
+        module = module[0]
     return module
 
 
@@ -115,9 +128,14 @@ class MergeBatchNorm(Canonizer):
     """Fold ``BatchNorm{1,2,3}d`` into the preceding Linear / Conv layer.
 
     Pairs are consecutive children ``(Linear | Conv1d/2d/3d, BatchNorm)`` of
-    any ``nn.Sequential`` in the model with matching channel counts (the
-    layer may end a nested Sequential, as in
-    :class:`~sklearn_relevance.modules.FusionNet`'s encoders). A pair
+    any ``nn.Sequential`` in the model with matching channel counts. The
+    layer may end a nested Sequential (as in
+    :class:`~sklearn_relevance.modules.FusionNet`'s encoders) and the
+    BatchNorm may open one (as in MONAI's ``Convolution(conv, ADN(N, A))``).
+    Only Sequentials that keep ``nn.Sequential.forward`` count: a subclass
+    with its own ``forward`` may route its children's outputs elsewhere, so
+    its children are never paired (LRP then gives the BatchNorm its own
+    rule and the conservation check reports what that costs). A pair
     is merged only while its BatchNorm is in eval mode with running
     statistics (in training mode, BatchNorm normalises with batch statistics
     and stays a layer of its own, explained as a linear layer). BatchNorms
@@ -141,11 +159,11 @@ class MergeBatchNorm(Canonizer):
         """``(layer, batchnorm)`` pairs of consecutive Sequential children."""
         pairs = []
         for seq in module.modules():
-            if not isinstance(seq, nn.Sequential):
+            if not _plain_sequential(seq):
                 continue
             children = list(seq.children())
             for layer, bn in zip(children, children[1:]):
-                layer = _last_layer(layer)
+                layer, bn = _last_layer(layer), _first_layer(bn)
                 if (
                     isinstance(layer, WEIGHTED)
                     and isinstance(bn, _BatchNorm)

@@ -21,7 +21,9 @@ both, the named composites equal zennit's ``EpsilonPlus``,
 stabilisers). The defaults keep the rules as first published here.
 
 Every composite also gets the structural rules: BatchNorm that is not
-merged by a canonizer -> Pass (the identity rule of element-wise layers), average pooling and element-wise sums
+merged by a canonizer -> Epsilon (its per-channel affine map; Pass, which
+ignores its shift, in the z+ / alpha-beta composites with ``bias=False``),
+average pooling and element-wise sums
 (any module class that declares ``lrp_role = "sum"``, such as the residual
 ``Add`` of :mod:`sklearn_relevance.modules.spectrum`) -> Norm (proportional
 split), element-wise activations that are not
@@ -83,12 +85,15 @@ class SumLayer(nn.Module, metaclass=_RoleMeta):
     role = "sum"
 
 
-def _structural(epsilon):
+def _structural(epsilon, batchnorm=None):
     return [
-        # pre-activation BatchNorm (no layer to merge into): element-wise, so
-        # the identity rule; the epsilon rule divides by near-zero outputs of
-        # the shift (DenseNet: sums of the wrong sign, 1e6x the logit)
-        (nn.modules.batchnorm._BatchNorm, Pass()),
+        # pre-activation BatchNorm (no layer to merge into): the epsilon rule
+        # of its affine map, so the shift absorbs its share; the identity rule
+        # would make an epsilon layer below divide gamma * z + beta's relevance
+        # by z (DenseNet121 with trained statistics: sums 1e3-1e4x the logit).
+        # Composites whose z+ / alpha-beta rules ignore biases ignore the
+        # shift too: the identity rule (see make_composite)
+        (nn.modules.batchnorm._BatchNorm, batchnorm or Epsilon(epsilon)),
         (POOLING, Norm()),
         (SumLayer, Norm()),
         (ACTIVATIONS, Pass()),
@@ -245,7 +250,10 @@ def make_composite(name, *, epsilon=1e-6, gamma=0.25, low=None, high=None,
         "epsilon_gamma_box": (eps, Gamma(gamma, generalized=generalized_gamma),
                               ZBox(low, high)),
     }[name]
-    return Composite([(DENSE, dense), (CONV, conv), *_structural(epsilon)], first=first)
+    # an unmerged BatchNorm's shift is a bias: ignored where the rules ignore biases
+    ignores_bias = name in ("alpha1_beta0", "epsilon_plus", "epsilon_alpha2_beta1") and not bias
+    return Composite([(DENSE, dense), (CONV, conv),
+                      *_structural(epsilon, Pass() if ignores_bias else eps)], first=first)
 
 
 def composite_from_dict(rules, *, epsilon=1e-6):
