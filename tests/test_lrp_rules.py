@@ -268,3 +268,35 @@ def test_modules_declaring_a_sum_get_the_norm_rule_without_an_import():
     assert isinstance(plan[net["declared"]][0], Norm)
     assert isinstance(plan[net["add"]][0], Norm)
     assert net["plain"] not in plan
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("make_rule", [lambda: ZPlus(), lambda: AlphaBeta(2.0, 1.0)])
+def test_split_rules_on_signed_inputs_equal_the_dense_layer_of_the_convolution(
+        dims, groups, make_rule):
+    # inputs of both signs take the rules' two terms (x+ with one weight sign,
+    # x- with the other); the convolution, written as the dense matrix it is,
+    # must get the same relevance, whichever way the terms are computed
+    from sklearn_relevance.explainers.lrp import LRP
+
+    torch.manual_seed(dims * 10 + groups)
+    conv = getattr(torch.nn, f"Conv{dims}d")(4, 4, 3, stride=2, padding=1, groups=groups,
+                                              bias=False).double()
+    shape = (4,) + (5,) * dims
+    X = torch.randn(3, *shape, dtype=torch.float64)
+    out_shape = conv(X[:1]).shape[1:]
+    W = torch.autograd.functional.jacobian(lambda x: conv(x.reshape(1, *shape)).reshape(-1),
+                                           torch.zeros(int(np.prod(shape)), dtype=torch.float64))
+    dense = torch.nn.Linear(W.shape[1], W.shape[0], bias=False).double()
+    with torch.no_grad():
+        dense.weight.copy_(W)
+    head = torch.nn.Linear(int(np.prod(out_shape)), 1, bias=False).double()
+    net_conv = torch.nn.Sequential(conv, torch.nn.Flatten(), head)
+    net_dense = torch.nn.Sequential(torch.nn.Flatten(), dense, head)
+    rule = make_rule()
+    lrp = LRP(composite={type(conv): rule, torch.nn.Linear: rule}, conservation="off")
+    R_conv = lrp.explain(net_conv, X, 0)
+    lrp = LRP(composite={torch.nn.Linear: make_rule()}, conservation="off")
+    R_dense = lrp.explain(net_dense, X, 0).reshape(X.shape)
+    torch.testing.assert_close(R_conv, R_dense, rtol=1e-9, atol=1e-12)

@@ -7,9 +7,12 @@ Re-exported by :mod:`sklearn_relevance.explainers.lrp.rules`.
 
 from __future__ import annotations
 
+import torch
 from sklearn.base import BaseEstimator
+from torch import nn
 
 from ..._validation import check_real
+from ._layers import CONV
 
 __all__ = ["Rule"]
 
@@ -80,9 +83,20 @@ def _split(layer, x, w_for_pos, w_for_neg, bias=None):
 
     Inputs without negative entries (after ReLU, most layers) skip the
     second term, which is then a layer applied to zeros without bias: zero,
-    and ``x`` equals ``x+`` with the same gradient (clamp passes it at 0)."""
+    and ``x`` equals ``x+`` with the same gradient (clamp passes it at 0).
+    ``w_for_neg`` may be a callable, called only when the term is needed."""
     if not bool((x < 0).any()):
         return layer.forward(x, w_for_pos, bias)
+    w_for_neg = w_for_neg() if callable(w_for_neg) else w_for_neg
+    module = layer.module
+    if isinstance(module, nn.Linear) or (isinstance(module, CONV) and module.groups == 1):
+        # one layer call on [x+, x-] with [w_pos, w_neg] (input channels /
+        # features side by side) is the sum of the two calls, with one
+        # backward instead of two (a 1-channel 7^3 stem's backward costs
+        # 16 forwards)
+        dim = -1 if isinstance(module, nn.Linear) else 1
+        return layer.forward(torch.cat([x.clamp(min=0), x.clamp(max=0)], dim),
+                             torch.cat([w_for_pos, w_for_neg], 1), bias)
     return layer.forward(x.clamp(min=0), w_for_pos, bias) + layer.forward(
         x.clamp(max=0), w_for_neg, None
     )

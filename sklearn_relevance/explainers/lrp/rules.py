@@ -150,7 +150,7 @@ class ZPlus(_BiasOption):
     def terms(self, layer, session):
         w = layer.weight
         bias = self._bias(layer, lambda b: b.clamp(min=0))
-        z = _split(layer, layer.x, w.clamp(min=0), w.clamp(max=0), bias)
+        z = _split(layer, layer.x, w.clamp(min=0), lambda: w.clamp(max=0), bias)
         return [(1.0, z, self.stabilizer)]
 
 
@@ -205,7 +205,8 @@ class AlphaBeta(_BiasOption):
 
     def terms(self, layer, session):
         w, x = layer.weight, layer.x
-        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        wp = w.clamp(min=0)
+        wn = w.clamp(max=0) if self.beta else (lambda: w.clamp(max=0))
         bp = self._bias(layer, lambda b: b.clamp(min=0))
         out = [(self.alpha, _split(layer, x, wp, wn, bp), self.stabilizer)]
         if self.beta:
