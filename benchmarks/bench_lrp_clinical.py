@@ -60,7 +60,7 @@ from sklearn_relevance.explainers.lrp import BUDGET_KEYS, relevance_budget
 from sklearn_relevance.modules import SelectOutput
 
 
-def networks(small=False):
+def networks(small=False, vit_width=64):
     from monai.networks.nets import SEResNet50, DenseNet121, ViT
 
     if small:  # the same architectures, thinner and shallower (a loaded CPU)
@@ -80,9 +80,9 @@ def networks(small=False):
         "ViT (3D, 4 layers)": dict(
             module=SelectOutput, module__module=ViT, module__output=0,
             module__in_channels=1, module__img_size=32, module__patch_size=8,
-            module__hidden_size=64, module__mlp_dim=128, module__num_layers=4,
-            module__num_heads=4, module__classification=True, module__num_classes=2,
-            module__spatial_dims=3, module__post_activation=None),
+            module__hidden_size=vit_width, module__mlp_dim=2 * vit_width,
+            module__num_layers=4, module__num_heads=4, module__classification=True,
+            module__num_classes=2, module__spatial_dims=3, module__post_activation=None),
     }
 
 
@@ -196,6 +196,10 @@ def main(argv=None):
                    help="thin, shallow versions of the networks (same blocks)")
     p.add_argument("--budget", action="store_true",
                    help="the relevance budget of MONAI's ViT instead of the timings")
+    p.add_argument("--vit-width", type=int, default=64,
+                   help="hidden size of the 4-layer ViT (MLP twice as wide)")
+    p.add_argument("--only", nargs="+", default=None,
+                   help="network names (as printed) to run, e.g. 'ViT (3D, 4 layers)'")
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training and data seeds of --budget")
     p.add_argument("--output", default=None,
@@ -208,7 +212,9 @@ def main(argv=None):
     X, y = data(args.n_samples, args.seed)
     print(f"{'network':20s} {'composite':13s} {'sum/logit':>26s} {'absorbed':>26s} "
           f"{'residual':>26s} {'LRP s':>7s} {'f+b s':>7s} {'ratio':>5s}")
-    for name, params in networks(args.small).items():
+    for name, params in networks(args.small, args.vit_width).items():
+        if args.only and name not in args.only:
+            continue
         net = RelevanceNetClassifier(**params, max_epochs=args.epochs, batch_size=8,
                                      lr=1e-3, random_state=args.seed).fit(X, y)
         module = net.module_.eval()
