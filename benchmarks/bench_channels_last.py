@@ -1,12 +1,13 @@
 """Channels-last in the inference copy: time and error, both settings in one run.
 
 On the CPU the inference copy (``sklearn_relevance.inference.inference_copy``)
-may turn 2D / 3D convolution weights channels-last. This times integrated
+may, when asked, fold BatchNorms and turn 2D / 3D convolution weights
+channels-last (both off by default: they round worse). This times integrated
 gradients (``--steps``, default 20) and SmoothGrad (``--samples``, default
-20) on two copies of the networks of ``bench_clinical_sizes.py`` (ResNet-18-
-like at 4 x 3 x 224 x 224, a 3D CNN at 4 x 1 x 64^3), made with and without
-channels-last (everything else alike: BatchNorm folded, the input layer split
-off), against captum at the best of a few ``internal_batch_size`` /
+20) on three copies of the networks of ``bench_clinical_sizes.py`` (ResNet-18-
+like at 4 x 3 x 224 x 224, a 3D CNN at 4 x 1 x 64^3): the default copy
+(input layer split off), with BatchNorm folded, and with both (the default
+before), against captum at the best of a few ``internal_batch_size`` /
 ``nt_samples_batch_size`` values (each timed once; the best joins the
 repeats), interleaved (copy A, copy B, captum
 options, ...; best of ``--repeat``), so the machine's load hits all alike.
@@ -20,6 +21,9 @@ captum float32's own (max and mean).
 
 Run ``python benchmarks/bench_channels_last.py`` (about 10 minutes on 2
 loaded CPU cores; ``--cases resnet224`` or ``cnn3d64`` for one network).
+``--floor`` adds, per copy, the time of its convolutions alone (forward and
+input backward, one profiled run): the part of ours that no rewrite removes,
+against captum's best.
 """
 
 from __future__ import annotations
@@ -46,6 +50,19 @@ def _errors(got, exact):
             float((got - exact).abs().mean()) / scale)
 
 
+def convolution_seconds(run):
+    """Self CPU seconds of the convolutions (forward and backward) of one
+    ``run()`` under the torch profiler: the work no rewrite of the network
+    removes, at the rate of the machine's convolution kernels."""
+    from torch.profiler import profile
+
+    with profile() as prof:
+        run()
+    names = ("aten::mkldnn_convolution", "aten::convolution_backward",
+             "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward")
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in names) / 1e6
+
+
 def main(argv=None):
     from captum.attr import IntegratedGradients as CaptumIG
     from captum.attr import NoiseTunnel, Saliency
@@ -61,6 +78,8 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--floor", action="store_true",
+                        help="also profile one run of ours: the time of its convolutions alone")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -71,10 +90,12 @@ def main(argv=None):
     for name in args.cases:
         label, _, module, X, t, _ = make_case(name, args.n, "cpu")
         module.eval()
-        copies = {"channels-last": inference_copy(module, X),
-                  "contiguous": inference_copy(module, X, channels_last=False)}
-        assert is_channels_last(copies["channels-last"]), name  # noqa: S101 (benchmark)
-        assert not is_channels_last(copies["contiguous"]), name  # noqa: S101
+        copies = {"default": inference_copy(module, X),
+                  "folded": inference_copy(module, X, fold_batchnorms=True),
+                  "folded, CL": inference_copy(module, X, channels_last=True,
+                                               fold_batchnorms=True)}
+        assert is_channels_last(copies["folded, CL"]), name  # noqa: S101 (benchmark)
+        assert not is_channels_last(copies["default"]), name  # noqa: S101
         print(f"\n## {label}")
 
         # error against float64 (4 samples)
@@ -144,6 +165,11 @@ def main(argv=None):
             for key in list(copies):
                 value = times[f"ours, {key}"]
                 print(f"  ours, {key:<14} {value:7.2f} s  {value / times[peer]:5.2f}x captum best")
+            if args.floor:
+                for key, net in copies.items():
+                    conv = convolution_seconds(ours(explainer, net))
+                    print(f"  floor, {key:<13} {conv:7.2f} s  {conv / times[peer]:5.2f}x captum best"
+                          " (its convolutions alone: forward and input backward, profiled)")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -120,7 +120,7 @@ def _probe_rows(X):
 
 
 def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True,
-                   channels_last=True, fold_batchnorms=True):
+                   channels_last=False, fold_batchnorms=False):
     """A faster copy of an eval-mode ``module`` for passes on ``X``, or ``module``.
 
     Every rewrite is exact by construction for every input, proved from the
@@ -132,15 +132,18 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
       a hook on any submodule, with
       a global module hook registered, or whose forward does not trace
       (data-dependent control flow) or does otherwise than its graph says;
-    * an eval-mode BatchNorm is folded into the Linear / Conv layer that
-      alone feeds it (both exact ``torch.nn`` types, registered and called
-      once, in a Sequential), in float64 rounded once;
+    * with ``fold_batchnorms=True``, an eval-mode BatchNorm is folded into
+      the Linear / Conv layer that alone feeds it (both exact ``torch.nn``
+      types, registered and called once, in a Sequential), in float64
+      rounded once (exact in real numbers; the rounded weights move the
+      outputs, so it is off by default);
     * a ReLU that takes, through folded BatchNorms only, the fresh output of
       a Linear / Conv layer that nothing else uses works in place (never on
       the caller's input);
-    * on the CPU, with ``X`` one 4D / 5D tensor and a convolution of that
-      dimensionality, the weights become channels-last, unless the forward
-      reads strides or storage;
+    * with ``channels_last=True``, on the CPU, with ``X`` one 4D / 5D tensor
+      and a convolution of that dimensionality, the weights become
+      channels-last, unless the forward reads strides or storage (its
+      kernels round worse: off by default);
     * the affine input layer is split off
       (:func:`~sklearn_relevance._input_stem.split_input_stem`, recorded
       on the copy for :func:`~sklearn_relevance._input_stem.input_stem`).
@@ -161,9 +164,11 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
         Whether to split off the input layer, and whether its trunk takes
         the rewrite of :mod:`sklearn_relevance._trunk_rewrites` (both off
         only to measure what they gain).
-    channels_last : bool, default=True
-        Whether CPU convolution weights may become channels-last (off only
-        to measure its time and rounding: ``benchmarks/bench_channels_last.py``).
+    channels_last, fold_batchnorms : bool, default=False
+        Whether CPU convolution weights may become channels-last and
+        BatchNorms be folded (faster, round worse:
+        ``benchmarks/bench_channels_last.py``,
+        ``benchmarks/bench_float32_precision.py``).
 
     Returns
     -------
@@ -177,7 +182,8 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4),
     ...                           torch.nn.ReLU(), torch.nn.MaxPool2d(2),
     ...                           torch.nn.Flatten()).eval()
-    >>> fast = inference_copy(net, torch.zeros(2, 1, 8, 8))
+    >>> fast = inference_copy(net, torch.zeros(2, 1, 8, 8), channels_last=True,
+    ...                       fold_batchnorms=True)
     >>> fast is net, type(fast[1]).__name__
     (False, 'Identity')
     >>> fast[0].weight.is_contiguous(memory_format=torch.channels_last)

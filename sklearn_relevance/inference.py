@@ -2,10 +2,10 @@
 
 Explanations of an eval-mode network run on a faster copy of it where that
 pays (``estimator.explain``, :func:`sklearn_relevance.explain`, explainers
-called on a bare module): BatchNorm folded into the layer before it,
-in-place ReLUs after Conv / Linear layers, channels-last convolutions on the
-CPU, and the affine input layer split off for integrated gradients and
-SmoothGrad. Every rewrite is exact by construction and made only where the
+called on a bare module): in-place ReLUs after Conv / Linear layers and the
+affine input layer split off for integrated gradients and SmoothGrad (and,
+asked for by name, BatchNorm folding and channels-last convolutions, which
+are faster but round worse). Every rewrite is exact by construction and made only where the
 forward's graph proves it (:doc:`/design_notes`, "The explanation pipeline");
 where nothing can be proved, the network runs as it is.
 
@@ -62,16 +62,24 @@ def _check_flag(value, name, owner):
 
 
 def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True,
-                   channels_last=True, fold_batchnorms=True):
+                   channels_last=False, fold_batchnorms=False):
     """A faster copy of an eval-mode network for passes on inputs like ``X``.
 
     Each rewrite is exact by construction for every input and is made only
     where the forward's ``torch.fx`` graph (and one forward of a copy of
-    two samples of ``X``) proves it: BatchNorm layers in eval mode folded
-    into the Conv / Linear layer that alone feeds them, in-place ReLUs after
-    such layers, channels-last convolution weights for a 4D / 5D ``X`` on
-    the CPU, and the affine input layer split off (used by integrated
-    gradients and SmoothGrad). ``module`` itself is returned where no proof
+    two samples of ``X``) proves it: in-place ReLUs after Conv / Linear
+    layers, and the affine input layer split off (used by integrated
+    gradients and SmoothGrad). Two rewrites that are exact in real numbers
+    but round differently are off by default and can be asked for:
+    BatchNorm layers in eval mode folded into the Conv / Linear layer that
+    alone feeds them (``fold_batchnorms=True``; the folded weights, rounded
+    once, move every output systematically) and channels-last convolution
+    weights for a 4D / 5D ``X`` on the CPU (``channels_last=True``; oneDNN's
+    channels-last 3 x 3 kernels accumulate with 1.3-4.4x the error of the
+    default layout's, growing with the channels). Together they made IG
+    and SmoothGrad on a ResNet-18-like network 10-15% faster and their
+    error against float64 about 2-2.6x captum's (``docs/benchmarks.md``,
+    "Float32 precision"). ``module`` itself is returned where no proof
     is possible: a submodule in training mode, a hook on any submodule or a
     global module hook, a forward that does not trace or reads strides,
     storage or values of tensors. As a last guard the copy's outputs on the
@@ -97,12 +105,12 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     trunk_rewrites : bool, default=True
         Whether the network after a split input layer may pool before its
         ReLUs where that is exact (off only to measure what it gains).
-    channels_last : bool, default=True
-        Whether CPU convolution weights may become channels-last (off only
-        to measure its time and rounding).
-    fold_batchnorms : bool, default=True
+    channels_last : bool, default=False
+        Whether CPU convolution weights may become channels-last (faster,
+        rounds worse: ``benchmarks/bench_channels_last.py``).
+    fold_batchnorms : bool, default=False
         Whether eval-mode BatchNorm layers may be folded into the layer
-        before them (off only to measure its time and rounding:
+        before them (faster, rounds worse:
         ``benchmarks/bench_float32_precision.py``).
 
     Returns
@@ -132,11 +140,12 @@ def inference_copy(module, X, *, rtol=1e-4, split_stem=True, trunk_rewrites=True
     >>> X = torch.randn(2, 3, 8, 8)
     >>> fast = inference_copy(net, X)
     >>> fast is net, type(fast[1]).__name__, is_channels_last(fast)
-    (False, 'Identity', True)
-    >>> torch.allclose(fast(X), net(X), atol=1e-5)
+    (False, 'BatchNorm2d', False)
+    >>> faster = inference_copy(net, X, channels_last=True, fold_batchnorms=True)
+    >>> type(faster[1]).__name__, is_channels_last(faster)
+    ('Identity', True)
+    >>> torch.allclose(faster(X), net(X), atol=1e-5)
     True
-    >>> is_channels_last(inference_copy(net, X, channels_last=False))
-    False
     """
     owner = "inference_copy"
     _check_module(module, owner)

@@ -195,11 +195,14 @@ def _check(seed):
     before = X.clone()
     state = {k: v.clone() for k, v in net.state_dict().items()}
     copies = {"inference_copy": inference_copy(net, X),
+              "folded, channels-last": inference_copy(net, X, channels_last=True,
+                                                      fold_batchnorms=True),
               "cached": cached_inference_copy(net, X),
               "module_for_explainer": module_for_explainer(net, X, IntegratedGradients())}
     # where no proof is possible the module runs as it is
     if spec["hook"] != "none" or spec["second_read"] == "guarded" or spec["bn_train"]:
         assert copies["inference_copy"] is net, spec
+        assert copies["folded, channels-last"] is net, spec
     explainers = _explainers()
     wants = {name: e.explain(net, X, target) for name, e in explainers.items()}
     # nothing written into the caller's input or module

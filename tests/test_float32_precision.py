@@ -94,7 +94,10 @@ def test_integrated_gradients_flip_no_more_often_than_captum_float32(seed):
     }
     with no_inference_copy():
         paths["copy"] = IntegratedGradients(n_steps=STEPS).explain(inference_copy(net, X), X, t)
-    assert inference_copy(net, X) is not net  # the copy was made: folded, split
+        fast = inference_copy(net, X, channels_last=True, fold_batchnorms=True)
+        paths["folded, channels-last copy"] = IntegratedGradients(n_steps=STEPS).explain(
+            fast, X, t)
+    assert inference_copy(net, X) is not net  # the copy was made: split
     for name, attribution in paths.items():
         _within(_errors(attribution, exact), peer)
 

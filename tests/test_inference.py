@@ -57,7 +57,7 @@ def test_copy_gives_the_same_outputs_and_leaves_the_module_alone(name):
     module, X, _ = _case(name)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     layers = [type(m) for m in module.modules()]
-    fast = inference_copy(module, X)
+    fast = inference_copy(module, X, channels_last=True, fold_batchnorms=True)
     assert fast is not module
     with torch.no_grad():
         torch.testing.assert_close(fast(X), module(X), rtol=1e-4, atol=1e-5)
@@ -116,7 +116,8 @@ class _ViewNet(nn.Module):
 
 def test_modules_that_cannot_take_the_copy_are_returned_as_they_are():
     module = _ViewNet().eval()
-    assert inference_copy(module, torch.randn(3, 2, 8, 8)) is module
+    assert inference_copy(module, torch.randn(3, 2, 8, 8), channels_last=True,
+                          split_stem=False) is module
     # nothing to gain: no convolution of the input's dimensionality, no BatchNorm
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(16, 2)).eval()
     assert inference_copy(mlp, torch.randn(3, 1, 4, 4)) is mlp
@@ -126,7 +127,8 @@ def test_modules_that_cannot_take_the_copy_are_returned_as_they_are():
 
 def test_copy_pickles():
     module, X, _ = _case("2d")
-    fast = pickle.loads(pickle.dumps(inference_copy(module, X)))
+    fast = pickle.loads(pickle.dumps(inference_copy(module, X, channels_last=True,
+                                                    fold_batchnorms=True)))
     assert is_channels_last(fast)
     with torch.no_grad():
         torch.testing.assert_close(fast(X), module(X), rtol=1e-4, atol=1e-5)
@@ -212,7 +214,8 @@ def test_estimator_explain_on_the_copy_equals_the_module(name, explainer, copy_a
     module = est.module_
     before = {k: v.clone() for k, v in module.state_dict().items()}
     got = est.explain(X, explainer=e, target=1, batch_size=-1)
-    assert _inference._COPIES[module][1] is not None  # the copy was used
+    # the copy was used (a 1D network has no rewrite left by default)
+    assert _inference._COPIES[module][1] is not None or name == "1d"
     want = e.explain(module.eval(), torch.as_tensor(X), 1).detach().numpy()
     # against float64, not against float32 with a fixed tolerance: the copy's
     # rewrites round differently, and at float32 near-ties (a max-pooling
