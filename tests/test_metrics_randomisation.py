@@ -232,3 +232,22 @@ def test_data_randomisation_refits_a_clone_only():
         data_randomisation(clf.module_, X[:4], y[:4])
     with pytest.raises(ValueError, match="'y_fit' parameter"):
         data_randomisation(clf, X[:4], y[:4], X_fit=X, y_fit=y[:5])
+
+
+@pytest.mark.parametrize("name", ["spearman", "abs_spearman", "pearson", "abs_pearson",
+                                  "ssim", "cosine", "euclidean"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_similarity_to_a_fixed_map_equals_the_similarity(name, dtype):
+    # the randomisation tests rank / centre the original maps once and compare
+    # them with every randomised network's maps: the values must be the same
+    # as comparing each pair afresh (ties, zero maps and both signs included)
+    from sklearn_relevance.metrics._similarity import similarity, similarity_to
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(-3, 4, (6, 50), generator=gen).to(dtype)
+    a[0] = 0
+    b = torch.randn(6, 50, generator=gen, dtype=torch.float64).to(dtype)
+    b[1] = torch.round(b[1])
+    want = similarity(name, "test")(a, b)
+    got = similarity_to(name, a, "test")(b)
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)

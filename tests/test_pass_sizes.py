@@ -278,3 +278,29 @@ def test_one_sizing_rule_reads_the_one_table(monkeypatch):
     for name in ("EXPLAIN_MEMORY_BUDGET", "FORWARD_PASS_BUDGET", "CPU_EXPLAIN_BUDGET",
                  "PASS_MEMORY_BUDGET", "WEIGHT_PASS_BUDGET"):
         assert not hasattr(_engine, name)
+
+
+def _conv3d():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool3d(1),
+                         nn.Flatten(), nn.Linear(4, 2)).eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_row_3d_passes_become_two_where_aten_would_pick_its_slow_kernel(
+        monkeypatch, dtype):
+    # ATen runs a one-row float32 Conv3d of few channels on its native im2col
+    # kernel (about 5x slower than oneDNN's from two rows on): where the
+    # budget gives one row and one row fits it, the pass takes two
+    net, X = _conv3d().to(dtype), torch.randn(4, 1, 8, 8, 8, dtype=dtype)
+    row = pass_row_bytes(net, X)
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_cpu", row + 1)
+    assert max_rows_for(X, None, module=net) == (2 if dtype == torch.float32 else 1)
+    # a row beyond the budget stays one row (memory is what limits there)
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_cpu", row // 2)
+    assert max_rows_for(X, None, module=net) == 1
+    # 2D networks are not concerned
+    X2 = torch.randn(4, 1, 16, 16, dtype=dtype)
+    net2 = _conv(8).to(dtype)
+    monkeypatch.setitem(_BUDGET_TABLE, "pass_activations_cpu", pass_row_bytes(net2, X2) + 1)
+    assert max_rows_for(X2, None, module=net2) == 1

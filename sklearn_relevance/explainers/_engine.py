@@ -129,8 +129,23 @@ def max_rows_for(X, internal_batch_size, budget="explain_pass_input", module=Non
     if torch.is_grad_enabled():
         kept = activation_bytes(module, X)[0]
         wanted = -(-WEIGHT_SHARE * weight_bytes(module) // max(kept, 1))
-    return pass_rows(per_input, budget, row_bytes=row, pass_budget=_pass_budget(cpu),
+    rows = pass_rows(per_input, budget, row_bytes=row, pass_budget=_pass_budget(cpu),
                      wanted_rows=wanted, wanted_budget="pass_activations_weights")
+    if rows == 1 and row <= budget_bytes(_pass_budget(cpu)) and _one_row_is_slow(module, X):
+        return 2
+    return rows
+
+
+def _one_row_is_slow(module, X):
+    """Whether one-row passes would put ``module``'s Conv3d layers on ATen's
+    native CPU kernel: for a float32 batch of one row with few channels,
+    ATen's ``use_mkldnn`` heuristic (``N * C * D * H > 20480``, written for
+    2D inputs) picks its im2col convolution, about 5x slower per row than
+    oneDNN's, which it picks from two rows on (a 3D CNN at 64^3: IG as slow
+    as captum's). Two rows then make the pass, where one row fits the budget."""
+    return (torch.is_tensor(X) and X.ndim == 5 and X.device.type == "cpu"
+            and X.dtype == torch.float32
+            and any(isinstance(m, torch.nn.Conv3d) for m in module.modules()))
 
 
 def row_fits_budget(module, X, extra_row_bytes=0) -> bool:

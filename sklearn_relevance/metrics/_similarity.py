@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SIMILARITIES", "similarity", "average_ranks"]
+__all__ = ["SIMILARITIES", "similarity", "similarity_to", "average_ranks"]
 
 
 def average_ranks(a):
@@ -42,7 +42,8 @@ def pearson(a, b):
 
 
 def spearman(a, b):
-    return pearson(average_ranks(a.double()), average_ranks(b.double()))
+    # ranks from the maps' own dtype: float32 -> float64 is exact and monotone
+    return pearson(average_ranks(a), average_ranks(b))
 
 
 def ssim(a, b, win_size=7):
@@ -73,6 +74,32 @@ def cosine(a, b):
 
 def abs_spearman(a, b):
     return spearman(a.abs(), b.abs())
+
+
+def _centred(a):
+    a = a.double()
+    return a - a.mean(1, keepdim=True)
+
+
+def _pearson_to(a):
+    ca = _centred(a)
+    na = ca.norm(dim=1)
+
+    def to(b):
+        cb = _centred(b)
+        return (ca * cb).sum(1) / (na * cb.norm(dim=1))
+    return to
+
+
+#: similarities whose work on the fixed map can be done once (see similarity_to)
+_PREPARED = {
+    "spearman": lambda a: (lambda f: lambda b: f(average_ranks(b)))(
+        _pearson_to(average_ranks(a))),
+    "abs_spearman": lambda a: (lambda f: lambda b: f(average_ranks(b.abs())))(
+        _pearson_to(average_ranks(a.abs()))),
+    "pearson": _pearson_to,
+    "abs_pearson": lambda a: (lambda f: lambda b: f(b.abs()))(_pearson_to(a.abs())),
+}
 
 
 def abs_pearson(a, b):
@@ -114,6 +141,16 @@ SIMILARITIES = {
     "abs_difference": (abs_difference, False),
     "squared_difference": (squared_difference, False),
 }
+
+
+def similarity_to(name, a, owner):
+    """``b -> similarity(name)(a, b)`` for one fixed ``a`` (the original maps
+    of a randomisation test, compared with many), its ranks and centring
+    computed once; the same values as :func:`similarity`."""
+    function = similarity(name, owner)
+    if isinstance(name, str) and name in _PREPARED:
+        return _PREPARED[name](a)
+    return lambda b: function(a, b)
 
 
 def similarity(name, owner):

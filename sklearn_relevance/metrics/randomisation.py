@@ -36,7 +36,7 @@ import torch
 from .._validation import check_choice, check_int, check_real
 from ._checks import to_numpy
 from ._explaining import Model, check_relevance, forked_rng, seed_of, step_draws
-from ._similarity import SIMILARITIES, similarity as similarity_function
+from ._similarity import SIMILARITIES, similarity as similarity_function, similarity_to
 
 __all__ = [
     "model_parameter_randomisation",
@@ -214,7 +214,7 @@ def model_parameter_randomisation(estimator, X, relevance=None, *, y=None, expla
     check_choice(layers, "layers", owner, LAYERS)
     smooth_samples = check_int(smooth_samples, "smooth_samples", owner)
     noise_magnitude = check_real(noise_magnitude, "noise_magnitude", owner, low=0)
-    sim = similarity_function(similarity, owner)
+    similarity_function(similarity, owner)  # validated before any work
     if return_verdict and layers == "all":
         raise ValueError(f"{owner} gives a verdict for layers='last' or 'mean'; got "
                          "layers='all' with return_verdict=True.")
@@ -229,6 +229,7 @@ def model_parameter_randomisation(estimator, X, relevance=None, *, y=None, expla
             given = _smooth_explain(model, model.module, X, t, smooth_samples,
                                     noise_magnitude, seed)
     a = _prepare(given, absolute, normalise)
+    to_original = similarity_to(similarity, a, owner)  # a's ranks once, not per layer
     names = [n for n, m in model.module.named_modules() if hasattr(m, "reset_parameters")]
     if order == "cascading":
         names = names[::-1]
@@ -243,7 +244,7 @@ def model_parameter_randomisation(estimator, X, relevance=None, *, y=None, expla
             continue
         with model.access(net):
             rel = _smooth_explain(model, net, X, t, smooth_samples, noise_magnitude, seed)
-        out[name] = to_numpy(sim(a, _prepare(rel, absolute, normalise)))
+        out[name] = to_numpy(to_original(_prepare(rel, absolute, normalise)))
     if layers == "all":
         return {name: out[name] for name in names}
     scores = out[names[-1]] if layers == "last" else np.mean(np.stack(list(out.values())), 0)
