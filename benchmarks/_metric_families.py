@@ -31,6 +31,40 @@ def best_of(fn, repeats):
     other jobs), both libraries single-threaded."""
     return _best_of(fn, repeats, clock=time.process_time)
 
+def forward_floor(net, run):
+    """CPU seconds of the network passes ``run()`` makes, replayed alone.
+
+    Every forward of ``net`` (or of a copy of it: hooks are copied with it)
+    is recorded by a hook (input shape, dtype, whether the input asks for a
+    gradient) and run again on zeros, with a backward to the input where
+    the original input asked for one (an explanation). Any implementation
+    of the metric makes these passes, so ``quantus time / this`` bounds the
+    speed-up any implementation could reach on this machine."""
+    calls = []
+
+    def hook(module, args):
+        x = args[0] if args else None
+        if torch.is_tensor(x):
+            calls.append((tuple(x.shape), x.dtype, torch.is_grad_enabled() and x.requires_grad))
+
+    handle = net.register_forward_pre_hook(hook)
+    try:
+        run()
+    finally:
+        handle.remove()
+
+    def replay():
+        for shape, dtype, grad in calls:
+            x = torch.zeros(shape, dtype=dtype, requires_grad=grad)
+            if grad:
+                torch.autograd.grad(net(x).sum(), x)
+            else:
+                with torch.no_grad():
+                    net(x)
+
+    return best_of(replay, 1)[0]
+
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 import conftest  # noqa: E402,F401  (the torchvision stub zennit, hence quantus, needs)
 
@@ -200,9 +234,10 @@ def cases(quantus, quick, ndim):
     return out
 
 
-def run(quantus, repeats, quick, only=None):
-    """Rows ``(case, peer, ours_s, quantus_s, diff)`` and the randomisation
-    cost lines, for 64 x 1 x 64 x 64 images and 8 x 1 x 32^3 volumes."""
+def run(quantus, repeats, quick, only=None, floor=False):
+    """Rows ``(case, peer, ours_s, quantus_s, diff, passes_s)`` and the
+    randomisation cost lines, for 64 x 1 x 64 x 64 images and 8 x 1 x 32^3
+    volumes (``passes_s``: :func:`forward_floor` of ours, with ``floor``)."""
     if not hasattr(np, "trapz"):  # quantus 0.6 calls np.trapz (gone in numpy 2)
         np.trapz = np.trapezoid
     rows, costs = [], []
@@ -229,7 +264,8 @@ def run(quantus, repeats, quick, only=None):
                                            - ref.ravel())))
                     if det is True and ref is not None and np.size(ref) == np.size(ours)
                     else det)
-            rows.append((f"{label}, {shape}", peer, to, tq, diff))
+            tf = forward_floor(net, lambda: ours_fn(net, x, y, a)) if floor else None
+            rows.append((f"{label}, {shape}", peer, to, tq, diff, tf))
             if label.startswith(("mprt, cascading, whole", "random_logit")):
                 costs.append((f"{label}, {shape}", to, t_explain))
             print(rows[-1], file=sys.stderr, flush=True)
@@ -237,12 +273,15 @@ def run(quantus, repeats, quick, only=None):
 
 
 def report(rows, costs):
-    print("| case | quantus peer | ours (s) | quantus (s) | speed-up | max abs diff |")
-    print("|---|---|---:|---:|---:|---:|")
-    for case, peer, to, tq, diff in rows:
+    floor = any(r[5] is not None for r in rows)
+    extra = (" network passes alone (s) | quantus / passes |", "---:|---:|") if floor else ("", "")
+    print(f"| case | quantus peer | ours (s) | quantus (s) | speed-up | max abs diff |{extra[0]}")
+    print(f"|---|---|---:|---:|---:|---:|{extra[1]}")
+    for case, peer, to, tq, diff, tf in rows:
         d = {False: "random", "definition": "definition differs", None: "-"}.get(
             diff, None) if not isinstance(diff, float) else f"{diff:.1e}"
-        print(f"| {case} | {peer} | {to:.3f} | {tq:.3f} | {tq / to:.1f}x | {d} |")
+        more = f" {tf:.3f} | {tq / tf:.1f}x |" if tf else ""
+        print(f"| {case} | {peer} | {to:.3f} | {tq:.3f} | {tq / to:.1f}x | {d} |{more}")
     print("\nrandomisation tests against one explanation of the same inputs:\n")
     print("| test | test (s) | one explanation (s) | ratio |")
     print("|---|---:|---:|---:|")

@@ -105,6 +105,9 @@ def main(argv=None):
                         help="the randomisation, robustness and faithfulness families")
     parser.add_argument("--quick", action="store_true", help="smaller --families settings")
     parser.add_argument("--only", nargs="*", default=None, help="--families cases to run")
+    parser.add_argument("--floor", action="store_true",
+                        help="--families: also time the network passes each metric makes, "
+                             "replayed alone (what bounds any implementation's speed-up)")
     args = parser.parse_args(argv)
     if args.families:
         import _metric_families as fam
@@ -112,7 +115,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
         import quantus
 
-        rows, costs = fam.run(quantus, args.repeats, args.quick, args.only)
+        rows, costs = fam.run(quantus, args.repeats, args.quick, args.only, args.floor)
         print(f"machine: {platform.processor() or platform.machine()}, torch "
               f"{torch.__version__} ({args.threads} thread(s)), quantus "
               f"{getattr(quantus, '__version__', '?')}, ours best of {args.repeats}, "
