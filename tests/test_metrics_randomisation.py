@@ -251,3 +251,25 @@ def test_similarity_to_a_fixed_map_equals_the_similarity(name, dtype):
     want = similarity(name, "test")(a, b)
     got = similarity_to(name, a, "test")(b)
     torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_average_ranks_equal_scipy_with_ties_signed_zeros_and_extremes(dtype):
+    from scipy.stats import rankdata
+
+    from sklearn_relevance.metrics._similarity import average_ranks
+
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(5, 300, generator=gen, dtype=torch.float64).to(dtype)
+    a[:, :40] = 0.0
+    a[:, 40:60] = -0.0  # ties with 0.0
+    a[1, 60:70] = torch.finfo(dtype).max
+    a[1, 70:80] = -torch.finfo(dtype).max
+    a[2, 80:90] = torch.finfo(dtype).tiny  # smallest normal: above both zeros
+    a[2, 90:100] = -torch.finfo(dtype).tiny
+    a[3] = torch.round(a[3] * 3)  # many ties
+    want = rankdata(a.double().numpy(), axis=1)
+    np.testing.assert_array_equal(average_ranks(a).numpy(), want)
+    # non-finite maps take the float path: NaN sorted last, as before
+    a[4, 0] = float("inf")
+    np.testing.assert_array_equal(average_ranks(a).numpy()[:4], want[:4])

@@ -16,13 +16,29 @@ import torch
 __all__ = ["SIMILARITIES", "similarity", "similarity_to", "average_ranks"]
 
 
+_INT_OF = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def _order_keys(a):
+    """Integers that sort like the finite floats ``a`` (equal floats, -0.0
+    and 0.0 included, give equal keys): the bit pattern, its value bits
+    flipped for negative numbers. torch sorts int32 about 1.6x faster than
+    float32 on this CPU (ranks of 64 x 4096 gradient maps: 5.9 ms / 9.8 ms)."""
+    bits = (a + 0.0).contiguous().view(_INT_OF[a.dtype])  # -0.0 + 0.0 is 0.0
+    return torch.where(bits < 0, bits ^ torch.iinfo(bits.dtype).max, bits)
+
+
 def average_ranks(a):
     """Ranks 1..F along axis 1, ties sharing their average rank (float64)."""
     n, F = a.shape
-    # ties get one average rank, so any sort order will do; torch.sort in the
-    # maps' own dtype (numpy's quicksort is up to 3x slower on maps with many
-    # zeros, measured in process time on this machine's 3D gradient maps)
-    s, order = torch.sort(a.detach(), dim=1)
+    a = a.detach()
+    # ties get one average rank, so any sort order will do; sorted in the
+    # maps' own dtype or as integers of the same order (numpy's quicksort is
+    # up to 3x slower on maps with many zeros, measured in process time on
+    # this machine's 3D gradient maps)
+    if a.device.type == "cpu" and a.dtype in _INT_OF and bool(torch.isfinite(a).all()):
+        a = _order_keys(a)
+    s, order = torch.sort(a, dim=1)
     pos = torch.arange(F, device=a.device, dtype=torch.float64).expand(n, F)
     new = torch.ones_like(s, dtype=torch.bool)
     new[:, 1:] = s[:, 1:] != s[:, :-1]
