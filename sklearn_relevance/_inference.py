@@ -271,7 +271,7 @@ def _state_key(module, X):
     return layout, keys, forward_state_key(module)
 
 
-def cached_inference_copy(module, X):
+def cached_inference_copy(module, X, **options):
     """:func:`inference_copy` of ``module`` for ``X``, made once and reused.
 
     The copy (or the verdict that none applies) is kept, weakly keyed by
@@ -298,6 +298,9 @@ def cached_inference_copy(module, X):
     X : Tensor or dict of Tensors
         Inputs as they will be passed (device, shape of a sample); only two
         samples are used (copied, never written).
+    **options
+        Switches of :func:`inference_copy` (``fold_batchnorms``,
+        ``channels_last``); one copy is kept per set of switches.
 
     Returns
     -------
@@ -305,16 +308,17 @@ def cached_inference_copy(module, X):
         The copy, or ``module`` itself where no copy applies.
     """
     key = _state_key(module, X)
+    which = tuple(sorted(options.items()))
     with _COPIES_LOCK:
-        cached = _COPIES.get(module)
+        cached = _COPIES.get(module, {}).get(which)
         if cached is not None and cached[0] == key:
             return module if cached[1] is None else cached[1]
-    fast = inference_copy(module, X)
+    fast = inference_copy(module, X, **options)
     with _COPIES_LOCK:
         # the key again: the module may have changed while the copy was made
         if _state_key(module, X) != key:
             return module
-        _COPIES[module] = (key, None if fast is module else fast)
+        _COPIES.setdefault(module, {})[which] = (key, None if fast is module else fast)
     return fast
 
 
@@ -428,7 +432,7 @@ def module_for_explainer(module, X, explainer, *, n_samples=None):
     n = batch_len(X) if n_samples is None else int(n_samples)
     if n * rows_per_sample(explainer) * measured[0] < INFERENCE_COPY_MIN_BYTES:
         return module
-    return cached_inference_copy(module, X)
+    return cached_inference_copy(module, X, **dict(getattr(explainer, "copy_options", {})))
 
 
 def rows_per_sample(explainer):

@@ -215,7 +215,8 @@ def test_estimator_explain_on_the_copy_equals_the_module(name, explainer, copy_a
     before = {k: v.clone() for k, v in module.state_dict().items()}
     got = est.explain(X, explainer=e, target=1, batch_size=-1)
     # the copy was used (a 1D network has no rewrite left by default)
-    assert _inference._COPIES[module][1] is not None or name == "1d"
+    copies = _inference._COPIES[module]
+    assert any(c[1] is not None for c in copies.values()) or name == "1d"
     want = e.explain(module.eval(), torch.as_tensor(X), 1).detach().numpy()
     # against float64, not against float32 with a fixed tolerance: the copy's
     # rewrites round differently, and at float32 near-ties (a max-pooling
@@ -349,3 +350,29 @@ def test_estimator_pickles_and_clones_after_explaining_on_a_copy(copy_always):
     np.testing.assert_allclose(restored.explain(X, explainer="gradient", target=1), want,
                                rtol=0, atol=1e-6)
     clone(est)
+
+
+def test_lrp_gets_a_folded_copy_only_where_it_merges_batchnorm_itself(copy_always):
+    # LRP's default canonizers merge every BatchNorm into the layer before
+    # it, so its copy may fold them; with canonizers=None the BatchNorms are
+    # layers of their own for LRP and must stay in the copy
+    from sklearn_relevance.explainers import LRP
+    from sklearn_relevance.inference import no_inference_copy
+
+    module, X, _ = _case("2d")
+    folded = _inference.module_for_explainer(module, X, LRP())
+    kept = _inference.module_for_explainer(module, X, LRP(canonizers=None))
+    plain = _inference.module_for_explainer(module, X, get_explainer("gradient"))
+
+    def has_bn(net):
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+    assert folded is not module and not has_bn(folded)
+    assert has_bn(kept) and has_bn(plain)
+    # one cached copy per set of switches
+    assert _inference.module_for_explainer(module, X, LRP()) is folded
+    with torch.no_grad():
+        R_fold = LRP(conservation="off").explain(module, X, 1)
+        with no_inference_copy():
+            R_module = LRP(conservation="off").explain(module, X, 1)
+    torch.testing.assert_close(R_fold, R_module, rtol=1e-4, atol=1e-5 * float(R_module.abs().max()))

@@ -118,7 +118,13 @@ class BaseExplainer(BaseEstimator):
         network's input-output function and gradient say ``False``, so that
         studies (:func:`~sklearn_relevance.evaluation.compare_explainers`)
         may run them on an equivalent, faster copy of the network
-        (BatchNorm folded, channels-last on the CPU).
+        (:mod:`sklearn_relevance.inference`).
+    ``copy_options``
+        Rewrites that round differently which the method allows in that
+        copy (keywords of :func:`~sklearn_relevance.inference.inference_copy`);
+        empty by default. LRP with its default canonizers merges every
+        BatchNorm into the layer before it anyway, so it allows
+        ``fold_batchnorms``.
     ``shares_module``
         Whether the method only calls the network (no hooks, no change of
         it while it runs), so that calls from several threads on one module
@@ -130,6 +136,7 @@ class BaseExplainer(BaseEstimator):
     supports_dict = True
     input_ndims = None
     uses_layers = True
+    copy_options: dict = {}
     shares_module = False
     _parameter_constraints: dict = {}
 

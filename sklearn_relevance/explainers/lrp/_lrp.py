@@ -143,6 +143,13 @@ class LRP(BaseExplainer):
         (see :class:`~sklearn_relevance.explainers.BaseExplainer`)."""
         return not isinstance(self.composite, str)
 
+    @property
+    def copy_options(self):
+        """``{"fold_batchnorms": True}`` with the default canonizers, which
+        merge every BatchNorm into the layer before it anyway (the copy then
+        does it once); nothing otherwise."""
+        return {"fold_batchnorms": True} if self.canonizers == "auto" else {}
+
     def __init__(self, composite="epsilon_plus", *, epsilon=1e-6, gamma=0.25,
                  low=None, high=None, bias=False, generalized_gamma=False,
                  canonizers="auto", conservation="warn", conservation_rtol=9.0,
