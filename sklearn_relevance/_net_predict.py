@@ -155,7 +155,12 @@ class _Prediction:
             Samples per explainer call; defaults to the estimator's
             ``batch_size``. Explainers that expand the batch (IG steps,
             SmoothGrad samples) chunk further by their own
-            ``internal_batch_size``.
+            ``internal_batch_size``. A stochastic explainer seeded with an
+            int draws the first call's noise from its seed and each later
+            call's from a seed derived from it and the call's index: no two
+            calls share noise, and the maps of a seeded explainer depend on
+            ``batch_size`` (``batch_size=-1``: one call, the explainer's own
+            draws).
         explainer_params : dict, optional
             Parameters of the explainer by name, e.g. ``{"n_steps": 64}``.
         **params

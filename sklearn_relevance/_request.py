@@ -94,17 +94,32 @@ class ExplainRequest:
 
                 slices = tqdm(slices, desc="explain", unit="batch")
             with network_decided():
-                for sl in slices:
+                for i, sl in enumerate(slices):
                     Xb = self._on_device(index_batch(self.X, sl))
                     tb = self.targets
                     if isinstance(tb, np.ndarray):
                         tb = torch.as_tensor(tb[sl], device=self.device)
-                    rel = exp.explain(net, Xb, tb)
+                    rel = _seeded_for_batch(exp, i).explain(net, Xb, tb)
                     parts.append(_to_numpy(rel) if as_numpy else _detached(rel))
         if isinstance(parts[0], Mapping):
             join = np.concatenate if as_numpy else torch.cat
             return {k: join([p[k] for p in parts]) for k in parts[0]}
         return np.concatenate(parts) if as_numpy else torch.cat(parts)
+
+
+def _seeded_for_batch(exp, i):
+    """``exp`` for the ``i``-th batch of one call: a stochastic explainer
+    seeded with an int draws batch 0 from its own seed (one batch equals the
+    explainer called alone) and batch ``i > 0`` from a seed derived from
+    ``(random_state, i)``, so that no two batches of a call share their noise
+    (each batch draws its noise for its own rows from the seed it is given)."""
+    if i == 0 or not hasattr(exp, "get_params"):
+        return exp
+    seed = exp.get_params(deep=False).get("random_state")
+    if isinstance(seed, bool) or not isinstance(seed, (Integral, np.integer)):
+        return exp
+    derived = int(np.random.SeedSequence([int(seed), i]).generate_state(1)[0] >> 1)
+    return clone(exp).set_params(random_state=derived)
 
 
 def resolve_explainer(explainer, params=None, *, defaults=None):

@@ -152,3 +152,31 @@ def test_estimator_explain_refuses_unknown_parameters_before_work(pipe, digits):
     with pytest.raises(ValueError, match="The 'explainer_params' parameter of explain "
                                          "must be a dict"):
         net.explain(X[:2], explainer="ig", explainer_params=[("n_steps", 3)])
+
+
+def test_batches_of_one_explain_call_do_not_share_a_seeded_explainers_noise():
+    # one sample repeated: under shared noise, rows 0 and 5 (first rows of
+    # two batches of 5) would get the very same map
+    import copy
+
+    from sklearn_relevance import RelevanceNetClassifier
+    import torch
+
+    from sklearn_relevance.explainers import SmoothGrad
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    X = np.repeat(np.random.default_rng(0).normal(size=(1, 6)).astype(np.float32), 10, 0)
+    est = RelevanceNetClassifier(copy.deepcopy(net), max_epochs=0, random_state=0)
+    est.fit(X[:2], np.array([0, 1]))
+    sg = SmoothGrad(n_samples=3, stdevs=0.5, random_state=0)
+    R = est.explain(X, target=1, explainer=sg, batch_size=5)
+    assert not np.allclose(R[0], R[5])
+    np.testing.assert_array_equal(R, est.explain(X, target=1, explainer=sg, batch_size=5))
+    # the first batch draws what the explainer alone draws for those rows
+    alone = sg.explain(est.module_.eval(), torch.as_tensor(X[:5]), 1).detach().numpy()
+    np.testing.assert_allclose(R[:5], alone, rtol=1e-6, atol=1e-7)
+    # one call: the explainer's own draws
+    np.testing.assert_allclose(est.explain(X, target=1, explainer=sg, batch_size=-1),
+                               sg.explain(est.module_.eval(), torch.as_tensor(X), 1)
+                               .detach().numpy(), rtol=1e-6, atol=1e-7)
