@@ -4,10 +4,11 @@ Explanations of an eval-mode network run on a faster copy of it where that
 pays (``estimator.explain``, :func:`sklearn_relevance.explain`, explainers
 called on a bare module): in-place ReLUs after Conv / Linear layers and the
 affine input layer split off for integrated gradients and SmoothGrad (and,
-asked for by name, BatchNorm folding and channels-last convolutions, which
-are faster but round worse). Every rewrite is exact by construction and made only where the
-forward's graph proves it (:doc:`/design_notes`, "The explanation pipeline");
-where nothing can be proved, the network runs as it is.
+asked for by name or by an explainer's ``copy_options``, BatchNorm folding
+and channels-last convolutions, which are faster but round worse). Every
+rewrite is exact by construction and made only where the forward's graph
+proves it (:doc:`/design_notes`, "The explanation pipeline"); where nothing
+can be proved, the network runs as it is.
 
 This module lets a user (or a benchmark) work with that copy directly:
 
