@@ -40,7 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _timing import best_of  # noqa: E402
-from bench_clinical_sizes import make_case, noise_stdev, saliency_on_our_noise  # noqa: E402
+from bench_clinical_sizes import (  # noqa: E402
+    convolution_seconds,
+    make_case,
+    noise_stdev,
+    saliency_on_our_noise,
+)
 
 
 def _errors(got, exact):
@@ -48,19 +53,6 @@ def _errors(got, exact):
     scale = float(exact.abs().max())
     return (float((got - exact).abs().max()) / scale,
             float((got - exact).abs().mean()) / scale)
-
-
-def convolution_seconds(run):
-    """Self CPU seconds of the convolutions (forward and backward) of one
-    ``run()`` under the torch profiler: the work no rewrite of the network
-    removes, at the rate of the machine's convolution kernels."""
-    from torch.profiler import profile
-
-    with profile() as prof:
-        run()
-    names = ("aten::mkldnn_convolution", "aten::convolution_backward",
-             "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward")
-    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in names) / 1e6
 
 
 def main(argv=None):
@@ -167,7 +159,8 @@ def main(argv=None):
                 print(f"  ours, {key:<14} {value:7.2f} s  {value / times[peer]:5.2f}x captum best")
             if args.floor:
                 for key, net in copies.items():
-                    conv = convolution_seconds(ours(explainer, net))
+                    # the work no rewrite of the network removes
+                    conv, _ = convolution_seconds(ours(explainer, net))
                     print(f"  floor, {key:<13} {conv:7.2f} s  {conv / times[peer]:5.2f}x captum best"
                           " (its convolutions alone: forward and input backward, profiled)")
     print(f"load average at the end {os.getloadavg()[0]:.1f}")

@@ -511,24 +511,28 @@ def saliency_on_our_noise(module, X, t, samples, stdev, noise_like=None):
 
 
 _CONVOLUTION_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward",
-                    "aten::_slow_conv2d_forward", "aten::slow_conv3d_forward")
+                    "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward",
+                    "aten::slow_conv3d_forward")
+
+
+def convolution_seconds(run):
+    """``(convolutions, everything else)``: CPU seconds of one ``run()``
+    under ``torch.profiler`` (the calling thread's time per operator, its own
+    overhead included), the convolutions forward and backward."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        run()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e6
+    conv = sum(e.self_cpu_time_total for e in events if e.key in _CONVOLUTION_OPS) / 1e6
+    return conv, total - conv
 
 
 def _convolution_share(name, ours_fn, best_name, best_fn, out):
     """CPU time of one call of ours and of the peer's best setting, split into
-    convolutions (forward and backward) and everything else (``torch.profiler``,
-    the calling thread's time per operator; its own overhead included)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    parts = []
-    for fn in (ours_fn, best_fn):
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            fn()
-        events = prof.key_averages()
-        total = sum(e.self_cpu_time_total for e in events) / 1e6
-        conv = sum(e.self_cpu_time_total for e in events if e.key in _CONVOLUTION_OPS) / 1e6
-        parts.append((conv, total - conv))
-    (c0, r0), (c1, r1) = parts
+    convolutions and everything else (:func:`convolution_seconds`)."""
+    (c0, r0), (c1, r1) = convolution_seconds(ours_fn), convolution_seconds(best_fn)
     out(f"- {name}, profiled: ours {c0:.2f} s in convolutions + {r0:.2f} s else; "
         f"captum ({best_name}) {c1:.2f} s + {r1:.2f} s")
 

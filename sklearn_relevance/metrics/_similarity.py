@@ -50,16 +50,41 @@ def average_ranks(a):
     return torch.empty_like(avg).scatter_(1, order, avg)
 
 
+def _centred(a):
+    a = a.double()
+    return a - a.mean(1, keepdim=True)
+
+
+def _pearson_to(a):
+    """``b -> pearson(a, b)``, ``a`` centred once."""
+    ca = _centred(a)
+    na = ca.norm(dim=1)
+
+    def to(b):
+        cb = _centred(b)
+        return (ca * cb).sum(1) / (na * cb.norm(dim=1))  # NaN for a constant row, as scipy
+    return to
+
+
+def _spearman_to(a):
+    """``b -> spearman(a, b)``, ``a`` ranked once; ranks from the maps' own
+    dtype (float32 -> float64 is exact and monotone)."""
+    to = _pearson_to(average_ranks(a))
+    return lambda b: to(average_ranks(b))
+
+
+def _abs_to(prepare, a):
+    """``b -> prepare(|a|)(|b|)``."""
+    to = prepare(a.abs())
+    return lambda b: to(b.abs())
+
+
 def pearson(a, b):
-    a = a.double() - a.double().mean(1, keepdim=True)
-    b = b.double() - b.double().mean(1, keepdim=True)
-    den = a.norm(dim=1) * b.norm(dim=1)
-    return (a * b).sum(1) / den  # NaN for a constant row, as scipy
+    return _pearson_to(a)(b)
 
 
 def spearman(a, b):
-    # ranks from the maps' own dtype: float32 -> float64 is exact and monotone
-    return pearson(average_ranks(a), average_ranks(b))
+    return _spearman_to(a)(b)
 
 
 def ssim(a, b, win_size=7):
@@ -92,29 +117,12 @@ def abs_spearman(a, b):
     return spearman(a.abs(), b.abs())
 
 
-def _centred(a):
-    a = a.double()
-    return a - a.mean(1, keepdim=True)
-
-
-def _pearson_to(a):
-    ca = _centred(a)
-    na = ca.norm(dim=1)
-
-    def to(b):
-        cb = _centred(b)
-        return (ca * cb).sum(1) / (na * cb.norm(dim=1))
-    return to
-
-
 #: similarities whose work on the fixed map can be done once (see similarity_to)
 _PREPARED = {
-    "spearman": lambda a: (lambda f: lambda b: f(average_ranks(b)))(
-        _pearson_to(average_ranks(a))),
-    "abs_spearman": lambda a: (lambda f: lambda b: f(average_ranks(b.abs())))(
-        _pearson_to(average_ranks(a.abs()))),
+    "spearman": _spearman_to,
+    "abs_spearman": lambda a: _abs_to(_spearman_to, a),
     "pearson": _pearson_to,
-    "abs_pearson": lambda a: (lambda f: lambda b: f(b.abs()))(_pearson_to(a.abs())),
+    "abs_pearson": lambda a: _abs_to(_pearson_to, a),
 }
 
 

@@ -129,9 +129,9 @@ def count_note(names):
 
 
 def _close_note(verdict, low, high, threshold):
-    if not sensitive(verdict, low, high, threshold):
-        return ""
     p = same_probability(verdict, low, high, threshold)
+    if not p < SAME:  # as sensitive(): a NaN probability is no flag
+        return ""
     return (f"; {SENSITIVE}: a re-run reads the same with probability about {p:.2f}, "
             "the interval lying near the threshold")
 
