@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -32,6 +34,40 @@ def test_imputation_equals_quantus_solver(side, fraction):
     ours = noisy_linear_imputation(x, block.reshape(1, 1, side, side), noise=0.0)
     q = q_nli(x[0].numpy(), np.flatnonzero(block.numpy()), noise=0.0)
     np.testing.assert_allclose(ours[0].numpy(), q, atol=1e-9)
+
+
+def test_neighbour_operator_equals_float64_convolution():
+    from sklearn_relevance.metrics.road import _neighbour_sum
+
+    k = torch.tensor([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]],
+                     dtype=torch.float64).reshape(1, 1, 3, 3)
+    for shape in [(3, 1, 9, 13), (2, 1, 1, 5), (1, 1, 4, 1)]:
+        v = torch.randn(shape, dtype=torch.float64)
+        before = v.clone()
+        torch.testing.assert_close(_neighbour_sum(v), torch.nn.functional.conv2d(v, k, padding=1),
+                                   rtol=0, atol=1e-14)
+        assert torch.equal(v, before)
+
+
+@pytest.mark.parametrize("chunk", [1, 16 * 16, 3 * 16 * 16])
+def test_imputation_the_same_in_every_row_chunking(chunk, monkeypatch):
+    """Rows solved apart (the CPU's cache-sized chunks) or together give one
+    answer, every channel and image its own system, each equal to quantus'."""
+    from quantus.functions.perturb_func import noisy_linear_imputation as q_nli
+
+    road_module = importlib.import_module("sklearn_relevance.metrics.road")
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 2, 16, 16, generator=g, dtype=torch.float64)
+    removed = torch.rand(5, 1, 16, 16, generator=g) < torch.linspace(0.05, 0.95, 5)[:, None,
+                                                                                    None, None]
+    monkeypatch.setattr(road_module, "_CG_CHUNK", chunk)
+    ours = noisy_linear_imputation(x, removed, noise=0.0)
+    for i in range(5):
+        idx = np.flatnonzero(removed[i, 0].numpy())
+        np.testing.assert_allclose(ours[i].numpy(), q_nli(x[i].numpy(), idx, noise=0.0),
+                                   atol=1e-9)
+    assert torch.equal(ours[~removed.expand_as(x)], x[~removed.expand_as(x)])
 
 
 def quantus_road(monkeypatch, net, X, y, a, percentages, noise):

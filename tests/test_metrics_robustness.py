@@ -114,3 +114,35 @@ def test_errors_and_seeds():
     a = avg_sensitivity(net, X, n_samples=3, random_state=1)
     assert np.array_equal(a, avg_sensitivity(net, X, n_samples=3, random_state=1))
     assert not np.array_equal(a, avg_sensitivity(net, X, n_samples=3, random_state=2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relative_norm_equals_its_formula_and_leaves_inputs(dtype):
+    from sklearn_relevance.metrics.robustness import _relative_l2
+
+    e = torch.randn(5, 40, dtype=dtype)
+    e[0, :7] = 0.0
+    e[1] = 0.0
+    es = torch.randn(3, 5, 40, dtype=dtype)
+    before = e.clone(), es.clone()
+    E, ES = e.double(), es.double()
+    ref = ((E - ES) / (E + (E == 0).double() * 1e-6)).norm(dim=-1)  # numpy: float64 eps
+    torch.testing.assert_close(_relative_l2(e, es, 1e-6), ref, rtol=1e-13, atol=0)
+    assert torch.equal(e, before[0]) and torch.equal(es, before[1])
+
+
+def test_representation_stability_reads_layers_with_tuple_outputs():
+    class Pair(torch.nn.Module):  # a layer returning (features, something else)
+        def forward(self, x):
+            return torch.relu(x), x.sum()
+
+    class First(torch.nn.Module):
+        def forward(self, pair):
+            return pair[0]
+
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), Pair(), First(),
+                              torch.nn.Linear(8, 3)).eval()
+    X = torch.randn(4, 6)
+    out = relative_representation_stability(net, X, n_samples=3, random_state=0,
+                                            layers=["1"])
+    assert out.shape == (4,) and np.isfinite(out).all()

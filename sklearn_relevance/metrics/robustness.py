@@ -274,8 +274,20 @@ local_lipschitz_estimate.__doc__ = """Local Lipschitz estimate (Alvarez-Melis an
     """
 
 
-def _relative(e, es, eps):
-    return (e - es) / (e + (e == 0) * eps)
+def _relative_l2(e, es, eps):
+    """``||(e - es) / e'||_2`` over the last axis, ``e'`` being ``e`` with its
+    zeros replaced by ``eps`` (quantus' ``e + (e == 0) * eps``), in float64:
+    ``e`` (n, D) against each copy of ``es`` (k, n, D) in turn, in place on
+    a float64 copy of that copy (the relative stabilities compare long
+    representations: one pass per copy instead of a (k, n, D) temporary per
+    operation). Neither input is written to."""
+    e = e.double()
+    scale = torch.where(e == 0, torch.full_like(e, eps), e)
+    out = torch.empty(es.shape[:-1], dtype=torch.float64, device=e.device)
+    for j in range(es.shape[0]):  # the copies of a chunk, not the samples
+        d = es[j].to(torch.float64, copy=True)
+        out[j] = torch.linalg.vector_norm(torch.sub(e, d, out=d).div_(scale), dim=-1)
+    return out
 
 
 def _relative_stability(owner, estimator, X, relevance, y, explainer, target, n_samples,
@@ -292,13 +304,13 @@ def _relative_stability(owner, estimator, X, relevance, y, explainer, target, n_
                            high=upper_bound)
 
     def objective(x, xs, a, a_s, h=None, hs=None):
-        num = _norm(_relative(a.double(), a_s.double(), eps_min), "l2")
+        num = _relative_l2(a, a_s, eps_min)
         if kind == "input":
-            den = _norm(_relative(x.double(), xs.double(), eps_min), "l2")
+            den = _relative_l2(x, xs, eps_min)
         elif kind == "output":
             den = _norm(h.double() - hs.double(), "l2")
         else:
-            den = _norm(_relative(h.double(), hs.double(), eps_min), "l2")
+            den = _relative_l2(h, hs, eps_min)
         return num / (den + (den == 0) * eps_min)
 
     represent = None
@@ -331,9 +343,13 @@ def _representations(model, layers, owner):
     if not named:
         raise ValueError(f"{owner} found no hidden layer to read in the network.")
     held = []
+
+    def hook(module, inputs, out):  # cloned: an in-place layer may change it later
+        o = out[0] if isinstance(out, tuple) else out
+        held.append(o.detach().reshape(o.shape[0], -1).clone())
+
     for _, m in named:
-        m.register_forward_hook(lambda mod, i, out: held.append(
-            (out[0] if isinstance(out, tuple) else out).detach().reshape(out.shape[0], -1).clone()))
+        m.register_forward_hook(hook)
 
     def represent(Xrows):
         parts = []
