@@ -238,3 +238,34 @@ def test_grid_search_without_masks_says_how_to_pass_them(lesions):
         search.set_params(error_score=np.nan)
         with pytest.warns(UserWarning, match=r"set_score_request\(masks=True\)"):
             search.fit(X, y)
+
+
+def test_metrics_that_explain_again_use_the_tuned_relevance_explainer(lesions):
+    """A metric that explains again (randomisation, robustness) with no
+    explainer named uses the estimator's explainer as ``explain`` makes it,
+    with its ``relevance_explainer__*`` parameters: a random-logit score of
+    maps made with one IG baseline must not compare them with another's."""
+    from sklearn_relevance.metrics import max_sensitivity, random_logit
+    from sklearn_relevance.metrics._explaining import Model
+
+    X, y, _ = lesions
+    clf = estimators.RelevanceNetClassifier(
+        max_epochs=1, random_state=0, relevance_explainer="integrated_gradients",
+        relevance_explainer__n_steps=7, relevance_explainer__baselines=0.5).fit(X, y)
+    explainer = Model(clf, X[:2], "test").explainer
+    assert explainer.get_params()["n_steps"] == 7 and explainer.get_params()["baselines"] == 0.5
+    assert clf.relevance_explainer == "integrated_gradients"  # the estimator is unchanged
+    tuned = clf.explain(X[:6])
+    named = estimators.RelevanceNetClassifier(max_epochs=1, random_state=0).fit(X, y)
+    assert Model(named, X[:2], "test").explainer.get_params() == \
+        named.relevance_explainer_.get_params()
+    # the scores follow the tuned explainer: equal to naming it explicitly
+    from sklearn_relevance.explainers import IntegratedGradients
+
+    same = IntegratedGradients(n_steps=7, baselines=0.5)
+    np.testing.assert_allclose(
+        random_logit(clf, X[:6], tuned, random_state=0),
+        random_logit(clf, X[:6], tuned, explainer=same, random_state=0))
+    np.testing.assert_allclose(
+        max_sensitivity(clf, X[:6], tuned, n_samples=3, random_state=0),
+        max_sensitivity(clf, X[:6], tuned, explainer=same, n_samples=3, random_state=0))

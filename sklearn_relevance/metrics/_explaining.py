@@ -76,7 +76,8 @@ class Model:
     owner : str
         The public function's name (for error messages).
     explainer : str, explainer object or None
-        ``None``: the estimator's ``relevance_explainer``, else ``"gradient"``.
+        ``None``: the estimator's ``relevance_explainer`` with its
+        ``relevance_explainer__*`` parameters, else ``"gradient"``.
     target, y
         ``target`` None means ``"true"`` with y and ``"predicted"``
         without; an int or one int per sample is an output index.
@@ -98,11 +99,15 @@ class Model:
         self.rows = internal_batch_size
         self.explainer = None
         if need_explainer:
-            from ..explainers import get_explainer
+            from .._request import resolve_explainer
 
-            if explainer is None:
-                explainer = getattr(self.final, "relevance_explainer", None) or "gradient"
-            self.explainer = get_explainer(explainer, param_name="explainer")
+            defaults = None
+            if explainer is None and getattr(self.final, "relevance_explainer", None):
+                # the estimator's explainer as its explain() makes it: with its
+                # relevance_explainer__* parameters (steps, baseline, noise...)
+                explainer = self.final.relevance_explainer
+                defaults = self.final.get_params_for("relevance_explainer")
+            self.explainer = resolve_explainer(explainer or "gradient", defaults=defaults)
         self._target_arg, self._y = target, y
         self.target = None
 

@@ -138,11 +138,11 @@ def _solve(xs, m, S3, tol, max_iter):
                 break
         Ap = A(p, mm)
         pAp = _dot(p, Ap)
-        alpha = torch.where(pAp > 0, rr / pAp.clamp_min(1e-300), torch.zeros_like(rr))
+        alpha = torch.where(pAp > 0, rr / pAp, 0.0)  # 0 once a row has converged exactly
         vv.addcmul_(alpha[:, None, None, None], p)
         r.addcmul_(alpha[:, None, None, None], Ap, value=-1)
         rr_new = _dot(r, r)
-        beta = torch.where(rr > 0, rr_new / rr.clamp_min(1e-300), torch.zeros_like(rr))
+        beta = torch.where(rr > 0, rr_new / rr, 0.0)
         p.mul_(beta[:, None, None, None]).add_(r)
         rr = rr_new
     if active.numel():
