@@ -134,3 +134,26 @@ def test_road_orders_and_contracts():
     r1 = road(Pixel(), X, a, percentages=[30, 60], random_state=0)
     r2 = road(Pixel(), X, a, percentages=[30, 60], random_state=0, internal_batch_size=8)
     np.testing.assert_array_equal(r1, r2)
+
+
+def test_imputation_warns_when_not_solved_and_checks_its_parameters():
+    from sklearn.exceptions import ConvergenceWarning
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 32, 32, generator=g, dtype=torch.float64)
+    removed = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    removed[:, :, 2:-2, 2:-2] = True  # one large hole: many iterations
+    with pytest.warns(ConvergenceWarning, match="2 system\\(s\\) not solved"):
+        noisy_linear_imputation(x, removed, noise=0.0, max_iter=3)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        noisy_linear_imputation(x, removed, noise=0.0)  # the default converges
+        noisy_linear_imputation(x, removed, noise=0.0, max_iter=10_000)
+    for kw, match in [({"tol": 0}, "'tol' parameter of noisy_linear_imputation"),
+                      ({"tol": -1.0}, "'tol' parameter"),
+                      ({"max_iter": 0}, "'max_iter' parameter of noisy_linear_imputation"),
+                      ({"max_iter": 2.5}, "'max_iter' parameter")]:
+        with pytest.raises(ValueError, match=match):
+            noisy_linear_imputation(x, removed, noise=0.0, **kw)

@@ -19,11 +19,14 @@ until every residual is below ``tol`` times its right-hand side.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import ConvergenceWarning
 
-from .._validation import check_choice, check_real
+from .._validation import check_choice, check_int, check_real
 from ._checks import to_numpy
 from ._explaining import Model, check_relevance, seed_of, step_draws
 from ._perturb import feature_ranks
@@ -80,14 +83,17 @@ def noisy_linear_imputation(x, removed, *, noise=0.01, noise_draws=None, tol=1e-
     tol : float, default=1e-10
         Relative residual at which conjugate gradients stop (float64).
     max_iter : int, optional
-        Default ``4 * (H + W) + 50``.
+        Default ``4 * (H + W) + 50``. A system not solved to ``tol`` within
+        it warns (``ConvergenceWarning``, with the residual reached).
 
     Returns
     -------
     Tensor of x's shape and dtype
     """
+    owner = "noisy_linear_imputation"
+    tol = check_real(tol, "tol", owner, low=0, closed="neither")
     R, C, H, W = x.shape
-    max_iter = 4 * (H + W) + 50 if max_iter is None else max_iter
+    max_iter = 4 * (H + W) + 50 if max_iter is None else check_int(max_iter, "max_iter", owner)
     xs = x.double().reshape(R * C, 1, H, W)
     m = removed.expand(R, C, H, W).reshape(R * C, 1, H, W).double()
     # the weight sum of each pixel's neighbours, plus the 1/3 of _neighbour_sum's centre
@@ -147,6 +153,12 @@ def _solve(xs, m, S3, tol, max_iter):
         rr = rr_new
     if active.numel():
         out[active] = vv
+        worst = float((rr / cn).max().sqrt())
+        if worst > tol:
+            warnings.warn(f"noisy_linear_imputation: {active.numel()} system(s) not solved "
+                          f"to tol={tol:g} in max_iter={max_iter} iterations (worst "
+                          f"relative residual {worst:.1e}); raise max_iter.",
+                          ConvergenceWarning, stacklevel=3)
     return torch.where(m > 0, out, xs)
 
 
