@@ -101,6 +101,25 @@ def test_ct_study_quick(tmp_path):
         assert figure_problems(fig) == [], name
 
 
+def test_ct_figure_maps_are_seeded():
+    """The CT figures' maps: a noisy explainer draws the same noise in every
+    run (it drew unseeded noise), the others are left as they are."""
+    import torch
+
+    from sklearn_relevance.studies.ct import _seeded
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(),
+                              torch.nn.Linear(8, 2))
+    X = torch.randn(3, 1, 4, 4)
+    t = torch.tensor([0, 1, 0])
+    for name in ["smoothgrad", "smoothgrad_squared"]:
+        a, b = (_seeded(name).explain(net, X, t) for _ in range(2))
+        assert torch.equal(a, b)
+        assert not torch.equal(a, _seeded(name, seed=1).explain(net, X, t))
+    assert "random_state" not in _seeded("gradient").get_params()
+
+
 def test_ct_lead_rule_picks_and_tests_one_statistic():
     # the subject is the highest mean; a near tie reads "not shown" whichever of the
     # two is on top, so the verdict cannot flip with the subject between machines

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..explainers import get_explainer
 from ._common import (
     begin,
     command,
@@ -282,7 +283,8 @@ def run(out, *, quick=False, verbose=True):
     idx = np.flatnonzero(yte == 1)[:3]
     shown = ["gradient", "integrated_gradients", "smoothgrad_squared", "gradcam",
              "lrp_epsilon_plus"]
-    maps = {e: clf.explain(Xte[idx], yte[idx], explainer=e, target="true") for e in shown}
+    maps = {e: clf.explain(Xte[idx], yte[idx], explainer=_seeded(e), target="true")
+            for e in shown}
     figures["ct_maps_seed0"] = map_grid(
         Xte[idx], maps, masks=mte[idx], mask_label="lesion mask (truth)",
         col_titles=[f"test image {i} (lesion)" for i in idx],
@@ -292,6 +294,15 @@ def run(out, *, quick=False, verbose=True):
     log(f"tables and figures written to {out}")
     return {"explainers": main, "sanity": sane, "stability": stab, "disagreement": dis, "per_cell": tables,
             "chance": chance, "findings": findings, "figures": figures}
+
+
+def _seeded(name, seed=0):
+    """The explainer ``name``, with ``random_state=seed`` where it draws noise
+    (the figures' SmoothGrad maps are the same in every run)."""
+    explainer = get_explainer(name)
+    if "random_state" in explainer.get_params():
+        explainer.set_params(random_state=seed)
+    return explainer
 
 
 def _lead(key, metric, scores, names, subject_names, *, over, seed_claim=None):
