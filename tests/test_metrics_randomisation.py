@@ -273,3 +273,28 @@ def test_average_ranks_equal_scipy_with_ties_signed_zeros_and_extremes(dtype):
     # non-finite maps take the float path: NaN sorted last, as before
     a[4, 0] = float("inf")
     np.testing.assert_array_equal(average_ranks(a).numpy()[:4], want[:4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_histogram_entropy_bins_as_numpy_even_on_the_edges(dtype):
+    """eMPRT's entropy uses numpy.histogram's bins (quantus' discrete_entropy):
+    values lying exactly on numpy's edges (computed in the maps' dtype), just
+    above them, and constant rows fall in numpy's bin."""
+    import scipy.stats
+
+    from sklearn_relevance.metrics.randomisation import _histogram_entropy
+
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        n_bins = int(rng.choice([3, 10, 100, 256]))
+        a = (rng.normal(size=(3, 400)) * 10.0 ** rng.integers(-6, 6)).astype(dtype)
+        for r in range(3):
+            _, edges = np.histogram(a[r], bins=n_bins)
+            pick = rng.integers(0, n_bins + 1, 100)
+            a[r, :100] = edges[pick].astype(dtype)
+            a[r, 100:110] = np.nextafter(edges[pick[:10]].astype(dtype), dtype(np.inf))
+        if trial % 5 == 0:
+            a[0] = a[0, 0]
+        ref = [scipy.stats.entropy(np.histogram(row, bins=n_bins)[0]) for row in a]
+        np.testing.assert_allclose(_histogram_entropy(torch.from_numpy(a), n_bins).numpy(),
+                                   ref, rtol=0, atol=1e-12)

@@ -254,18 +254,28 @@ def model_parameter_randomisation(estimator, X, relevance=None, *, y=None, expla
 
 
 def _histogram_entropy(a, n_bins):
-    """Entropy (nats) of the ``n_bins`` histogram of each row, bins as numpy's."""
-    a = a.double()
+    """Entropy (nats) of the ``n_bins`` histogram of each row, with the bins
+    of ``numpy.histogram`` (quantus' ``discrete_entropy``): edges and
+    comparisons in the maps' own float dtype, the edges as ``numpy.linspace``
+    computes them, so that a value on an edge falls in numpy's bin."""
+    if a.dtype not in (torch.float32, torch.float64):
+        a = a.double()
     lo, hi = a.amin(1, keepdim=True), a.amax(1, keepdim=True)
     same = lo == hi
     lo, hi = torch.where(same, lo - 0.5, lo), torch.where(same, hi + 0.5, hi)
-    idx = ((a - lo) * (n_bins / (hi - lo))).floor().long().clamp_(0, n_bins - 1)
-    steps = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=a.device)
-    edges = lo + (hi - lo) * steps  # numpy's linspace of the edges
+    delta = hi - lo
+    step = delta / n_bins
+    ramp = torch.arange(n_bins + 1, dtype=a.dtype, device=a.device)
+    # numpy.linspace: ramp * step (ramp / n * delta where the step underflows), + lo,
+    # the last edge exactly hi
+    edges = torch.where(step == 0, ramp / n_bins * delta, ramp * step) + lo
+    edges[:, -1:] = hi
+    # numpy's first guess of the bin, then its one-step corrections against the edges
+    idx = ((a - lo) / delta * n_bins).long().clamp_(0, n_bins - 1)
     idx = idx - (a < edges.gather(1, idx)).long()
     idx = idx + ((a >= edges.gather(1, idx + 1)) & (idx != n_bins - 1)).long()
     counts = torch.zeros(a.shape[0], n_bins, dtype=torch.float64, device=a.device)
-    counts.scatter_add_(1, idx, torch.ones_like(a))
+    counts.scatter_add_(1, idx, torch.ones_like(a, dtype=torch.float64))
     p = counts / counts.sum(1, keepdim=True)
     return -(torch.where(p > 0, p * p.log(), torch.zeros_like(p))).sum(1)
 
