@@ -11,7 +11,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 
 
-__all__ = ["final_input", "final_step", "is_pipeline", "module_and_device"]
+__all__ = ["final_input", "final_step", "input_dtype", "is_pipeline", "module_and_device"]
 
 
 def is_pipeline(estimator):
@@ -69,3 +69,12 @@ def module_and_device(model):
     except StopIteration:
         device = torch.device("cpu")
     return module, device
+
+
+def input_dtype(module):
+    """The dtype the metrics feed ``module``: float64 for a float64 network
+    (a float32 batch would fail in its first layer), else float32."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return torch.float64 if p.dtype == torch.float64 else torch.float32
+    return torch.float32

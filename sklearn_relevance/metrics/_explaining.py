@@ -21,7 +21,7 @@ from sklearn.utils import check_random_state
 from .._batching import DEFAULT_MEMORY_BUDGET, MEMORY_BUDGETS, chunk_size_for, iter_slices, sample_nbytes
 from .._inference import rows_per_sample
 from .._module_access import module_access, shares_module
-from .._nets import final_input, module_and_device
+from .._nets import final_input, input_dtype, module_and_device
 from .._targets import encode_labels
 from .._tensors import forward
 from .._validation import as_batch, check_int
@@ -92,7 +92,7 @@ class Model:
         if isinstance(X, dict):
             raise ValueError(f"{owner} applies to array inputs, not dict (multimodal) X.")
         self.module, self.device = module_and_device(self.final)
-        self.X = as_batch(X, "X", device=self.device, dtype=torch.float32)
+        self.X = as_batch(X, "X", device=self.device, dtype=input_dtype(self.module))
         self.n = self.X.shape[0]
         if internal_batch_size is not None:
             internal_batch_size = check_int(internal_batch_size, "internal_batch_size", owner)

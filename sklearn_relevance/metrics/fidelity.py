@@ -23,7 +23,7 @@ import torch
 from .._batching import budget_bytes, chunk_size_for, iter_slices, sample_nbytes
 from .._inference import cpu_pass_budget
 from .._module_access import eval_mode
-from .._nets import final_input, module_and_device
+from .._nets import final_input, input_dtype, module_and_device
 from .._target_policy import predicted_indices
 from .._targets import encode_labels
 from .._tensors import forward
@@ -236,7 +236,7 @@ def perturbation_curve(estimator, X, relevance, *, y=None, order="mif", steps=20
         )
     module, device = module_and_device(final)
     X_raw = X
-    X = as_batch(X, "X", device=device, dtype=torch.float32)
+    X = as_batch(X, "X", device=device, dtype=input_dtype(module))
     rel = _relevance_like(as_batch(relevance, "relevance", device=device), X)
     n = X.shape[0]
     rel_flat = rel.reshape(n, -1)
