@@ -234,7 +234,7 @@ def cases(quantus, quick, ndim):
     return out
 
 
-def run(quantus, repeats, quick, only=None, floor=False):
+def run(quantus, repeats, quick, only=None, floor=False, quantus_repeats=1):
     """Rows ``(case, peer, ours_s, quantus_s, diff, passes_s)`` and the
     randomisation cost lines, for 64 x 1 x 64 x 64 images and 8 x 1 x 32^3
     volumes (``passes_s``: :func:`forward_floor` of ours, with ``floor``)."""
@@ -255,7 +255,7 @@ def run(quantus, repeats, quick, only=None, floor=False):
             if only and not any(o in label for o in only):
                 continue
             try:
-                tq, ref = best_of(lambda: q_fn(net, x, y, a), 1)
+                tq, ref = best_of(lambda: q_fn(net, x, y, a), quantus_repeats)
             except Exception as exc:  # quantus refuses some inputs (e.g. 5D)
                 tq, ref = float("nan"), None
                 peer = f"{peer} (fails: {type(exc).__name__})"

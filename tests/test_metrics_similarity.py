@@ -107,3 +107,23 @@ def test_average_ranks_non_finite_and_input_untouched():
     np.testing.assert_array_equal(average_ranks(a).numpy(),
                                   rankdata(a.double().numpy(), axis=1))
     assert torch.equal(a, before) and torch.equal(a.signbit(), before.signbit())
+
+
+def test_tie_averages_the_same_in_numpy_and_torch():
+    """The CPU (numpy) and device (torch) tie averaging agree on every group
+    pattern: no ties, all one group, groups across row ends, one column."""
+    from sklearn_relevance.metrics._similarity import _tie_average_numpy, _tie_average_torch
+
+    rng = np.random.default_rng(2)
+    for n, F, p in [(5, 40, 0.5), (3, 17, 1.0), (4, 25, 0.0), (6, 1, 0.3), (2, 64, 0.05)]:
+        new = torch.as_tensor(rng.random((n, F)) < p)
+        new[:, 0] = True
+        ours = _tie_average_numpy(new)
+        assert torch.equal(ours, _tie_average_torch(new))
+        # against a direct loop over the groups
+        ref = np.empty((n, F))
+        for i in range(n):
+            starts = list(np.flatnonzero(new[i].numpy())) + [F]
+            for s0, s1 in zip(starts[:-1], starts[1:]):
+                ref[i, s0:s1] = (s0 + 1 + s1) / 2
+        np.testing.assert_array_equal(ours.numpy(), ref)

@@ -59,6 +59,31 @@ def _sorted_with_order(a):
     return torch.sort(a, dim=1)
 
 
+def _tie_average_numpy(new):
+    """Average 1-based ranks of sorted rows whose groups of equal values open
+    where ``new`` (bool (n, F), each row's first entry True) is True: each
+    group's mean position, repeated over the group (CPU)."""
+    n, F = new.shape
+    starts = np.flatnonzero(new.numpy())  # over the flattened rows
+    sizes = np.diff(starts, append=n * F)
+    avg = np.repeat(starts + (sizes + 1) / 2, sizes).reshape(n, F)
+    avg -= (np.arange(n) * F)[:, None]  # flat position -> rank within the row
+    return torch.from_numpy(avg)
+
+
+def _tie_average_torch(new):
+    """:func:`_tie_average_numpy` in torch ops, on the tensor's device."""
+    n, F = new.shape
+    flat = new.reshape(-1)
+    starts = flat.nonzero().view(-1)
+    ends = torch.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = n * F
+    row_start = torch.div(starts, F, rounding_mode="floor").mul_(F)
+    mean = (starts + ends - 1).double().div_(2).sub_(row_start).add_(1)
+    return mean.index_select(0, flat.cumsum(0).sub_(1)).view(n, F)
+
+
 def average_ranks(a):
     """Ranks 1..F along axis 1, ties sharing their average rank (float64)."""
     n, F = a.shape
@@ -68,15 +93,10 @@ def average_ranks(a):
     torch.ne(s[:, 1:], s[:, :-1], out=new[:, 1:])
     if bool(new.all()):
         avg = torch.arange(1, F + 1, dtype=torch.float64, device=a.device).expand(n, F)
-    else:  # groups of equal values, over the flattened rows (each row opens a group)
-        flat = new.view(-1)
-        starts = flat.nonzero().view(-1)
-        ends = torch.empty_like(starts)
-        ends[:-1] = starts[1:]
-        ends[-1] = n * F
-        row_start = torch.div(starts, F, rounding_mode="floor").mul_(F)
-        mean = (starts + ends - 1).double().div_(2).sub_(row_start).add_(1)
-        avg = mean.index_select(0, flat.cumsum(0).sub_(1)).view(n, F)
+    elif a.device.type == "cpu":
+        avg = _tie_average_numpy(new)
+    else:
+        avg = _tie_average_torch(new)
     return torch.empty(n, F, dtype=torch.float64, device=a.device).scatter_(1, order, avg)
 
 

@@ -120,14 +120,16 @@ def _solve(xs, m, S3, tol, max_iter):
     """Conjugate gradients for the removed pixels ``m`` of the rows ``xs``:
     each removed pixel equals the weighted mean of its neighbours; the known
     pixels are returned as they are."""
-    def A(p, mm):  # mm * (S p - N p) for p zero outside mm, in place on fresh arrays
-        return torch.addcmul(_smooth_121(p), S3, p, value=-12.0).mul_(mm).mul_(-1 / 12)
+    S12 = S3 * 12
+
+    def A(p, mm):  # m (S p - N p) = (u - 12 S3 p) * (-m / 12), p zero outside m; mm = -m / 12
+        return torch.addcmul(_smooth_121(p), S12, p, value=-1.0).mul_(mm)
 
     c = m * _neighbour_sum(xs * (1 - m))
     v = m * _push_pull(xs, 1 - m)
     active = torch.arange(xs.shape[0], device=xs.device)
     out = v.clone()
-    mm, cc, vv = m, c, v
+    mm, cc, vv = m * (-1 / 12), c, v
     r = cc - A(vv, mm)
     p = r.clone()
     rr = _dot(r, r)
