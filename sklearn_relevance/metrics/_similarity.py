@@ -157,7 +157,7 @@ def _window_sums(x, w):
     return out
 
 
-#: SSIM works on row chunks of about this many values per map: its five
+#: SSIM works on row chunks of about this many values per map: its four
 #: window-mean arrays then stay in the CPU's caches (2-3x faster on 64 x 4096
 #: and 8 x 32,768 maps than one pass over all rows, same values)
 _SSIM_CHUNK = 2 ** 15

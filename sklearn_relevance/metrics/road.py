@@ -11,10 +11,11 @@ plus Gaussian noise of standard deviation ``noise``.
 quantus solves one system per image and percentage with scipy; here all
 images and percentages of a chunk are solved together by conjugate
 gradients on the GPU or CPU (the operator is a 3 x 3 convolution restricted
-to the removed pixels, applied separably as shifted adds; on the CPU in row
-chunks that stay in the caches), started from a push-pull fill of the holes so that
-the slow, smooth part of the solution is there from the start, and run
-until every residual is below ``tol`` times its right-hand side.
+to the removed pixels, applied separably as shifted adds; on the CPU in
+row chunks that stay in the caches), started from a push-pull fill of the
+holes so that the slow, smooth part of the solution is there from the
+start, and run until every residual is below ``tol`` times its right-hand
+side (a system not solved within ``max_iter`` warns).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ._explaining import Model, check_relevance, seed_of, step_draws
 from ._perturb import feature_ranks
 
 __all__ = ["road_curve", "road", "noisy_linear_imputation"]
+
 
 def _smooth_121(v):
     """The zero-padded 3 x 3 sum with weights outer([1, 2, 1], [1, 2, 1]),
@@ -101,8 +103,15 @@ def noisy_linear_imputation(x, removed, *, noise=0.01, noise_draws=None, tol=1e-
     # on the CPU, rows of about _CG_CHUNK pixels at a time keep the solver's
     # vectors in the caches (1.3-1.5x on 64 x 64 images); a GPU takes them all
     rows = R * C if x.device.type != "cpu" else max(1, _CG_CHUNK // (H * W))
-    out = torch.cat([_solve(xs[i:i + rows], m[i:i + rows], S3, tol, max_iter)
-                     for i in range(0, R * C, rows)]).reshape(R, C, H, W)
+    solved = [_solve(xs[i:i + rows], m[i:i + rows], S3, tol, max_iter)
+              for i in range(0, R * C, rows)]
+    out = torch.cat([o for o, _ in solved]).reshape(R, C, H, W)
+    unsolved = torch.cat([u for _, u in solved])
+    if unsolved.numel():
+        warnings.warn(f"noisy_linear_imputation: {unsolved.numel()} system(s) not solved to "
+                      f"tol={tol:g} in max_iter={max_iter} iterations (worst relative "
+                      f"residual {float(unsolved.max()):.1e}); raise max_iter.",
+                      ConvergenceWarning, stacklevel=2)
     if noise_draws is not None and noise:
         out = out + noise * noise_draws.double() * m.reshape(R, C, H, W)
     return out.to(x.dtype)
@@ -119,7 +128,8 @@ def _dot(a, b):
 def _solve(xs, m, S3, tol, max_iter):
     """Conjugate gradients for the removed pixels ``m`` of the rows ``xs``:
     each removed pixel equals the weighted mean of its neighbours; the known
-    pixels are returned as they are."""
+    pixels are returned as they are. Returns the rows and the relative
+    residuals of the rows not solved to ``tol`` within ``max_iter``."""
     S12 = S3 * 12
 
     def A(p, mm):  # m (S p - N p) = (u - 12 S3 p) * (-m / 12), p zero outside m; mm = -m / 12
@@ -153,15 +163,11 @@ def _solve(xs, m, S3, tol, max_iter):
         beta = torch.where(rr > 0, rr_new / rr, 0.0)
         p.mul_(beta[:, None, None, None]).add_(r)
         rr = rr_new
+    residual = torch.zeros(0, dtype=torch.float64, device=xs.device)
     if active.numel():
         out[active] = vv
-        worst = float((rr / cn).max().sqrt())
-        if worst > tol:
-            warnings.warn(f"noisy_linear_imputation: {active.numel()} system(s) not solved "
-                          f"to tol={tol:g} in max_iter={max_iter} iterations (worst "
-                          f"relative residual {worst:.1e}); raise max_iter.",
-                          ConvergenceWarning, stacklevel=3)
-    return torch.where(m > 0, out, xs)
+        residual = (rr / cn).sqrt()
+    return torch.where(m > 0, out, xs), residual[residual > tol]
 
 
 def road_curve(estimator, X, relevance, *, y=None, target=None,
