@@ -231,3 +231,33 @@ def test_sensitivity_n_per_sample():
     noise = torch.randn(X.shape, generator=torch.Generator().manual_seed(5))
     assert abs(sensitivity_n(net, X, noise, target=t, baseline=0.0, n_runs=50,
                              random_state=0).mean()) < 0.5
+
+
+@pytest.mark.parametrize("F,size,margin", [(24, 3, None), (24, 3, 0), (12, 5, None)])
+def test_random_subsets_distinct_seeded_and_uniform(F, size, margin, monkeypatch):
+    """Every subset of ``size`` features is equally likely (chi-square over
+    all of them, three seeds; a true uniform draw fails one with probability
+    about 3e-4), entries of a row are distinct, and a seed repeats its draws:
+    integers with spare draws, integers redrawn where they repeat (no
+    spare), ranked uniform numbers (larger subsets)."""
+    from itertools import combinations
+
+    from scipy.stats import chisquare
+
+    from sklearn_relevance.metrics import faithfulness as module
+
+    if margin is not None:  # no spare draws: every row with a repeat redraws it
+        draws = module._distinct_draws
+        monkeypatch.setattr(module, "_distinct_draws",
+                            lambda *a, **k: draws(*a, **k, margin=margin))
+    cpu = torch.device("cpu")
+    subsets = {c: i for i, c in enumerate(combinations(range(F), size))}
+    for seed in range(3):
+        idx = random_subsets(seed, range(160), 250, F, size, cpu).reshape(-1, size)
+        assert torch.equal(idx, random_subsets(seed, range(160), 250, F, size,
+                                               cpu).reshape(-1, size))
+        rows = idx.sort(1).values
+        assert (rows[:, 1:] > rows[:, :-1]).all()  # distinct
+        counts = np.bincount([subsets[tuple(r)] for r in rows.tolist()],
+                             minlength=len(subsets))
+        assert chisquare(counts).pvalue > 1e-4

@@ -52,11 +52,46 @@ def _setup(owner, estimator, X, relevance, y, target, response, internal_batch_s
     return model, a
 
 
+def _first_repeats(idx):
+    """Bool mask of the entries that repeat an earlier entry of their row."""
+    s, order = idx.sort(dim=1, stable=True)  # a value's first entry sorts first
+    repeat = torch.zeros_like(idx, dtype=torch.bool)
+    return repeat.scatter_(1, order[:, 1:], s[:, 1:] == s[:, :-1])
+
+
+def _distinct_draws(g, n, F, size, device, margin=None):
+    """(n, size) indices, each row ``size`` distinct features drawn uniformly.
+
+    Small subsets (at most F / 8) are the first ``size`` distinct values of a
+    row of uniform integers (drawn with a margin for the expected repeats; a
+    row left short draws its missing entries again until none repeats): the
+    draw treats all features alike, so every subset of ``size`` features is
+    equally likely, and it costs O(size) per row instead of the O(F) of
+    ranking F uniform numbers (which larger subsets use)."""
+    if 8 * size > F:
+        return torch.rand(n, F, generator=g, device=device).topk(size, dim=1,
+                                                                 sorted=False).indices
+    if margin is None:
+        margin = 2 * (size * size // F) + 8  # about twice the expected repeats
+    idx = torch.randint(F, (n, size + margin), generator=g, device=device)
+    repeat = _first_repeats(idx)
+    # the entries that are not repeats, in draw order, first
+    first = repeat.to(torch.uint8).sort(dim=1, stable=True).indices[:, :size]
+    short = repeat.sum(1) > margin
+    idx, repeat = idx.gather(1, first), repeat.gather(1, first)
+    while bool(short.any()):  # rows that drew fewer than size distinct values
+        count = int(repeat.sum())
+        idx[repeat] = torch.randint(F, (count,), generator=g, device=device)
+        repeat = _first_repeats(idx)
+        short = repeat.any(1)
+    return idx
+
+
 def random_subsets(seed, runs, n, F, size, device):
     """(k, n, size) feature indices of each run's random subsets (without
-    replacement), drawn per run from ``(seed, run)``."""
-    return step_draws(lambda g: torch.rand(n, F, generator=g, device=device)
-                      .topk(size, dim=1, sorted=False).indices, seed, runs, device)
+    replacement, uniform over the subsets of ``size`` features), drawn per
+    run from ``(seed, run)``."""
+    return step_draws(lambda g: _distinct_draws(g, n, F, size, device), seed, runs, device)
 
 
 def faithfulness_correlation(estimator, X, relevance, *, y=None, target=None, n_runs=100,
