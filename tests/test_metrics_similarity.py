@@ -127,3 +127,26 @@ def test_tie_averages_the_same_in_numpy_and_torch():
             for s0, s1 in zip(starts[:-1], starts[1:]):
                 ref[i, s0:s1] = (s0 + 1 + s1) / 2
         np.testing.assert_array_equal(ours.numpy(), ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("descending", [False, True])
+def test_stable_order_equals_torch_stable_argsort(dtype, descending):
+    """The radix order (CPU float32 / float64) is torch's stable argsort:
+    ties (many, of both signs, signed zeros) keep their index order; other
+    dtypes and non-finite maps take torch's sort itself."""
+    from sklearn_relevance.metrics._sorting import stable_order
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(7, 700)) * 10.0 ** rng.integers(-30, 30, size=(7, 700))
+    a[0] = np.round(a[0] * 1e-29, 0)       # a few values, many ties
+    a[1, ::3] = 0.0
+    a[1, 1::3] = -0.0
+    a[2] = 5.0                              # one value
+    a[3] = np.nextafter(1.0, 2.0) * np.arange(700) % 7  # low bits
+    a[4, 10] = np.inf
+    a[5, 20] = -np.inf
+    t = torch.as_tensor(a).to(dtype)
+    for rows in [t, t[:4], t[4:]]:  # with and without non-finite rows
+        ref = torch.argsort(rows, dim=1, descending=descending, stable=True)
+        assert torch.equal(stable_order(rows, descending=descending), ref)

@@ -14,6 +14,7 @@ import numbers
 import torch
 
 from .._baselines import resolve_baselines
+from ._sorting import stable_order
 
 __all__ = ["resolve_base", "masked_response", "feature_ranks"]
 
@@ -36,7 +37,7 @@ def resolve_base(baseline, X, owner):
 def feature_ranks(a, descending):
     """Rank of each feature in the order of ``a`` (0 = first), ties by index."""
     n, F = a.shape
-    order = torch.argsort(a, dim=1, descending=descending, stable=True)
+    order = stable_order(a, descending=descending)
     ar = torch.arange(F, device=a.device).expand(n, F)
     return torch.empty_like(order).scatter_(1, order, ar)
 

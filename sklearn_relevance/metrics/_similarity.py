@@ -14,49 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._sorting import sorted_with_order
+
 __all__ = ["SIMILARITIES", "similarity", "similarity_to", "average_ranks"]
-
-
-_UINT_OF = {torch.float32: np.uint32, torch.float64: np.uint64}
-
-
-def _radix_keys(a):
-    """Unsigned integers (numpy) that sort like the finite floats ``a``, equal
-    floats (-0.0 and 0.0 included) giving equal keys: the bit pattern with
-    the sign bit set for positive numbers and every bit flipped for negative
-    ones."""
-    u = (a + 0.0).contiguous().numpy().view(_UINT_OF[a.dtype])  # -0.0 + 0.0 is 0.0
-    sign = u.dtype.type(1 << (8 * u.itemsize - 1))
-    negative = (u >> (8 * u.itemsize - 1)).astype(bool)
-    return np.where(negative, ~u, u | sign)
-
-
-def _radix_order(keys):
-    """A permutation sorting each row of the unsigned ``keys`` (numpy):
-    least-significant-digit radix sort by 16-bit digits, each pass numpy's
-    stable argsort of uint16 (itself a radix sort, linear in the row length);
-    2 passes for float32 keys. 2-3x faster than a comparison sort of 4096 or
-    32,768 values per row, on any CPU (no SIMD needed)."""
-    order = None
-    for shift in range(0, 8 * keys.itemsize, 16):
-        digit = torch.from_numpy(((keys >> shift) & 0xFFFF).astype(np.uint16).view(np.int16))
-        if order is not None:  # the digits in the order of the passes so far
-            digit = digit.gather(1, order)
-        step = torch.from_numpy(np.argsort(digit.numpy().view(np.uint16), axis=1,
-                                           kind="stable"))
-        order = step if order is None else order.gather(1, step)
-    return order
-
-
-def _sorted_with_order(a):
-    """``(s, order)``: values that sort like the rows of ``a`` (sorted) and the
-    permutation that sorts them."""
-    if a.device.type == "cpu" and a.dtype in _UINT_OF and bool(torch.isfinite(a).all()):
-        keys = _radix_keys(a)
-        order = _radix_order(keys)
-        return torch.from_numpy(keys.view(np.int32 if keys.itemsize == 4 else np.int64)
-                                ).gather(1, order), order
-    return torch.sort(a, dim=1)
 
 
 def _tie_average_numpy(new):
@@ -87,7 +47,7 @@ def _tie_average_torch(new):
 def average_ranks(a):
     """Ranks 1..F along axis 1, ties sharing their average rank (float64)."""
     n, F = a.shape
-    s, order = _sorted_with_order(a.detach())
+    s, order = sorted_with_order(a.detach())
     # ties share one average rank, so any sort order will do
     new = torch.ones(n, F, dtype=torch.bool, device=a.device)
     torch.ne(s[:, 1:], s[:, :-1], out=new[:, 1:])

@@ -14,6 +14,7 @@ import torch
 from .._validation import check_int
 from .._validation import as_batch, check_choice
 from ._checks import check_interval, nan_where, to_numpy
+from ._sorting import stable_order
 
 __all__ = ["importance_ranking", "rank_biased_overlap", "importance_rmse"]
 
@@ -63,7 +64,7 @@ def importance_ranking(scores, *, absolute=False, top_k=None):
     t = t.reshape(1, -1) if single else t.reshape(t.shape[0], -1)
     if absolute:
         t = t.abs()
-    order = torch.argsort(t, dim=1, descending=True, stable=True)
+    order = stable_order(t, descending=True)
     if top_k is not None:
         order = order[:, : check_int(top_k, "top_k", "importance_ranking")]
     out = order.cpu().numpy()

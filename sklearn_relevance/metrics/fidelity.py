@@ -30,6 +30,7 @@ from .._tensors import forward
 from .._baselines import resolve_baselines
 from .._validation import as_batch, check_choice, check_int, squeezed_shape
 from ._checks import constant_rows, nan_where, to_numpy
+from ._perturb import feature_ranks
 
 __all__ = ["perturbation_curve", "fidelity_score", "deletion_auc", "insertion_auc"]
 
@@ -73,9 +74,7 @@ def _positions(rel_flat, order, random_state):
         keys = torch.rand(n, F, generator=gen).to(rel_flat.device)
     else:
         keys = rel_flat if order == "mif" else -rel_flat
-    srt = torch.argsort(keys, dim=1, descending=True, stable=True)
-    ar = torch.arange(F, device=rel_flat.device).expand(n, F)
-    return torch.empty_like(srt).scatter_(1, srt, ar)
+    return feature_ranks(keys, descending=True)
 
 
 def _target_spec(estimator, target, y, n, device, X_raw, X):
