@@ -123,14 +123,18 @@ def _window_sums(x, w):
 _SSIM_CHUNK = 2 ** 15
 
 
-def _ssim_rows(a, b, c1, c2, win_size):
-    # the variances enter only as vx + vy: one window sum of a^2 + b^2
-    m = _window_sums(torch.stack([a, b, a * a + b * b, a * b]), win_size).div_(win_size)
-    ux, uy, usq, uxy = m.unbind(0)
-    norm = win_size / (win_size - 1)
-    uxuy, squares = ux * uy, (ux * ux).addcmul_(uy, uy)
-    num = (2 * uxuy + c1).mul_((uxy - uxuy).mul_(2 * norm).add_(c2))
-    den = (squares + c1).mul_((usq - squares).mul_(norm).add_(c2))
+def _ssim_rows(a, b, c1, c2, w):
+    """skimage's SSIM terms from the window sums ``s*`` of a, b, a^2 + b^2 and
+    a b (the variances enter only as vx + vy), each fused into few passes:
+    ``(2 ux uy + c1)(2 cov + c2) / ((ux^2 + uy^2 + c1)(vx + vy + c2))`` with
+    ``u = s / w`` and the sample (co)variances' factor ``w / (w - 1)``."""
+    sx, sy, ssq, sxy = _window_sums(torch.stack([a, b, a * a + b * b, a * b]), w).unbind(0)
+    norm = w / (w - 1)
+    sums_sq = (sx * sx).addcmul_(sy, sy)  # w^2 (ux^2 + uy^2)
+    num = torch.addcmul(c1, sx, sy, value=2 / w ** 2).mul_(
+        torch.addcmul(sxy, sx, sy, value=-1 / w).mul_(2 * norm / w).add_(c2))
+    den = torch.add(c1, sums_sq, alpha=1 / w ** 2).mul_(
+        torch.add(ssq, sums_sq, alpha=-1 / w).mul_(norm / w).add_(c2))
     return num.div_(den).mean(1)
 
 
