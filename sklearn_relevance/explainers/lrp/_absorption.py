@@ -32,7 +32,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from ..._module_access import hook_acts, hook_owner
-from ._conservation import ConservationWarning, LayerProbe
+from ._conservation import ConservationWarning, LayerProbe, on_gradient
 from ._functional import FunctionRules, _name
 
 __all__ = ["AbsorptionProbe", "relevance_budget", "diagnose", "BUDGET_KEYS"]
@@ -70,23 +70,14 @@ class AbsorptionProbe(LayerProbe):
         self.functions = {"constants": torch.zeros((), dtype=torch.float64),
                           "softmax": torch.zeros((), dtype=torch.float64)}
 
-    def _add(self, name, slot, t):
-        value = t.detach().clone()  # before any later in-place change (LayerProbe)
-
-        def grad_hook(g):
-            if g is None:
-                return
-            entry = self.record.setdefault(name, [0.0, 0.0])
-            entry[slot] = entry[slot] + _relevance(value, g)
-        t.register_hook(grad_hook)
+    @staticmethod
+    def _sum(value, g):  # totals of one sample, infinite entries counting zero
+        return _relevance(value, g)
 
     def _credit(self, key, sign, t):
-        value = t.detach().clone()
-
-        def grad_hook(g):
-            if g is not None:
-                self.functions[key] = self.functions[key] + sign * _relevance(value, g)
-        t.register_hook(grad_hook)
+        def add(value, g):
+            self.functions[key] = self.functions[key] + sign * _relevance(value, g)
+        on_gradient(t, add)
 
     def attach(self, stack, n=None, sources=None):
         if sources is None:

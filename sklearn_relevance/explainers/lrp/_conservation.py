@@ -16,7 +16,7 @@ import warnings
 import torch
 
 __all__ = ["ConservationWarning", "relevance_sums", "violations", "LayerProbe",
-           "conservation_message", "layer_relevance"]
+           "conservation_message", "layer_relevance", "on_gradient"]
 
 
 class ConservationWarning(UserWarning):
@@ -41,6 +41,19 @@ def violations(sums, outputs, rtol, atol=1e-6):
     return torch.nonzero(bad).reshape(-1).tolist()
 
 
+def on_gradient(t, add):
+    """Call ``add(value, g)`` with ``t``'s values as they are now and the
+    gradient ``g`` that reaches ``t`` (if any): the forward may change ``t``
+    in place later (MONAI's ``out += residual``), while the hook gets the
+    gradient of this version."""
+    value = t.detach().clone()
+
+    def grad_hook(g):
+        if g is not None:
+            add(value, g)
+    t.register_hook(grad_hook)
+
+
 class LayerProbe:
     """Hooks measuring each layer call's relevance in and out, per sample.
 
@@ -57,21 +70,19 @@ class LayerProbe:
         self.handles = []
         self.n = None  # samples; tensors of another leading size are skipped
 
+    @staticmethod
+    def _sum(value, g):
+        """The relevance ``value * g`` of one record, per sample (float64)."""
+        return (value * g.detach()).reshape(value.shape[0], -1).double().sum(1)
+
     def _add(self, name, slot, t):
         if self.n is not None and t.shape[0] != self.n:
             return
 
-        # the values now: the forward may change ``t`` in place later (MONAI's
-        # ``out += residual``), while the hook gets the gradient of this version
-        value = t.detach().clone()
-
-        def grad_hook(g):
-            if g is None:
-                return
-            s = (value * g.detach()).reshape(value.shape[0], -1).double().sum(1)
+        def add(value, g):
             entry = self.record.setdefault(name, [0.0, 0.0])
-            entry[slot] = entry[slot] + s
-        t.register_hook(grad_hook)
+            entry[slot] = entry[slot] + self._sum(value, g)
+        on_gradient(t, add)
 
     def attach(self, stack, n=None, sources=None):
         """Hook every named submodule (removed when ``stack`` closes); ``n``:
