@@ -31,6 +31,7 @@ def best_of(fn, repeats):
     other jobs), both libraries single-threaded."""
     return _best_of(fn, repeats, clock=time.process_time)
 
+
 def forward_floor(net, run):
     """CPU seconds of the network passes ``run()`` makes, replayed alone.
 
@@ -276,10 +277,11 @@ def run(quantus, repeats, quick, only=None, floor=False, quantus_repeats=1):
 
 #: how many explanations a randomisation test compares: the original map
 #: (given) and the map of the randomised network, of each cascade step (one
-#: per layer with parameters) or of the other class
+#: per layer the metric re-draws: those with ``reset_parameters``, as
+#: ``randomised_layers`` picks them) or of the other class
 _COMPARED = {
     "mprt, cascading, every layer": lambda net: 1 + sum(
-        1 for m in net.modules() if any(True for _ in m.parameters(recurse=False))),
+        hasattr(m, "reset_parameters") for m in net.modules()),
     "mprt, cascading, whole network": lambda net: 2,
     "random_logit": lambda net: 2,
 }
