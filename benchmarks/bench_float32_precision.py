@@ -173,7 +173,7 @@ def main(argv=None):
 
         rows = {"captum float32": stats(peer(module, X))}
         if args.method == "ig":  # (the estimator draws SmoothGrad's noise its own way)
-            rows["estimator.explain (every rewrite)"] = stats(
+            rows["estimator.explain (its default copy)"] = stats(
                 _estimator_explain(module, X, t, explainer()))
         variants = {"copy, default (BatchNorm kept, contiguous, input layer split)": {},
                     "copy without the split input layer": dict(split_stem=False),
