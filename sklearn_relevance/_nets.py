@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from sklearn.exceptions import NotFittedError
 
+from ._net_batches import _float_dtype
+
 
 __all__ = ["final_input", "final_step", "input_dtype", "is_pipeline", "module_and_device"]
 
@@ -74,7 +76,4 @@ def module_and_device(model):
 def input_dtype(module):
     """The dtype the metrics feed ``module``: float64 for a float64 network
     (a float32 batch would fail in its first layer), else float32."""
-    for p in module.parameters():
-        if p.is_floating_point():
-            return torch.float64 if p.dtype == torch.float64 else torch.float32
-    return torch.float32
+    return torch.float64 if _float_dtype(module) == torch.float64 else torch.float32
