@@ -88,14 +88,6 @@ def _on_device(Xi, device, dtype):
     return Xi
 
 
-def _float_dtype(module):
-    """The floating dtype of ``module``'s first floating parameter, or None."""
-    for p in module.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return None
-
-
 def _packed(X, masks):
     """Tensors for skorch: X, or X packed with its masks (split sample-wise)."""
     X = as_torch(X)

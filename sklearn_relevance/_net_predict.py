@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 
 from ._batching import batch_len, index_batch
 from ._module_access import module_access
-from ._net_batches import _float_dtype, _on_device, _to_float64
+from ._net_batches import _on_device, _to_float64
+from ._nets import float_dtype
 from ._net_steps import _TrainingSteps
 from ._validation import as_torch, check_input, check_sample_shape
 
@@ -72,7 +73,7 @@ class _Prediction:
         """
         nonlin = self._get_predict_nonlinearity() if nonlinearity else None
         module = self.module_
-        dtype = _float_dtype(module)
+        dtype = float_dtype(module)
         # skorch's infer only adds overhead here (no masks at prediction);
         # a subclass that overrides infer keeps it (the estimators' own
         # infer is _TrainingSteps.infer)

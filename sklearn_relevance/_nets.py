@@ -10,10 +10,9 @@ from __future__ import annotations
 import torch
 from sklearn.exceptions import NotFittedError
 
-from ._net_batches import _float_dtype
 
-
-__all__ = ["final_input", "final_step", "input_dtype", "is_pipeline", "module_and_device"]
+__all__ = ["final_input", "final_step", "float_dtype", "input_dtype", "is_pipeline",
+           "module_and_device"]
 
 
 def is_pipeline(estimator):
@@ -73,7 +72,15 @@ def module_and_device(model):
     return module, device
 
 
+def float_dtype(module):
+    """The floating dtype of ``module``'s first floating parameter, or None."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return None
+
+
 def input_dtype(module):
     """The dtype the metrics feed ``module``: float64 for a float64 network
     (a float32 batch would fail in its first layer), else float32."""
-    return torch.float64 if _float_dtype(module) == torch.float64 else torch.float32
+    return torch.float64 if float_dtype(module) == torch.float64 else torch.float32
